@@ -1,0 +1,24 @@
+"""Quickstart: an MLP on scikit-learn's bundled digits, offline, a few minutes on a laptop CPU.
+
+Run it with ``python studies/quickstart.py`` or ``widthvsprune run studies/quickstart.py``.
+"""
+
+from widthvsprune import NarrowSearch, Pruning, Recipe, Study
+
+STUDY = Study(
+    name="quickstart",
+    dataset="digits",
+    family="mlp",
+    widths=(128, 64),
+    sparsities=(0.5, 0.8, 0.9, 0.95),
+    seeds=(0, 1, 2),
+    baseline=Recipe(epochs=12, batch_size=32, learning_rate=1e-3),
+    finetune=Recipe(epochs=4, batch_size=32, learning_rate=1e-3),
+    pruning=Pruning(variant="layerwise", frequency=10, end_fraction=0.75),
+    narrow=NarrowSearch(oracle="bayesian", max_trials=6),
+)
+
+if __name__ == "__main__":
+    from widthvsprune.cli import run_file
+
+    run_file(__file__)

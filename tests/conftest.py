@@ -1,0 +1,35 @@
+"""Shared fixtures. Tests never download: they use scikit-learn's bundled digits."""
+
+import os
+import random
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything():
+    random.seed(0)
+    np.random.seed(0)
+
+
+def tiny_study(name="tiny", **overrides):
+    """A study that trains in seconds: a small MLP on digits, two epochs per model."""
+    from widthvsprune import NarrowSearch, Pruning, Recipe, Study
+
+    fields = dict(
+        name=name,
+        dataset="digits",
+        family="mlp",
+        widths=(24, 12),
+        sparsities=(0.5, 0.9),
+        seeds=(0, 1),
+        baseline=Recipe(epochs=2, batch_size=64),
+        finetune=Recipe(epochs=2, batch_size=64),
+        pruning=Pruning(frequency=5, end_fraction=0.75),
+        narrow=NarrowSearch(oracle="random", max_trials=2),
+    )
+    fields.update(overrides)
+    return Study(**fields)

@@ -1,0 +1,169 @@
+"""The command line as a user runs it: real subprocesses, real files, kill -9 and two runners."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+STUDY = """
+from widthvsprune import NarrowSearch, Pruning, Recipe, Study
+
+STUDY = Study(
+    name={name!r},
+    dataset="digits",
+    family="mlp",
+    widths=(24, 12),
+    sparsities=(0.5, 0.9),
+    seeds=(0, 1),
+    baseline=Recipe(epochs={epochs}, batch_size=64, learning_rate={lr}, optimizer={optimizer!r}),
+    finetune=Recipe(epochs=2, batch_size=64),
+    pruning=Pruning(frequency=5, end_fraction=0.75),
+    narrow=NarrowSearch(oracle="random", max_trials=2),
+)
+"""
+
+
+def study_file(tmp_path, name="cli", epochs=2, lr=1e-3, optimizer="adam"):
+    path = tmp_path / f"{name}.py"
+    path.write_text(STUDY.format(name=name, epochs=epochs, lr=lr, optimizer=optimizer))
+    return path
+
+
+def cli(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "widthvsprune", *map(str, args)],
+                          capture_output=True, text=True, timeout=600, **kwargs)
+
+
+def start(*args):
+    return subprocess.Popen([sys.executable, "-m", "widthvsprune", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def done_records(root):
+    return {p: json.loads(p.read_text()) for p in root.glob("runs/*/seed-*/record.json")}
+
+
+
+@pytest.mark.parametrize("override,field", [
+    ("dataset=imagenet", "dataset"),
+    ("family=resnet", "family"),
+    ("sparsities=[0.5,1.0]", "sparsities"),
+    ("seeds=[]", "seeds"),
+    ("widths=[0,4]", "widths"),
+    ("baseline.epochs=0", "baseline.epochs"),
+    ("colour=red", "--set"),
+    ("dataset=npz:/nonexistent/x.npz", "dataset"),
+])
+def test_bad_input_stops_before_training_with_one_line(tmp_path, override, field):
+    path = study_file(tmp_path)
+    result = cli("run", path, "--out", tmp_path / "out", "--set", override)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: {field}: Expected") and "Received: " in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_unwritable_results_folder_is_refused(tmp_path):
+    (tmp_path / "file").write_text("")
+    result = cli("run", study_file(tmp_path), "--out", tmp_path / "file" / "out")
+    assert result.returncode == 2
+    assert "error: out: Expected a folder. Received: out=" in result.stderr
+
+
+def test_missing_study_file(tmp_path):
+    result = cli("run", tmp_path / "nope.py")
+    assert result.returncode == 2
+    assert "error: study: Expected an existing study file (.py). Received: study=" in result.stderr
+
+
+def test_dry_run_lists_runs_and_trains_nothing(tmp_path):
+    result = cli("run", study_file(tmp_path), "--out", tmp_path / "out", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("to train") == 2 + 4
+    assert not (tmp_path / "out" / "cli").exists()
+
+
+def test_kill_9_then_resume_keeps_finished_runs(tmp_path):
+    path, out = study_file(tmp_path, "killed"), tmp_path / "out"
+    root = out / "killed"
+    process = start("run", path, "--out", out)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(done_records(root)) < 4:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = {p: p.stat().st_mtime_ns for p in done_records(root)}
+    assert len(before) >= 4
+    assert not list(root.glob("runs/**/*.tmp"))  # no half-written file took a real name
+    result = cli("run", path, "--out", out)
+    assert result.returncode == 0, result.stderr
+    after = done_records(root)
+    assert {p: p.stat().st_mtime_ns for p in before} == before  # finished runs kept, not retrained
+    runs = pd.read_csv(root / "runs.csv")
+    assert len(runs) == 2 + 4 + 4 == len(after)
+    assert sorted(zip(runs.arm, runs.target_sparsity, runs.seed)) == sorted(
+        (r["arm"], r["target_sparsity"], r["seed"]) for r in after.values())
+    assert len(pd.read_csv(root / "comparison.csv")) == 2
+
+
+def test_two_runners_share_one_study(tmp_path):
+    path, out = study_file(tmp_path, "shared"), tmp_path / "out"
+    first, second = start("run", path, "--out", out), start("run", path, "--out", out)
+    outputs = [p.communicate(timeout=600) for p in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0, outputs
+    trained = [line.split("] ", 1)[1].split("  ")[0] for o, _ in outputs for line in o.splitlines()
+               if line.startswith("[")]
+    assert len(trained) == len(set(trained)), trained  # nothing was trained twice
+    records = done_records(out / "shared")
+    assert len(records) == 10 and all(r["status"] == "ok" for r in records.values())
+    assert len(pd.read_csv(out / "shared" / "runs.csv")) == 10
+
+
+def test_diverging_runs_are_recorded_as_failures_and_retried(tmp_path):
+    path, out = study_file(tmp_path, "diverge", lr=1e9, optimizer="sgd"), tmp_path / "out"
+    result = cli("run", path, "--out", out)
+    assert result.returncode == 1
+    assert "run(s) failed" in result.stdout + result.stderr
+    failed = [r for r in done_records(out / "diverge").values() if r["status"] == "failed"]
+    baselines = [r for r in failed if r["arm"] == "baseline"]
+    assert len(baselines) == 2 and all("non-finite" in r["error"] for r in baselines)
+    assert all("baseline of seed" in r["error"] for r in failed if r["arm"] == "pruned")
+    status = cli("status", out / "diverge")
+    assert "baseline  0/2 done, 2 failed" in status.stdout
+    assert "failed: baseline seed=0" in status.stdout
+    # The next run tries the failed runs again.
+    again = cli("run", path, "--out", out)
+    assert again.returncode == 1 and "run(s) failed (retried on the next run)" in again.stdout
+    retried = [r for r in done_records(out / "diverge").values() if r["arm"] == "baseline"]
+    assert [r["attempts"] for r in retried] == [2, 2]
+    assert len(pd.read_csv(out / "diverge" / "runs.csv")) == 0
+
+
+def test_report_regenerates_tables_from_records(tmp_path):
+    path, out = study_file(tmp_path, "rep"), tmp_path / "out"
+    assert cli("run", path, "--out", out).returncode == 0
+    root = out / "rep"
+    before = (root / "runs.csv").read_text()
+    (root / "runs.csv").unlink()
+    (root / "comparison.csv").unlink()
+    result = cli("report", root, "--size", "sparse_bytes")
+    assert result.returncode == 0, result.stderr
+    assert (root / "runs.csv").read_text() == before
+    assert set(pd.read_csv(root / "comparison.csv").size_axis) == {"sparse_bytes"}
+    assert "large-sparse beat small-dense at" in result.stdout
+
+
+def test_python_study_file_runs_itself(tmp_path):
+    path = study_file(tmp_path, "selfrun")
+    path.write_text(path.read_text() + "\nif __name__ == '__main__':\n"
+                    "    from widthvsprune.cli import run_file\n    run_file(__file__)\n")
+    result = subprocess.run([sys.executable, str(path), "--dry-run", "--out", str(tmp_path / "o")],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "study 'selfrun'" in result.stdout

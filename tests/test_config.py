@@ -1,0 +1,134 @@
+"""Study validation: every problem named by field and value, all at once, before training."""
+
+import dataclasses
+
+import pytest
+
+from widthvsprune import NarrowSearch, Pruning, Recipe, Study, StudyError, apply_overrides, load_study
+
+
+def problems_of(**fields):
+    with pytest.raises(StudyError) as info:
+        Study(name="s", **fields)
+    return info.value.problems
+
+
+@pytest.mark.parametrize("fields,field,value", [
+    (dict(dataset="imagenet"), "dataset", "'imagenet'"),
+    (dict(family="resnet"), "family", "'resnet'"),
+    (dict(sparsities=(0.5, 1.0)), "sparsities", "(0.5, 1.0)"),
+    (dict(sparsities=(-0.1,)), "sparsities", "(-0.1,)"),
+    (dict(sparsities=()), "sparsities", "()"),
+    (dict(seeds=()), "seeds", "()"),
+    (dict(seeds=(1, 1)), "seeds", "(1, 1)"),
+    (dict(widths=(0, 10)), "widths", "(0, 10)"),
+    (dict(widths=(-3, 10)), "widths", "(-3, 10)"),
+    (dict(family="seed_cnn", widths=(4, 4)), "widths", "(4, 4)"),
+    (dict(family="lenet5", widths=(6, 16)), "widths", "(6, 16)"),
+    (dict(baseline=Recipe(epochs=0)), "baseline.epochs", "0"),
+    (dict(finetune=Recipe(batch_size=-1)), "finetune.batch_size", "-1"),
+    (dict(baseline=Recipe(learning_rate=0.0)), "baseline.learning_rate", "0.0"),
+    (dict(baseline=Recipe(optimizer="rmsprop")), "baseline.optimizer", "'rmsprop'"),
+    (dict(pruning=Pruning(variant="l1")), "pruning.variant", "'l1'"),
+    (dict(pruning=Pruning(frequency=0)), "pruning.frequency", "0"),
+    (dict(narrow=NarrowSearch(oracle="grid")), "narrow.oracle", "'grid'"),
+    (dict(narrow=NarrowSearch(max_trials=0)), "narrow.max_trials", "0"),
+    (dict(validation_fraction=1.5), "validation_fraction", "1.5"),
+])
+def test_each_bad_field_is_named_with_its_value_and_what_is_accepted(fields, field, value):
+    problems = problems_of(**fields)
+    assert len(problems) == 1
+    line = problems[0]
+    assert line.startswith(f"{field}: Expected ")
+    assert f"Received: {field}={value}" in line
+    assert "\n" not in line
+
+
+def test_all_problems_are_reported_at_once():
+    problems = problems_of(dataset="nope", family="nope", seeds=(), sparsities=(2.0,),
+                           baseline=Recipe(epochs=-1, learning_rate=-1.0))
+    fields = [p.split(":")[0] for p in problems]
+    assert fields == ["dataset", "family", "sparsities", "seeds", "baseline.epochs",
+                      "baseline.learning_rate"]
+
+
+def test_family_default_widths_fill_in():
+    assert Study(name="s", family="seed_cnn").widths == (12,)
+    assert Study(name="s", family="lenet5").widths == (6, 16, 120, 84)
+
+
+def test_study_round_trips_through_its_dict():
+    from widthvsprune.config import study_from_dict
+
+    study = Study(name="s", seeds=(0, 1), narrow=NarrowSearch(epochs=3))
+    assert study_from_dict(study.to_dict()) == study
+
+
+def test_overrides_set_top_level_and_nested_fields():
+    study = apply_overrides(Study(name="s"), ["seeds=[0,1,2]", "finetune.epochs=5", "dataset=npz:my.npz",
+                                              "sparsities=[0.5, 0.9]", "narrow.epochs=None"])
+    assert study.seeds == (0, 1, 2)
+    assert study.finetune == dataclasses.replace(Recipe(epochs=2), epochs=5)
+    assert study.dataset == "npz:my.npz"
+    assert study.sparsities == (0.5, 0.9)
+
+
+def test_overriding_the_family_takes_its_default_widths():
+    assert apply_overrides(Study(name="s"), ["family=seed_cnn"]).widths == (12,)
+
+
+@pytest.mark.parametrize("override,field,received", [
+    ("colour=red", "--set", "--set='colour'"),
+    ("baseline.momentum=0.9", "--set", "--set='baseline.momentum'"),
+    ("seeds=zero", "seeds", "seeds='zero'"),
+    ("finetune.epochs=2.5", "finetune.epochs", "finetune.epochs=2.5"),
+    ("tensorboard=1", "tensorboard", "tensorboard=1"),
+    ("sparsities=[0.5, 1.5]", "sparsities", "sparsities=(0.5, 1.5)"),
+    ("noequals", "--set", "--set='noequals'"),
+])
+def test_bad_overrides_name_the_field(override, field, received):
+    with pytest.raises(StudyError) as info:
+        apply_overrides(Study(name="s"), [override])
+    assert len(info.value.problems) == 1
+    assert info.value.problems[0].startswith(f"{field}: Expected")
+    assert f"Received: {received}" in info.value.problems[0]
+
+
+def test_several_bad_overrides_are_reported_together():
+    with pytest.raises(StudyError) as info:
+        apply_overrides(Study(name="s"), ["colour=red", "seeds=[]", "baseline.epochs=0"])
+    assert [p.split(":")[0] for p in info.value.problems] == ["--set", "seeds", "baseline.epochs"]
+
+
+def test_study_file_that_does_not_exist(tmp_path):
+    with pytest.raises(StudyError, match=r"study: Expected an existing study file.*Received: study="):
+        load_study(tmp_path / "missing.py")
+
+
+def test_study_file_without_study(tmp_path):
+    path = tmp_path / "empty.py"
+    path.write_text("x = 1\n")
+    with pytest.raises(StudyError, match=r"study: Expected the file to define STUDY.*STUDY is missing"):
+        load_study(path)
+
+
+def test_study_file_that_raises(tmp_path):
+    path = tmp_path / "broken.py"
+    path.write_text("import math\n\nraise RuntimeError('boom')\n")
+    with pytest.raises(StudyError, match=r"raised RuntimeError: boom \(line 3\)"):
+        load_study(path)
+
+
+def test_study_file_with_an_invalid_study_names_the_file_and_field(tmp_path):
+    path = tmp_path / "bad.py"
+    path.write_text("from widthvsprune import Study\nSTUDY = Study(seeds=())\n")
+    with pytest.raises(StudyError) as info:
+        load_study(path)
+    assert info.value.problems == [f"{path}: seeds: Expected a non-empty tuple of integers >= 0. "
+                                   "Received: seeds=()"]
+
+
+def test_study_file_name_defaults_to_the_file_stem(tmp_path):
+    path = tmp_path / "my_study.py"
+    path.write_text("from widthvsprune import Study\nSTUDY = Study()\n")
+    assert load_study(path).name == "my_study"

@@ -1,0 +1,107 @@
+"""The pruned arm with real tfmot wrappers: sparsity reached, no-op at 0%, predictions kept."""
+
+import numpy as np
+import pytest
+
+from widthvsprune import Pruning, Recipe, data, measuring, models, pruning, schedules, training
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return data.load("digits")
+
+
+@pytest.fixture(scope="module")
+def trained(splits):
+    model = models.build("lenet5", (4, 6, 16, 12), splits.input_shape, 10, seed=0)
+    training.fit(model, splits, Recipe(epochs=1, batch_size=64), seed=0)
+    return model.get_weights()
+
+
+def prune(splits, weights, target, variant="layerwise", prune_output=True, epochs=2):
+    model = models.build("lenet5", (4, 6, 16, 12), splits.input_shape, 10, seed=0)
+    model.set_weights(weights)
+    spec = Pruning(variant=variant, frequency=5, end_fraction=0.75, prune_output=prune_output)
+    steps = schedules.schedule_steps(len(splits.x_train), 64, epochs, spec.frequency, 0, spec.end_fraction)
+    wrapped = pruning.wrap(model, pruning.make_schedule(target, spec, steps), prune_output)
+    training.fit(wrapped, splits, Recipe(epochs=epochs, batch_size=64), seed=0,
+                 callbacks=pruning.callbacks(spec, target, steps, seed=0))
+    return wrapped, pruning.strip(wrapped)
+
+
+def assert_model_sparsity(layers, target, tolerance=0.005):
+    for counts in measuring.layer_counts(layers):
+        if counts["pruned"]:
+            assert abs(counts["sparsity"] - target) <= tolerance, counts
+
+
+@pytest.mark.parametrize("target", [0.5, 0.8, 0.95])
+def test_layerwise_reaches_the_target_on_every_pruned_kernel(splits, trained, target):
+    _, stripped = prune(splits, trained, target)
+    layers = models.layer_weights(stripped)
+    assert len(layers) == 5
+    assert_model_sparsity(layers, target)
+    assert abs(measuring.summarize(layers)["sparsity"] - target) <= 0.005
+
+
+def test_zero_sparsity_is_a_no_op(splits, trained):
+    _, stripped = prune(splits, trained, 0.0, epochs=1)
+    layers = models.layer_weights(stripped)
+    before = sum(np.count_nonzero(w) for w in trained)
+    after = sum(np.count_nonzero(w) for w in stripped.get_weights())
+    assert after == before
+    assert measuring.summarize(layers)["sparsity"] == pytest.approx(
+        1 - sum(np.count_nonzero(w) for w in trained[::2]) / sum(w.size for w in trained[::2]))
+
+
+def test_stripped_predictions_equal_wrapped_predictions(splits, trained):
+    wrapped, stripped = prune(splits, trained, 0.8)
+    x = splits.x_test[:200]
+    np.testing.assert_array_equal(wrapped.predict(x, verbose=0), stripped.predict(x, verbose=0))
+
+
+def test_wrapped_count_params_includes_masks_but_the_stripped_count_does_not(splits, trained):
+    wrapped, stripped = prune(splits, trained, 0.5, epochs=1)
+    expected = models.build("lenet5", (4, 6, 16, 12), splits.input_shape, 10).count_params()
+    assert stripped.count_params() == expected
+    assert wrapped.count_params() > expected
+
+
+def test_output_layer_can_stay_dense(splits, trained):
+    _, stripped = prune(splits, trained, 0.8, prune_output=False)
+    counts = measuring.layer_counts(models.layer_weights(stripped, prune_output=False))
+    assert counts[-1]["pruned"] is False and counts[-1]["sparsity"] < 0.01
+    assert all(abs(c["sparsity"] - 0.8) <= 0.005 for c in counts[:-1])
+
+
+def test_global_reaches_the_global_target_while_layer_sparsities_differ(splits, trained):
+    _, stripped = prune(splits, trained, 0.8, variant="global")
+    layers = models.layer_weights(stripped)
+    counts = measuring.layer_counts(layers)
+    total = sum(c["kernel_params"] for c in counts)
+    zeros = sum(c["kernel_params"] - c["kernel_nonzero"] for c in counts)
+    assert abs(zeros / total - 0.8) <= 0.001
+    sparsities = [c["sparsity"] for c in counts]
+    assert max(sparsities) - min(sparsities) > 0.05
+
+
+def test_random_pruning_reaches_its_target(splits, trained):
+    _, stripped = prune(splits, trained, 0.8, variant="random")
+    assert_model_sparsity(models.layer_weights(stripped), 0.8)
+
+
+def test_global_masks_by_hand():
+    kernels = [np.array([[1.0, -5.0], [0.1, 2.0]]), np.array([[0.2, 3.0, -0.3]])]
+    masks = [np.ones_like(k) for k in kernels]
+    new = pruning.global_masks(kernels, masks, 3 / 7)
+    np.testing.assert_array_equal(new[0], [[1, 1], [0, 1]])
+    np.testing.assert_array_equal(new[1], [[0, 1, 0]])
+
+
+def test_random_masks_keep_pruned_weights_pruned():
+    rng = np.random.default_rng(0)
+    kernel = np.ones((10, 10))
+    first = pruning.random_masks([kernel], [np.ones_like(kernel)], 0.5, rng)[0]
+    second = pruning.random_masks([kernel], [first], 0.8, rng)[0]
+    assert first.sum() == 50 and second.sum() == 20
+    assert np.all(second <= first)

@@ -1,0 +1,143 @@
+"""The study runner end to end on a tiny study: records, CSVs, resuming."""
+
+import io
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from widthvsprune import Recipe, measuring, run_study, storing
+from widthvsprune import study as study_module
+
+from conftest import tiny_study
+
+REQUIRED = ["study", "arm", "family", "dataset", "widths", "seed", "target_sparsity", "sparsity",
+            "total_params", "nonzero_params", "test_accuracy", "val_accuracy", "epochs", "train_seconds"]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    out = tmp_path_factory.mktemp("results")
+    study = tiny_study()
+    stream = io.StringIO()
+    result = run_study(study, out, stream=stream)
+    return study, out, result, stream.getvalue()
+
+
+def records(root):
+    return {p: json.loads(p.read_text()) for p in sorted(root.glob("runs/*/seed-*/record.json"))}
+
+
+def test_runs_csv_has_one_row_per_trained_model(finished):
+    study, out, result, text = finished
+    root = out / study.name
+    runs = pd.read_csv(root / "runs.csv")
+    assert set(REQUIRED) <= set(runs.columns)
+    assert (runs.arm == "baseline").sum() == len(study.seeds)
+    assert (runs.arm == "pruned").sum() == len(study.seeds) * len(study.sparsities)
+    assert (runs.arm == "narrow").sum() == len(study.seeds) * len(study.sparsities)
+    assert sorted(runs[runs.arm == "baseline"].seed) == sorted(study.seeds)
+    assert not result.failed
+    assert f"runs.csv:       {root / 'runs.csv'}" in text
+
+
+def test_pruned_rows_reach_their_target_sparsity(finished):
+    study, out, _, _ = finished
+    runs = pd.read_csv(out / study.name / "runs.csv")
+    pruned = runs[runs.arm == "pruned"]
+    assert np.all(np.abs(pruned.sparsity - pruned.target_sparsity) <= 0.005)
+    assert np.all(pruned.total_params == runs[runs.arm == "baseline"].total_params.iloc[0])
+
+
+def test_narrow_rows_fit_their_budget(finished):
+    study, out, _, _ = finished
+    runs = pd.read_csv(out / study.name / "runs.csv")
+    narrow = runs[runs.arm == "narrow"]
+    assert np.all(narrow.total_params <= narrow.budget)
+    assert np.all((narrow.total_params >= 0.9 * narrow.budget) | narrow.note.notna())
+    assert np.all(narrow.total_params == narrow.nonzero_params)
+    for target in study.sparsities:
+        pruned = runs[(runs.arm == "pruned") & (runs.target_sparsity == target)]
+        budget = narrow[narrow.target_sparsity == target].budget
+        assert set(budget) == {pruned.nonzero_params.min()}
+
+
+def test_comparison_has_one_row_per_sparsity(finished):
+    study, out, _, text = finished
+    comparison = pd.read_csv(out / study.name / "comparison.csv")
+    assert list(comparison.target_sparsity) == list(study.sparsities)
+    assert set(comparison.verdict) <= {"pruned", "narrow", "tie"}
+    assert np.allclose(comparison.delta, comparison.pruned_test_accuracy - comparison.narrow_test_accuracy)
+    assert np.all(comparison.n_seeds == len(study.seeds))
+    assert "large-sparse beat small-dense at" in text
+
+
+def test_frontier_and_figures_are_written(finished):
+    study, out, _, _ = finished
+    root = out / study.name
+    frontier = pd.read_csv(root / "frontier.csv")
+    assert {"arm", "mean", "std", "n", "ci_low", "ci_high", "pareto", "sparse_bytes"} <= set(frontier.columns)
+    assert frontier.pareto.any()
+    for name in ("frontier.png", "frontier.svg", "report.md"):
+        assert (root / name).stat().st_size > 0
+    assert (root / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_record_counts_equal_a_recount_of_the_saved_weights(finished):
+    study, out, _, _ = finished
+    for path, record in records(out / study.name).items():
+        weights = storing.read_weights(path.parent / "weights.npz")
+        assert record["total_params"] == sum(int(w.size) for w in weights)
+        if record["arm"] == "pruned":
+            assert record["nonzero_params"] == sum(int(np.count_nonzero(w)) for w in weights)
+        else:  # dense models count every parameter
+            assert record["nonzero_params"] == record["total_params"]
+        kernels = [w for w in weights if w.ndim > 1]
+        if record["arm"] == "pruned":
+            zeros = sum(w.size - np.count_nonzero(w) for w in kernels)
+            assert math.isclose(record["sparsity"], zeros / sum(w.size for w in kernels), abs_tol=1e-9)
+            assert record["sparse_bytes"] == measuring.sparse_bytes(
+                [measuring.LayerWeights("l", k, b) for k, b in zip(weights[::2], weights[1::2])])
+
+
+def test_each_run_folder_holds_its_config_history_and_record(finished):
+    study, out, _, _ = finished
+    for path, record in records(out / study.name).items():
+        config = json.loads((path.parent / "config.json").read_text())
+        assert config["arm"] == record["arm"] and config["seed"] == record["seed"]
+        history = pd.read_csv(path.parent / "history.csv")
+        assert len(history) >= 1 and "val_accuracy" in history
+        key = path.parent.parent.name
+        assert record["key"] == key
+
+
+def test_second_run_trains_nothing(finished):
+    study, out, _, _ = finished
+    before = {p: p.stat().st_mtime_ns for p in records(out / study.name)}
+    result = run_study(study, out, stream=io.StringIO())
+    assert result.trained == 0
+    assert {p: p.stat().st_mtime_ns for p in records(out / study.name)} == before
+
+
+def test_deleting_one_record_retrains_exactly_that_run(finished):
+    study, out, _, _ = finished
+    root = out / study.name
+    target = storing.seed_dir(root, study_module.pruned_key(study, 0.9), 1)
+    storing.record_json(target).unlink()
+    others = {p: p.stat().st_mtime_ns for p in records(root)}
+    result = run_study(study, out, stream=io.StringIO())
+    assert result.trained == 1
+    assert storing.is_done(target)
+    assert {p: p.stat().st_mtime_ns for p in records(root) if p in others} == others
+
+
+def test_run_keys_are_stable_and_ignore_the_seed():
+    study = tiny_study()
+    assert study_module.baseline_key(study) == study_module.baseline_key(tiny_study(seeds=(5,)))
+    assert study_module.baseline_key(study) != study_module.baseline_key(
+        tiny_study(baseline=Recipe(epochs=3, batch_size=64)))
+    assert study_module.pruned_key(study, 0.5) != study_module.pruned_key(study, 0.9)
+    # Pinned: the canonical text of a run configuration must not drift.
+    assert storing.canonical({"b": [1, 2], "a": {"y": 0.5, "x": None}}) == '{"a":{"x":null,"y":0.5},"b":[1,2]}'

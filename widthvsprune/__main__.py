@@ -1,0 +1,7 @@
+"""``python -m widthvsprune``: the same as the ``widthvsprune`` command."""
+
+import sys
+
+from widthvsprune.cli import main
+
+sys.exit(main())

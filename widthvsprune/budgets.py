@@ -1,0 +1,146 @@
+"""Budget matching: the widest shape of a family that fits a parameter budget.
+
+Pure functions, no TensorFlow. For a family and a budget ``B`` (a pruned
+model's nonzero count, biases included) :func:`solve_widths` returns widths
+whose exact parameter count is ``<= B`` and as close to ``B`` as the family
+allows at the requested split of width between the knobs.
+"""
+
+import dataclasses
+import math
+from typing import Optional, Tuple
+
+from widthvsprune import families
+
+
+@dataclasses.dataclass(frozen=True)
+class Match:
+    """The result of matching a budget.
+
+    Attributes:
+        widths: the solved widths, or ``None`` when nothing fits.
+        params: their exact parameter count (0 when nothing fits).
+        budget: the budget that was matched.
+        note: why the match is not within 90% of the budget, or why nothing fits.
+    """
+
+    widths: Optional[Tuple[int, ...]]
+    params: int
+    budget: int
+    note: str = ""
+
+    @property
+    def fits(self):
+        return self.widths is not None
+
+    @property
+    def fill(self):
+        return self.params / self.budget if self.budget else 0.0
+
+
+def _count(family, widths, input_shape, num_classes):
+    return int(family.count_params(tuple(widths), tuple(input_shape), int(num_classes)))
+
+
+def smallest_params(family, n_widths, input_shape, num_classes):
+    """Parameter count of the family's smallest model (every width 1)."""
+    return _count(family, (1,) * n_widths, input_shape, num_classes)
+
+
+def _scaled(proportions, scale):
+    return tuple(max(1, int(math.floor(scale * p))) for p in proportions)
+
+
+def solve_widths(family, budget, proportions, input_shape, num_classes):
+    """The widest widths of ``family`` in the given proportions within ``budget``.
+
+    The widths are ``max(1, floor(s * p_i))`` for the largest scale ``s`` that
+    fits; then the knob furthest below its share is widened one unit at a time
+    while the total still fits, so that little of the budget is left unused
+    and the split stays the one asked for. Every candidate
+    is checked with the family's exact count, so the result never exceeds the
+    budget.
+
+    Args:
+        family: a :class:`widthvsprune.families.Family` or its name.
+        budget: the parameter budget, an integer >= 0.
+        proportions: positive numbers, one per knob: the shape's split of
+            width between the knobs (the wide widths give uniform narrowing).
+        input_shape: the shape of one example, without the batch dimension.
+        num_classes: number of output classes.
+
+    Returns:
+        A :class:`Match`.
+
+    Example:
+
+    >>> m = solve_widths("mlp", 50_000, (300, 100), (28, 28), 10)
+    >>> m.params <= 50_000
+    True
+    """
+    if isinstance(family, str):
+        family = families.get_family(family)
+    proportions = tuple(float(p) for p in proportions)
+    if not proportions or any(not p > 0 for p in proportions):
+        raise ValueError(
+            f"Expected positive proportions. Received: proportions={proportions!r}"
+        )
+    budget = int(budget)
+    count = lambda w: _count(family, w, input_shape, num_classes)  # noqa: E731
+    smallest = (1,) * len(proportions)
+    if count(smallest) > budget:
+        return Match(
+            None,
+            0,
+            budget,
+            f"no-narrow-fits: the smallest {family.name} (widths "
+            f"{families.describe_widths(smallest)}) has {count(smallest)} parameters",
+        )
+    # Largest scale that fits: exponential search, then bisection on s.
+    lo, hi = 0.0, 1.0 / min(proportions)
+    while count(_scaled(proportions, hi)) <= budget:
+        lo, hi = hi, hi * 2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if count(_scaled(proportions, mid)) <= budget:
+            lo = mid
+        else:
+            hi = mid
+    widths = list(_scaled(proportions, lo))
+    # Fill what is left without leaving the split: widen the knob furthest below
+    # its share, one unit at a time, until that knob no longer fits.
+    while True:
+        i = min(range(len(widths)), key=lambda j: (widths[j] / proportions[j], j))
+        trial = list(widths)
+        trial[i] += 1
+        if count(trial) > budget:
+            break
+        widths = trial
+    params = count(widths)
+    note = ""
+    if params < 0.9 * budget:
+        step = min(
+            count(tuple(w + (j == i) for j, w in enumerate(widths))) - params
+            for i in range(len(widths))
+        )
+        note = (
+            f"closest fit: one more unit of width costs {step} parameters, "
+            f"{budget - params} are left"
+        )
+    return Match(tuple(int(w) for w in widths), params, budget, note)
+
+
+def split_proportions(wide_widths, multipliers):
+    """Proportions of a shape: the wide widths, each scaled by a multiplier.
+
+    The first knob keeps its wide proportion; ``multipliers`` (one fewer than
+    the knobs) move each further knob's share up or down.
+    """
+    wide_widths = tuple(wide_widths)
+    if len(multipliers) != len(wide_widths) - 1:
+        raise ValueError(
+            f"Expected {len(wide_widths) - 1} multiplier(s). Received: multipliers={multipliers!r}"
+        )
+    return (float(wide_widths[0]),) + tuple(
+        float(w) * float(m) for w, m in zip(wide_widths[1:], multipliers)
+    )

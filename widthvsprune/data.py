@@ -1,0 +1,211 @@
+"""Datasets: train, validation and test splits as float32 arrays.
+
+``validation`` is carved from the training split with a fixed seed; the test
+split is never used for any choice (search, early stopping, model selection).
+"""
+
+import dataclasses
+import os
+import pathlib
+
+import numpy as np
+
+from widthvsprune.errors import DataError
+
+_KERAS_FILES = {
+    "mnist": ("mnist.npz",),
+    "fashion_mnist": (
+        "fashion-mnist/train-labels-idx1-ubyte.gz",
+        "fashion-mnist/train-images-idx3-ubyte.gz",
+        "fashion-mnist/t10k-labels-idx1-ubyte.gz",
+        "fashion-mnist/t10k-images-idx3-ubyte.gz",
+    ),
+    "cifar10": ("cifar-10-batches-py/data_batch_1",),
+}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Splits:
+    """Train, validation and test arrays of one dataset."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+
+    @property
+    def input_shape(self):
+        return tuple(int(d) for d in self.x_train.shape[1:])
+
+
+def keras_cache_dir():
+    """Where tf_keras's ``keras.datasets`` keeps downloaded files (``~/.keras/datasets``)."""
+    return pathlib.Path(os.path.expanduser("~")) / ".keras" / "datasets"
+
+
+def _digits():
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = (bunch.images / 16.0).astype("float32")[..., None]
+    y = bunch.target.astype("int32")
+    order = np.random.default_rng(1234).permutation(len(x))
+    x, y = x[order], y[order]
+    n_test = 360  # the same held-out 20% every time
+    return x[n_test:], y[n_test:], x[:n_test], y[:n_test]
+
+
+def _keras_dataset(name):
+    cache = keras_cache_dir()
+    missing = [f for f in _KERAS_FILES[name] if not (cache / f).exists()]
+    from widthvsprune.backend import keras
+
+    loader = getattr(keras.datasets, name)
+    try:
+        (x_train, y_train), (x_test, y_test) = loader.load_data()
+    except Exception as error:  # no network, proxy, partial file ...
+        raise DataError(
+            f"dataset: Could not download {name!r} ({type(error).__name__}). Expected the file(s) "
+            f"{', '.join(str(cache / f) for f in missing) or 'in ' + str(cache)} to be in the "
+            f"Keras cache; place them there or use a machine with internet access once. "
+            f"Received: dataset={name!r}"
+        ) from None
+    scale = 255.0
+    x_train = (x_train / scale).astype("float32")
+    x_test = (x_test / scale).astype("float32")
+    return x_train, y_train.reshape(-1), x_test, y_test.reshape(-1)
+
+
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def _npz(path):
+    path = pathlib.Path(path)
+    field = f"npz:{path}"
+    if not path.is_file():
+        raise DataError(f"dataset: Expected an existing .npz file. Received: dataset={field!r}")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in NPZ_KEYS if k not in f.files]
+            if missing:
+                raise DataError(
+                    f"dataset: Expected keys {list(NPZ_KEYS)} in the npz file. "
+                    f"Received: dataset={field!r}, which lacks {missing}"
+                )
+            arrays = {k: f[k] for k in NPZ_KEYS}
+    except DataError:
+        raise
+    except Exception as error:
+        raise DataError(
+            f"dataset: Expected a readable .npz file. Received: dataset={field!r} "
+            f"({type(error).__name__}: {error})"
+        ) from None
+    problems = validate_arrays(arrays, field)
+    if problems:
+        raise DataError("\n".join(problems))
+    x_train = arrays["x_train"].astype("float32")
+    x_test = arrays["x_test"].astype("float32")
+    if arrays["x_train"].dtype == np.uint8:
+        x_train, x_test = x_train / 255.0, x_test / 255.0
+    return x_train, arrays["y_train"], x_test, arrays["y_test"]
+
+
+def validate_arrays(arrays, field):
+    """Problems of a dataset's arrays, one line each (empty when valid)."""
+    problems = []
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.dtype.kind not in "uif":
+            problems.append(
+                f"dataset: Expected numeric x_{split}. Received: dataset={field!r} "
+                f"with x_{split}.dtype={x.dtype}"
+            )
+        elif x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+            problems.append(
+                f"dataset: Expected finite values in x_{split}. Received: dataset={field!r} "
+                f"with {int(np.size(x) - np.isfinite(x).sum())} non-finite values"
+            )
+        if y.dtype.kind not in "ui" and not (
+            y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y))
+        ):
+            problems.append(
+                f"dataset: Expected integer labels in y_{split}. Received: dataset={field!r} "
+                f"with y_{split}.dtype={y.dtype}"
+            )
+        if x.ndim < 2 or len(x) == 0:
+            problems.append(
+                f"dataset: Expected x_{split} of shape (examples, ...) with examples > 0. "
+                f"Received: dataset={field!r} with x_{split}.shape={x.shape}"
+            )
+        elif y.reshape(len(y), -1).shape[1] != 1 or len(y) != len(x):
+            problems.append(
+                f"dataset: Expected one label per example in y_{split} ({len(x)}). "
+                f"Received: dataset={field!r} with y_{split}.shape={y.shape}"
+            )
+    if not problems and arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
+        problems.append(
+            f"dataset: Expected x_train and x_test with the same example shape. Received: "
+            f"dataset={field!r} with {arrays['x_train'].shape[1:]} and {arrays['x_test'].shape[1:]}"
+        )
+    if not problems:
+        y_all = np.concatenate([arrays["y_train"].reshape(-1), arrays["y_test"].reshape(-1)])
+        n_classes = int(arrays["y_train"].max()) + 1
+        if y_all.min() < 0 or y_all.max() >= n_classes:
+            problems.append(
+                f"dataset: Expected labels in [0, {n_classes}) (the classes of y_train). "
+                f"Received: dataset={field!r} with labels from {y_all.min()} to {y_all.max()}"
+            )
+    return problems
+
+
+def load(name, validation_fraction=0.1, data_seed=0):
+    """Loads a dataset as :class:`Splits`.
+
+    Args:
+        name: ``"digits"`` (scikit-learn's bundled 8x8 digits, offline),
+            ``"mnist"``, ``"fashion_mnist"``, ``"cifar10"`` (through
+            ``keras.datasets``, cached after the first download) or
+            ``"npz:PATH"`` (arrays ``x_train, y_train, x_test, y_test``).
+        validation_fraction: share of the training split held out.
+        data_seed: seed of that split.
+
+    Raises:
+        DataError: naming the dataset and what is wrong or missing.
+
+    Example:
+
+    >>> splits = load("digits")
+    >>> splits.x_train.shape[1:]
+    (8, 8, 1)
+    """
+    if name == "digits":
+        x_train, y_train, x_test, y_test = _digits()
+    elif name in _KERAS_FILES:
+        x_train, y_train, x_test, y_test = _keras_dataset(name)
+    elif isinstance(name, str) and name.startswith("npz:"):
+        x_train, y_train, x_test, y_test = _npz(name[4:])
+    else:
+        raise DataError(
+            f"dataset: Expected one of ['digits', 'mnist', 'fashion_mnist', 'cifar10'] or "
+            f"'npz:PATH'. Received: dataset={name!r}"
+        )
+    y_train = np.asarray(y_train).reshape(-1).astype("int32")
+    y_test = np.asarray(y_test).reshape(-1).astype("int32")
+    order = np.random.default_rng(data_seed).permutation(len(x_train))
+    n_val = max(1, int(round(validation_fraction * len(x_train))))
+    val, train = order[:n_val], order[n_val:]
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    return Splits(
+        name=name,
+        x_train=np.ascontiguousarray(x_train[train]),
+        y_train=y_train[train],
+        x_val=np.ascontiguousarray(x_train[val]),
+        y_val=y_train[val],
+        x_test=np.ascontiguousarray(x_test),
+        y_test=y_test,
+        num_classes=num_classes,
+    )

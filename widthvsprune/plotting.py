@@ -1,0 +1,64 @@
+"""The frontier figure: test accuracy versus size, one line per arm."""
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from widthvsprune import storing  # noqa: E402
+
+_LABELS = {
+    "nonzero_params": "nonzero parameters",
+    "total_params": "parameters (dense count)",
+    "dense_bytes": "dense float32 storage (bytes)",
+    "sparse_bytes": "sparse storage (bytes)",
+    "gzip_bytes": "gzipped weights (bytes)",
+    "flops": "multiply-adds per example",
+    "nonzero_flops": "nonzero multiply-adds per example",
+}
+_STYLE = {"baseline": ("black", "*"), "pruned": ("tab:red", "o"), "narrow": ("tab:blue", "s")}
+
+
+def frontier_figure(study, runs, frontier, comparison, size, root):
+    """Writes ``frontier.png`` and ``frontier.svg`` into ``root``."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    for (arm, variant), group in frontier.groupby(["arm", "pruning"], sort=False):
+        group = group.sort_values(size)
+        color, marker = _STYLE.get(arm, ("gray", "^"))
+        label = {
+            "baseline": "wide dense (baseline)",
+            "pruned": f"large-sparse ({variant} pruning)",
+            "narrow": "small-dense (tuned, size-matched)",
+        }.get(arm, arm)
+        ax.plot(group[size], 100 * group["mean"], marker=marker, color=color, label=label,
+                linestyle="none" if arm == "baseline" else "-", markersize=8 if arm == "baseline" else 5)
+        low, high = group["ci_low"], group["ci_high"]
+        if low.notna().any():
+            ax.fill_between(group[size], 100 * low, 100 * high, color=color, alpha=0.15, linewidth=0)
+    # Matched pairs: a thin line from each pruned point to its narrow opponent.
+    for _, row in comparison.iterrows():
+        if all(math.isfinite(v) for v in (row.pruned_size, row.narrow_size,
+                                           row.pruned_test_accuracy, row.narrow_test_accuracy)):
+            ax.plot([row.pruned_size, row.narrow_size],
+                    [100 * row.pruned_test_accuracy, 100 * row.narrow_test_accuracy],
+                    color="gray", linewidth=0.8, linestyle=":", zorder=0)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"{_LABELS.get(size, size)} (log scale)")
+    ax.set_ylabel("test accuracy (%), mean over seeds")
+    ax.set_title(f"{study.name}: {study.family} on {study.dataset}, {len(study.seeds)} seed(s), 95% CI bands")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    storing.write_bytes(storing.table(root, "frontier.png"), _render(fig, "png"))
+    storing.write_bytes(storing.table(root, "frontier.svg"), _render(fig, "svg"))
+    plt.close(fig)
+
+
+def _render(fig, fmt):
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
+    return buffer.getvalue()
