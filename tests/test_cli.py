@@ -1,7 +1,6 @@
 """The command line as a user runs it: real subprocesses, real files, kill -9 and two runners."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

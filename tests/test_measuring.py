@@ -42,7 +42,7 @@ def test_a_dense_kernel_is_stored_dense():
 
 def test_gzip_bytes_is_the_gzip_of_the_raw_float32_weights():
     layers = _hand_built()
-    raw = b"".join(a.astype(np.float32).tobytes() for l in layers for a in (l.kernel, l.bias))
+    raw = b"".join(a.astype(np.float32).tobytes() for layer in layers for a in (layer.kernel, layer.bias))
     assert len(raw) == 4 * (8 + 2 + 12 + 3)
     assert measuring.summarize(layers)["gzip_bytes"] == len(gzip.compress(raw, 9, mtime=0))
     zeros = [np.zeros(10_000, np.float32)]

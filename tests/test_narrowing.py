@@ -1,11 +1,10 @@
 """The narrow arm's tuner: real KerasTuner oracles driving tf_keras models."""
 
 import pytest
+from conftest import tiny_study
 
 from widthvsprune import NarrowSearch, Recipe, data, families, narrowing
 from widthvsprune.backend import keras
-
-from conftest import tiny_study
 
 
 @pytest.fixture(scope="module")

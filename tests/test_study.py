@@ -7,11 +7,10 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import tiny_study
 
 from widthvsprune import Recipe, measuring, run_study, storing
 from widthvsprune import study as study_module
-
-from conftest import tiny_study
 
 REQUIRED = ["study", "arm", "family", "dataset", "widths", "seed", "target_sparsity", "sparsity",
             "total_params", "nonzero_params", "test_accuracy", "val_accuracy", "epochs", "train_seconds"]

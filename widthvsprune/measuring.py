@@ -77,7 +77,7 @@ def summarize(layers: Sequence[LayerWeights], extra_params=0):
         "sparsity": 1.0 - prunable_nz / prunable if prunable else 0.0,
         "dense_bytes": dense_bytes(total),
         "sparse_bytes": sparse_bytes(layers) + 4 * int(extra_params),
-        "gzip_bytes": gzip_bytes([a for l in layers for a in (l.kernel, l.bias) if a is not None]),
+        "gzip_bytes": gzip_bytes([a for layer in layers for a in (layer.kernel, layer.bias) if a is not None]),
         "flops": flops(layers),
         "nonzero_flops": flops(layers, nonzero_only=True),
     }

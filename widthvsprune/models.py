@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from widthvsprune import families
-from widthvsprune.backend import PruneLowMagnitude, keras, sparsity
+from widthvsprune.backend import PruneLowMagnitude, keras
 from widthvsprune.measuring import LayerWeights
 
 
