@@ -107,11 +107,22 @@ def random_masks(kernels, masks, target, rng):
 
 
 class MaskUpdater(keras.callbacks.Callback):
-    """Writes global or random masks into tfmot wrappers on the polynomial schedule."""
+    """Writes global or random masks into one model's tfmot wrappers on the polynomial schedule.
 
-    def __init__(self, variant, target, initial, steps, power, seed):
+    Args:
+        branch: the wrapped model whose masks it owns (in a pack, one branch).
+        variant: ``"global"`` or ``"random"``.
+        target: the final sparsity.
+        initial: the sparsity of the first update (the target if lower).
+        steps: the :class:`widthvsprune.schedules.ScheduleSteps`.
+        power: the schedule's exponent.
+        seed: seed of the random selection.
+    """
+
+    def __init__(self, branch, variant, target, initial, steps, power, seed):
         super().__init__()
-        self.variant, self.target, self.initial = variant, target, min(initial, target)
+        self.branch, self.variant = branch, variant
+        self.target, self.initial = target, min(initial, target)
         self.steps, self.power = steps, power
         self.rng = np.random.default_rng(seed)
         self.step = 0
@@ -125,10 +136,9 @@ class MaskUpdater(keras.callbacks.Callback):
         if not self._due(self.step):
             return
         target = schedules.polynomial_sparsity(
-            self.step, self.initial, self.target, self.steps.begin_step, self.steps.end_step,
-            self.power,
+            self.step, self.initial, self.target, self.steps.begin_step, self.steps.end_step, self.power
         )
-        variables = [v for w in wrappers(self.model) for v in w.pruning_vars]
+        variables = [v for w in wrappers(self.branch) for v in w.pruning_vars]
         kernels = [weight.numpy() for weight, _, _ in variables]
         masks = [mask.numpy() for _, mask, _ in variables]
         if self.variant == "global":
@@ -140,13 +150,14 @@ class MaskUpdater(keras.callbacks.Callback):
             weight.assign(k * m)
 
 
-def callbacks(pruning, target, steps, seed, log_dir=None):
-    """The callbacks a pruning fine-tune needs."""
+def callbacks(pruning, target, steps, branches, seeds, log_dir=None):
+    """The callbacks a pruning fine-tune of ``branches`` (one per seed) needs."""
     out = [sparsity.UpdatePruningStep()]
     if pruning.variant != "layerwise":
-        out.append(
-            MaskUpdater(pruning.variant, target, pruning.initial_sparsity, steps, pruning.power, seed)
-        )
+        out += [
+            MaskUpdater(branch, pruning.variant, target, pruning.initial_sparsity, steps, pruning.power, seed)
+            for branch, seed in zip(branches, seeds)
+        ]
     if log_dir is not None:
         out.append(sparsity.PruningSummaries(log_dir=str(log_dir)))
     return out

@@ -208,9 +208,19 @@ class StudyResult:
 
     root: object
     trained: int = 0
-    reused: int = 0
     failed: list = dataclasses.field(default_factory=list)
-    deferred: int = 0
+    waits: int = 0
+
+
+@dataclasses.dataclass
+class _Member:
+    """One run of a group trained together (one seed)."""
+
+    folder: object
+    seed: int
+    config: dict
+    base: dict
+    lock: object = None
 
 
 class _Runner:
@@ -221,23 +231,22 @@ class _Runner:
         self.attempted = set()  # folders trained (or failed) by this process
         self.result = StudyResult(self.root)
 
-    # ---- helpers -----------------------------------------------------------------
+    # ---- records -----------------------------------------------------------------
 
-    def _begin(self, folder, run_config):
-        """Checks the folder's config and writes it; returns False if it is done."""
-        existing = storing.config_json(folder)
-        if existing.exists():
+    def _write_config(self, folder, run_config):
+        """Writes the run's config.json, refusing a different one under the same key."""
+        path = storing.config_json(folder)
+        if path.exists() and not self.force:
             try:
-                old = storing.read_json(existing)
+                old = storing.read_json(path)
             except (OSError, ValueError):
-                old = None
-            if old is not None and old != run_config and not self.force:
+                old = None  # a torn file from a crash: rewrite it
+            if old is not None and old != run_config:
                 raise ResultsError(
-                    f"run: Expected the configuration stored in {existing} to match the study. "
-                    f"Received: a different configuration under the same key; use --force to redo it"
+                    f"run: Expected the configuration stored in {path} to match the study. "
+                    "Received: a different configuration under the same key; use --force to redo it"
                 )
-        storing.write_json(existing, run_config)
-        return True
+        storing.write_json(path, run_config)
 
     def _done(self, folder):
         if folder in self.attempted:
@@ -246,23 +255,23 @@ class _Runner:
             return False
         return storing.is_done(folder)
 
-    def _fail(self, folder, base, error):
+    def _fail(self, member, error):
         reason = f"{type(error).__name__}: {error}".strip()
-        previous = storing.read_record(folder) or {}
+        previous = storing.read_record(member.folder) or {}
         record = {
-            **base,
+            **member.base,
             "status": "failed",
-            "error": reason.splitlines()[0] if reason else "error",
+            "error": reason.splitlines()[0],
             "attempts": int(previous.get("attempts", 0)) + 1 if previous.get("status") == "failed" else 1,
         }
         if self.verbose:
-            record["traceback"] = traceback.format_exc()
-        storing.write_json(storing.record_json(folder), record)
+            record["traceback"] = "".join(traceback.format_exception(error))
+        storing.write_json(storing.record_json(member.folder), record)
         self.result.failed.append(record)
         self.progress.line(f"FAILED {record.get('label', '')}", error=record["error"])
         return record
 
-    def _common(self, arm, seed, label):
+    def _common(self, arm, seed, label, key, widths, target):
         return {
             "study": self.study.name,
             "arm": arm,
@@ -270,199 +279,248 @@ class _Runner:
             "dataset": self.study.dataset,
             "seed": int(seed),
             "label": label,
+            "key": key,
+            "widths": families.describe_widths(widths),
+            "target_sparsity": float(target),
             "pruning": self.study.pruning.variant if arm == "pruned" else "",
         }
 
-    def _measure(self, model, prune_output=True):
-        from widthvsprune import measuring, models
-
-        layers = models.layer_weights(model, prune_output)
-        sizes = measuring.summarize(layers, extra_params=models.other_params(model))
-        return sizes, measuring.layer_counts(layers)
-
-    def _finish(self, folder, model, history, record):
+    def _finish(self, member, model, history, extra):
         """Evaluates, measures and saves a trained plain model; writes the record last."""
         import pandas as pd
 
-        from widthvsprune import training
+        from widthvsprune import measuring, models, training
 
-        training.compile_model(model, self.study.baseline)
+        prune_output = member.base["arm"] != "pruned" or self.study.pruning.prune_output
         test_loss, test_acc = training.evaluate(model, self.splits.x_test, self.splits.y_test)
         _, val_acc = training.evaluate(model, self.splits.x_val, self.splits.y_val)
-        sizes, layers = self._measure(model, record.get("prune_output", True))
-        if record["arm"] != "pruned":
+        layers = models.layer_weights(model, prune_output)
+        sizes = measuring.summarize(layers, extra_params=models.other_params(model))
+        if member.base["arm"] != "pruned":
             # A dense model stores and computes every parameter, zero or not.
             sizes.update(nonzero_params=sizes["total_params"], nonzero_flops=sizes["flops"])
-        storing.write_csv(storing.history_csv(folder), pd.DataFrame(history))
-        storing.write_weights(storing.weights_npz(folder), model.get_weights())
+        storing.write_csv(storing.history_csv(member.folder), pd.DataFrame(history))
+        storing.write_weights(storing.weights_npz(member.folder), model.get_weights())
         record = {
-            **record,
+            **member.base,
+            **extra,
             **sizes,
             "status": "ok",
             "test_accuracy": test_acc,
             "test_loss": test_loss,
             "val_accuracy": val_acc,
-            "layers": layers,
+            "layers": measuring.layer_counts(layers),
         }
-        storing.write_json(storing.record_json(folder), record)
+        storing.write_json(storing.record_json(member.folder), record)
         return record
 
-    def _locked(self, folder, work):
-        """Runs ``work()`` under the folder's lock; returns None if another process holds it."""
-        lock = storing.Lock(folder)
-        if not lock.acquire(blocking=False):
-            return None
-        try:
-            if self._done(folder):
-                self.progress.skip()
-                return storing.read_record(folder)
-            return work()
-        finally:
-            lock.release()
+    # ---- groups ------------------------------------------------------------------
 
-    def _callbacks(self, folder, pruned=False, steps=None, target=None, seed=0):
-        from widthvsprune import pruning
+    def _claim(self, members):
+        """Locks the members nobody else holds; returns ``(held, busy)``.
+
+        Members already done are dropped (their lock is released at once).
+        """
+        held, busy = [], []
+        for member in members:
+            lock = storing.Lock(member.folder)
+            if not lock.acquire(blocking=False):
+                busy.append(member)
+                continue
+            if self._done(member.folder):
+                lock.release()
+                self.progress.skip()
+                continue
+            member.lock = lock
+            held.append(member)
+        return held, busy
+
+    def _train(self, members, build, recipe, epochs, learning_rate, callbacks, after=None, extra=None):
+        """Trains members together (alone when TensorBoard logs are asked for)."""
+        if not members:
+            return []
+        if self.study.tensorboard and len(members) > 1:
+            return [r for m in members for r in self._train([m], build, recipe, epochs, learning_rate,
+                                                            callbacks, after, extra)]
+        from widthvsprune import training
+
+        records = []
+        for member in members:
+            self._write_config(member.folder, member.config)
+            self.attempted.add(member.folder)
+        try:
+            branches = [build(member) for member in members]
+            histories, diverged, seconds = training.fit_packed(
+                branches,
+                self.splits,
+                recipe,
+                [m.seed for m in members],
+                callbacks(members, branches),
+                epochs=epochs,
+                learning_rates=[learning_rate] * len(members),
+            )
+        except Exception as error:  # recorded for every member; the study goes on
+            return [self._fail(member, error) for member in members]
+        share = seconds / len(members)
+        for i, (member, branch, history) in enumerate(zip(members, branches, histories)):
+            if i in diverged:
+                records.append(self._fail(member, training.diverged_error(history)))
+                continue
+            try:
+                model = after(branch) if after else branch
+                record = self._finish(member, model, history, {
+                    "train_seconds": share + (extra(member)["train_seconds"] if extra else 0.0),
+                    "pack_size": len(members),
+                })
+            except Exception as error:
+                records.append(self._fail(member, error))
+                continue
+            self.result.trained += 1
+            shown = {"sparsity": record["sparsity"]} if record["arm"] == "pruned" else {}
+            self.progress.line(
+                record["label"], share, **shown, nonzero=record["nonzero_params"],
+                val_acc=record["val_accuracy"], test_acc=record["test_accuracy"],
+            )
+            records.append(record)
+        return records
+
+    def _tensorboard(self, members):
         from widthvsprune.backend import keras
 
-        out = []
-        log_dir = storing.tensorboard_dir(folder) if self.study.tensorboard else None
-        if pruned:
-            out += pruning.callbacks(self.study.pruning, target, steps, seed, log_dir)
-        elif log_dir is not None:
-            out.append(keras.callbacks.TensorBoard(log_dir=str(log_dir)))
-        return out
+        if not self.study.tensorboard:
+            return []
+        return [keras.callbacks.TensorBoard(log_dir=str(storing.tensorboard_dir(members[0].folder)))]
+
+    def _release(self, members):
+        for member in members:
+            if member.lock is not None:
+                member.lock.release()
+                member.lock = None
 
     # ---- arms --------------------------------------------------------------------
 
-    def baseline(self, seed):
-        from widthvsprune import models, training
+    def baselines(self, seeds):
+        """Trains the missing baselines of ``seeds``; returns the records now known."""
+        from widthvsprune import models
 
         study, splits = self.study, self.splits
         key = baseline_key(study)
-        folder = storing.seed_dir(self.root, key, seed)
-        if self._done(folder):
-            return storing.read_record(folder)
-        label = f"baseline seed={seed} widths={families.describe_widths(study.widths)}"
-
-        def work():
-            self._begin(folder, {**baseline_config(study), "seed": int(seed), "study": study.name})
-            base = {
-                **self._common("baseline", seed, label),
-                "key": key,
-                "widths": families.describe_widths(study.widths),
-                "target_sparsity": 0.0,
-                "epochs": study.baseline.epochs,
-                "learning_rate": study.baseline.learning_rate,
-            }
-            self.attempted.add(folder)
-            try:
-                model = models.build(study.family, study.widths, splits.input_shape, splits.num_classes, seed)
-                history, seconds = training.fit(
-                    model, splits, study.baseline, seed, callbacks=self._callbacks(folder)
-                )
-                record = self._finish(folder, model, history, {**base, "train_seconds": seconds})
-            except Exception as error:  # recorded, the study goes on
-                return self._fail(folder, base, error)
-            self.result.trained += 1
-            self.progress.line(
-                label, seconds, val_acc=record["val_accuracy"], test_acc=record["test_accuracy"]
+        members = [
+            _Member(
+                storing.seed_dir(self.root, key, seed),
+                seed,
+                {**baseline_config(study), "seed": int(seed), "study": study.name},
+                {
+                    **self._common("baseline", seed, f"baseline seed={seed} widths="
+                                   f"{families.describe_widths(study.widths)}", key, study.widths, 0.0),
+                    "epochs": study.baseline.epochs,
+                    "learning_rate": study.baseline.learning_rate,
+                },
             )
-            return record
+            for seed in seeds
+        ]
+        held, _ = self._claim(members)
+        try:
+            self._train(
+                held,
+                lambda m: models.build(study.family, study.widths, splits.input_shape, splits.num_classes, m.seed),
+                study.baseline,
+                study.baseline.epochs,
+                study.baseline.learning_rate,
+                lambda ms, branches: self._tensorboard(ms),
+            )
+        finally:
+            self._release(held)
+        return self._known(members)
 
-        return self._locked(folder, work)
+    def _known(self, members):
+        """Records of members that are done or failed in this process (None: still busy)."""
+        out = {}
+        for member in members:
+            record = storing.read_record(member.folder)
+            if record is not None and (record.get("status") == "ok" or member.folder in self.attempted):
+                out[member.seed] = record
+        return out
 
-    def pruned(self, target, seed, baseline_record):
-        from widthvsprune import models, pruning, schedules, training
+    def pruned(self, target, baselines):
+        """Prunes and fine-tunes the baselines of ``baselines`` (seed -> record) to ``target``."""
+        from widthvsprune import models, pruning, schedules
 
         study, splits = self.study, self.splits
         key = pruned_key(study, target)
-        folder = storing.seed_dir(self.root, key, seed)
-        if self._done(folder):
-            return storing.read_record(folder)
-        label = f"pruned sparsity={target:g} seed={seed} ({study.pruning.variant})"
-
-        def work():
-            self._begin(folder, {**pruned_config(study, target), "seed": int(seed), "study": study.name})
-            base = {
-                **self._common("pruned", seed, label),
-                "key": key,
-                "widths": families.describe_widths(study.widths),
-                "target_sparsity": float(target),
-                "epochs": study.baseline.epochs + study.finetune.epochs,
-                "learning_rate": study.finetune.learning_rate,
-                "prune_output": study.pruning.prune_output,
-            }
-            self.attempted.add(folder)
-            try:
-                if baseline_record is None or baseline_record.get("status") != "ok":
-                    raise RuntimeError(f"the baseline of seed {seed} did not train")
-                model = models.build(study.family, study.widths, splits.input_shape, splits.num_classes, seed)
-                model.set_weights(storing.read_weights(storing.weights_npz(storing.seed_dir(
-                    self.root, baseline_record["key"], seed))))
-                steps = schedules.schedule_steps(
-                    len(splits.x_train),
-                    study.finetune.batch_size,
-                    study.finetune.epochs,
-                    study.pruning.frequency,
-                    study.pruning.begin_step,
-                    study.pruning.end_fraction,
-                )
-                wrapped = pruning.wrap(
-                    model, pruning.make_schedule(target, study.pruning, steps), study.pruning.prune_output
-                )
-                history, seconds = training.fit(
-                    wrapped,
-                    splits,
-                    study.finetune,
-                    seed,
-                    callbacks=self._callbacks(folder, True, steps, target, seed),
-                )
-                stripped = pruning.strip(wrapped)
-                record = self._finish(
-                    folder,
-                    stripped,
-                    history,
-                    {
-                        **base,
-                        "train_seconds": seconds + baseline_record.get("train_seconds", 0.0),
-                        "finetune_seconds": seconds,
-                        "schedule": dataclasses.asdict(steps),
-                    },
-                )
-            except Exception as error:
-                return self._fail(folder, base, error)
-            self.result.trained += 1
-            self.progress.line(
-                label,
-                seconds,
-                sparsity=record["sparsity"],
-                nonzero=record["nonzero_params"],
-                test_acc=record["test_accuracy"],
+        steps = schedules.schedule_steps(
+            len(splits.x_train), study.finetune.batch_size, study.finetune.epochs,
+            study.pruning.frequency, study.pruning.begin_step, study.pruning.end_fraction,
+        )
+        members = [
+            _Member(
+                storing.seed_dir(self.root, key, seed),
+                seed,
+                {**pruned_config(study, target), "seed": int(seed), "study": study.name},
+                {
+                    **self._common("pruned", seed, f"pruned sparsity={target:g} seed={seed} "
+                                   f"({study.pruning.variant})", key, study.widths, target),
+                    "epochs": study.baseline.epochs + study.finetune.epochs,
+                    "learning_rate": study.finetune.learning_rate,
+                    "prune_output": study.pruning.prune_output,
+                    "schedule": dataclasses.asdict(steps),
+                },
             )
-            return record
+            for seed in baselines
+        ]
+        held, _ = self._claim(members)
+        try:
+            ready = []
+            for member in held:
+                record = baselines[member.seed]
+                if record.get("status") != "ok":
+                    self.attempted.add(member.folder)
+                    self._fail(member, RuntimeError(f"the baseline of seed {member.seed} did not train"))
+                else:
+                    ready.append(member)
 
-        return self._locked(folder, work)
+            def build(member):
+                model = models.build(study.family, study.widths, splits.input_shape, splits.num_classes, member.seed)
+                weights = storing.weights_npz(storing.seed_dir(self.root, baselines[member.seed]["key"], member.seed))
+                model.set_weights(storing.read_weights(weights))
+                schedule = pruning.make_schedule(target, study.pruning, steps)
+                return pruning.wrap(model, schedule, study.pruning.prune_output)
+
+            def callbacks(ms, branches):
+                log_dir = storing.tensorboard_dir(ms[0].folder) if study.tensorboard else None
+                return pruning.callbacks(study.pruning, target, steps, branches, [m.seed for m in ms], log_dir)
+
+            self._train(
+                ready, build, study.finetune, study.finetune.epochs, study.finetune.learning_rate, callbacks,
+                after=pruning.strip,
+                extra=lambda m: {"train_seconds": baselines[m.seed].get("train_seconds", 0.0)},
+            )
+        finally:
+            self._release(held)
+        return self._known(members)
 
     def narrow(self, target, budget):
-        """The search for one budget, then one model per seed. Returns the records."""
-        from widthvsprune import budgets, models, training
+        """The search for one budget, then one model per seed; None while another process holds it."""
+        from widthvsprune import budgets
 
         study, splits = self.study, self.splits
         key = narrow_key(study, budget)
         folder = storing.run_dir(self.root, key)
         seed_folders = [storing.seed_dir(self.root, key, s) for s in study.seeds]
-        if all(self._done(f) for f in seed_folders):
+        if all(self._done(f) or (storing.read_record(f) or {}).get("status") == "no-narrow-fits"
+               for f in seed_folders):
+            self.progress.skip(len(study.seeds) + study.narrow.max_trials)
             return [storing.read_record(f) for f in seed_folders]
-        smallest = budgets.smallest_params(
-            families.get_family(study.family), len(study.widths), splits.input_shape, splits.num_classes
-        )
         lock = storing.Lock(folder)
         if not lock.acquire(blocking=False):
             return None
         try:
+            smallest = budgets.smallest_params(
+                families.get_family(study.family), len(study.widths), splits.input_shape, splits.num_classes
+            )
             if smallest > budget:
                 return self._no_fit(target, budget, key, seed_folders, smallest)
-            return self._search_and_train(target, budget, key, folder, seed_folders, models, training)
+            return self._search_and_train(target, budget, key, folder)
         finally:
             lock.release()
 
@@ -473,13 +531,11 @@ class _Runner:
             f"parameters, more than the budget of {budget}"
         )
         for seed, folder in zip(study.seeds, seed_folders):
-            self._begin(folder, {**narrow_config(study, budget), "seed": int(seed), "study": study.name})
+            self._write_config(folder, {**narrow_config(study, budget), "seed": int(seed), "study": study.name})
             record = {
-                **self._common("narrow", seed, f"narrow sparsity={target:g}"),
-                "key": key,
+                **self._common("narrow", seed, f"narrow sparsity={target:g}", key, (), target),
                 "status": "no-narrow-fits",
                 "budget": int(budget),
-                "target_sparsity": float(target),
                 "note": note,
             }
             storing.write_json(storing.record_json(folder), record)
@@ -488,81 +544,64 @@ class _Runner:
         self.progress.note(f"narrow sparsity={target:g}: {note}")
         return records
 
-    def _search_and_train(self, target, budget, key, folder, seed_folders, models, training):
-        from widthvsprune import narrowing
+    def _search_and_train(self, target, budget, key, folder):
+        from widthvsprune import models, narrowing
 
         study, splits = self.study, self.splits
         search_folder = storing.search_dir(self.root, key)
         storing.write_json(storing.config_json(folder), {**narrow_config(study, budget), "study": study.name})
-        first_search = not search_folder.exists()
+        fresh_force = self.force and folder not in self.attempted and search_folder.exists()
+        trials = []
 
         def on_trial(number, widths, lr, score, seconds):
+            trials.append(number)
             self.progress.line(
-                f"narrow sparsity={target:g} trial {number} widths={families.describe_widths(widths)} "
-                f"lr={lr:.2g}",
+                f"narrow sparsity={target:g} trial {number} widths={families.describe_widths(widths)} lr={lr:.2g}",
                 seconds,
                 val_acc=score,
             )
 
         start = time.perf_counter()
         result = narrowing.search(
-            study,
-            splits,
-            budget,
-            directory=folder,
-            project_name="search",
-            overwrite=self.force and folder not in self.attempted and not first_search,
-            on_trial=on_trial,
-            verbose=self.verbose,
+            study, splits, budget, directory=folder, project_name="search",
+            overwrite=fresh_force, on_trial=on_trial, verbose=self.verbose,
         )
         self.attempted.add(folder)
+        self.progress.skip(max(0, study.narrow.max_trials - len(trials)))
         search_seconds = time.perf_counter() - start
         storing.write_json(search_folder / "best.json", result)
-        records = []
-        for seed, seed_folder in zip(study.seeds, seed_folders):
+        widths = tuple(result["widths"])
+        members = []
+        for seed in study.seeds:
+            seed_folder = storing.seed_dir(self.root, key, seed)
             if self._done(seed_folder):
-                records.append(storing.read_record(seed_folder))
+                self.progress.skip()
                 continue
-            label = (
-                f"narrow sparsity={target:g} seed={seed} widths="
-                f"{families.describe_widths(result['widths'])}"
-            )
-            self._begin(seed_folder, {**narrow_config(study, budget), "seed": int(seed), "study": study.name,
-                                      "widths": result["widths"], "learning_rate": result["learning_rate"]})
-            base = {
-                **self._common("narrow", seed, label),
-                "key": key,
-                "widths": families.describe_widths(result["widths"]),
-                "target_sparsity": float(target),
-                "budget": int(budget),
-                "epochs": study.narrow_epochs,
-                "learning_rate": result["learning_rate"],
-                "tuner_trials": result["trials"],
-                "search_seconds": search_seconds,
-                "note": result["note"],
-            }
-            self.attempted.add(seed_folder)
-            try:
-                model = models.build(
-                    study.family, result["widths"], splits.input_shape, splits.num_classes, seed
-                )
-                history, seconds = training.fit(
-                    model,
-                    splits,
-                    study.baseline,
-                    seed,
-                    callbacks=self._callbacks(seed_folder),
-                    epochs=study.narrow_epochs,
-                    learning_rate=result["learning_rate"],
-                )
-                record = self._finish(seed_folder, model, history, {**base, "train_seconds": seconds})
-            except Exception as error:
-                records.append(self._fail(seed_folder, base, error))
-                continue
-            self.result.trained += 1
-            self.progress.line(label, seconds, params=record["total_params"], test_acc=record["test_accuracy"])
-            records.append(record)
-        return records
+            members.append(_Member(
+                seed_folder,
+                seed,
+                {**narrow_config(study, budget), "seed": int(seed), "study": study.name,
+                 "widths": list(widths), "learning_rate": result["learning_rate"]},
+                {
+                    **self._common("narrow", seed, f"narrow sparsity={target:g} seed={seed} widths="
+                                   f"{families.describe_widths(widths)}", key, widths, target),
+                    "budget": int(budget),
+                    "epochs": study.narrow_epochs,
+                    "learning_rate": result["learning_rate"],
+                    "tuner_trials": result["trials"],
+                    "search_seconds": search_seconds,
+                    "note": result["note"],
+                },
+            ))
+        self._train(
+            members,
+            lambda m: models.build(study.family, widths, splits.input_shape, splits.num_classes, m.seed),
+            study.baseline,
+            study.narrow_epochs,
+            result["learning_rate"],
+            lambda ms, branches: self._tensorboard(ms),
+        )
+        return [storing.read_record(f) for f in (storing.seed_dir(self.root, key, s) for s in study.seeds)]
 
     # ---- scheduling --------------------------------------------------------------
 
@@ -572,35 +611,26 @@ class _Runner:
         baselines, pruned, narrow = {}, {}, {}
         while True:
             waiting = False
-            for seed in study.seeds:
-                if seed not in baselines:
-                    record = self.baseline(seed)
-                    if record is None:
-                        waiting = True
-                    else:
-                        baselines[seed] = record
+            missing = [s for s in study.seeds if s not in baselines]
+            if missing:
+                baselines.update(self.baselines(missing))
+                waiting |= any(s not in baselines for s in study.seeds)
             for target in study.sparsities:
-                for seed in study.seeds:
-                    if (target, seed) in pruned:
-                        continue
-                    if seed not in baselines:
-                        waiting = True
-                        continue
-                    record = self.pruned(target, seed, baselines[seed])
-                    if record is None:
-                        waiting = True
-                    else:
-                        pruned[(target, seed)] = record
+                have = pruned.setdefault(target, {})
+                todo = {s: baselines[s] for s in baselines if s not in have}
+                if todo:
+                    have.update(self.pruned(target, todo))
+                waiting |= len(have) < len(study.seeds)
             for target in study.sparsities:
                 if target in narrow:
                     continue
-                records = [pruned.get((target, seed)) for seed in study.seeds]
-                if any(r is None for r in records):
+                if len(pruned[target]) < len(study.seeds):
                     waiting = True
                     continue
-                budget = budget_of(records)
+                budget = budget_of(list(pruned[target].values()))
                 if budget is None:
                     narrow[target] = []
+                    self.progress.skip(len(study.seeds) + study.narrow.max_trials)
                     self.progress.note(f"narrow sparsity={target:g}: skipped, no pruned model trained")
                     continue
                 got = self.narrow(target, budget)
@@ -610,7 +640,7 @@ class _Runner:
                     narrow[target] = got
             if not waiting:
                 return self.result
-            self.result.deferred += 1
+            self.result.waits += 1
             time.sleep(1.0)  # another process holds a run we need: wait for it
 
 
