@@ -13,8 +13,8 @@ STUDY = Study(
     sparsities=(0.5, 0.8, 0.9, 0.95),
     seeds=(0, 1, 2),
     baseline=Recipe(epochs=12, batch_size=32, learning_rate=1e-3),
-    finetune=Recipe(epochs=4, batch_size=32, learning_rate=1e-3),
-    pruning=Pruning(variant="layerwise", frequency=10, end_fraction=0.75),
+    finetune=Recipe(epochs=8, batch_size=32, learning_rate=1e-3),
+    pruning=Pruning(variant="layerwise", frequency=5, end_fraction=0.5),
     narrow=NarrowSearch(oracle="bayesian", max_trials=6),
 )
 

@@ -44,23 +44,54 @@ def test_tuner_accepts_tf_keras_models(tmp_path, splits):
     assert built and all(isinstance(m, keras.Model) for m in built)
 
 
-def test_interrupted_search_resumes_without_redoing_finished_trials(tmp_path, splits):
-    study = tiny_study(narrow=NarrowSearch(oracle="random", max_trials=3),
+def test_interrupted_search_resumes_without_redoing_finished_trials(tmp_path, splits, monkeypatch):
+    # Bayesian, 5 trials: the 3 random initial points train together, then one trial per fit.
+    study = tiny_study(narrow=NarrowSearch(oracle="bayesian", max_trials=5),
                        baseline=Recipe(epochs=1, batch_size=64))
-    calls = []
+    real_fit, fits, calls = narrowing.training.fit_packed, [], []
 
-    def interrupt_on_second(number, widths, lr, score, seconds):
-        calls.append(lr)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
+    def interrupted_second_fit(*args, **kwargs):
+        fits.append(1)
+        if len(fits) == 2:
+            raise KeyboardInterrupt  # as if ctrl-C (or a kill) came while trial 4 trained
+        return real_fit(*args, **kwargs)
 
+    monkeypatch.setattr(narrowing.training, "fit_packed", interrupted_second_fit)
     with pytest.raises(KeyboardInterrupt):
-        narrowing.search(study, splits, 600, tmp_path, on_trial=interrupt_on_second)
+        narrowing.search(study, splits, 600, tmp_path, on_trial=lambda n, w, lr, s, t: calls.append(lr))
+    monkeypatch.setattr(narrowing.training, "fit_packed", real_fit)
+    assert len(calls) == 3
     resumed = []
     result = narrowing.search(study, splits, 600, tmp_path, on_trial=lambda n, w, lr, s, t: resumed.append(lr))
-    assert calls[0] not in resumed  # the finished first trial is not trained again
+    assert not set(calls) & set(resumed)  # the finished trials are not trained again
     assert len(resumed) == 2  # the interrupted trial and the last one
-    assert result["trials"] == 3
+    assert result["trials"] == 5
+
+
+def test_independent_trials_train_together(tmp_path, splits, monkeypatch):
+    study = tiny_study(narrow=NarrowSearch(oracle="random", max_trials=4), baseline=Recipe(epochs=1, batch_size=64))
+    real_fit, packs = narrowing.training.fit_packed, []
+
+    def counting_fit(branches, *args, **kwargs):
+        packs.append(len(branches))
+        return real_fit(branches, *args, **kwargs)
+
+    monkeypatch.setattr(narrowing.training, "fit_packed", counting_fit)
+    result = narrowing.search(study, splits, 600, tmp_path)
+    assert packs == [4] and result["trials"] == 4
+
+
+def test_searches_side_by_side_keep_their_own_budgets(tmp_path, splits):
+    study = tiny_study(narrow=NarrowSearch(oracle="bayesian", max_trials=2),
+                       baseline=Recipe(epochs=1, batch_size=64))
+    jobs = [narrowing.SearchJob(b, str(tmp_path / str(b)), tag=b) for b in (300, 900, 2000)]
+    seen = []
+    results = narrowing.search_many(study, splits, jobs, on_trial=lambda tag, n, w, *_: seen.append((tag, w)))
+    assert len(seen) == 6
+    for tag, widths in seen:
+        assert families.count_mlp(widths, splits.input_shape, 10) <= tag
+    assert [r["trials"] for r in results] == [2, 2, 2]
+    assert all(r["params"] <= job.budget for r, job in zip(results, jobs))
 
 
 def test_hyperband_oracle_runs(tmp_path, splits):

@@ -21,7 +21,7 @@ def finished(tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
     study = tiny_study()
     stream = io.StringIO()
-    result = run_study(study, out, stream=stream)
+    result = run_study(study, out, stream=stream, workers=1)
     return study, out, result, stream.getvalue()
 
 
@@ -115,7 +115,7 @@ def test_each_run_folder_holds_its_config_history_and_record(finished):
 def test_second_run_trains_nothing(finished):
     study, out, _, _ = finished
     before = {p: p.stat().st_mtime_ns for p in records(out / study.name)}
-    result = run_study(study, out, stream=io.StringIO())
+    result = run_study(study, out, stream=io.StringIO(), workers=1)
     assert result.trained == 0
     assert {p: p.stat().st_mtime_ns for p in records(out / study.name)} == before
 
@@ -126,7 +126,7 @@ def test_deleting_one_record_retrains_exactly_that_run(finished):
     target = storing.seed_dir(root, study_module.pruned_key(study, 0.9), 1)
     storing.record_json(target).unlink()
     others = {p: p.stat().st_mtime_ns for p in records(root)}
-    result = run_study(study, out, stream=io.StringIO())
+    result = run_study(study, out, stream=io.StringIO(), workers=1)
     assert result.trained == 1
     assert storing.is_done(target)
     assert {p: p.stat().st_mtime_ns for p in records(root) if p in others} == others

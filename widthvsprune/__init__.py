@@ -29,11 +29,12 @@ __all__ = [
 ]
 
 
-def run_study(study, out="results", force=False, verbose=False, stream=None):
+def run_study(study, out="results", force=False, verbose=False, stream=None, workers=None, study_file=None):
     """Trains every missing run of ``study`` and writes its reports.
 
     See :func:`widthvsprune.study.run_study`.
     """
     from widthvsprune import study as study_module
 
-    return study_module.run_study(study, out=out, force=force, verbose=verbose, stream=stream)
+    return study_module.run_study(study, out=out, force=force, verbose=verbose, stream=stream, workers=workers,
+                                  study_file=study_file)

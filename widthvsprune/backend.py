@@ -7,6 +7,7 @@ module reaches TensorFlow through this one, and the pure modules (budgets,
 schedules, measuring, statistics, reports) never import it.
 """
 
+import json
 import logging
 import os
 import warnings
@@ -78,8 +79,42 @@ def configure_devices():
     return len(gpus)
 
 
-def keras_tuner():
-    """Imports KerasTuner (which brings in Keras 3) only when the narrow arm needs it."""
-    import keras_tuner as kt
+def limit_threads(workers):
+    """Splits the CPU cores between ``workers`` training processes.
 
+    Small models are limited by per-operation overhead, not arithmetic, so
+    several single-threaded processes train more models per second than one
+    process using every core. Has no effect once TensorFlow has started running.
+    """
+    if workers <= 1:
+        return
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # already initialized
+        pass
+
+
+def keras_tuner():
+    """Imports KerasTuner (which brings in Keras 3) only when the narrow arm needs it.
+
+    KerasTuner writes its oracle and trial state with a plain ``open``/``write``;
+    a kill during that write would leave a torn JSON file that stops the
+    search from resuming. Its ``save_json`` is replaced here by an atomic one
+    (temporary file, fsync, rename), so every state file is complete or absent.
+    """
+    import keras_tuner as kt
+    from keras_tuner.src import utils as kt_utils
+
+    if not getattr(kt_utils.save_json, "atomic", False):
+        from widthvsprune import storing
+
+        def save_json(path, obj):
+            text = json.dumps(obj)
+            storing.write_bytes(path, text.encode())
+            return text
+
+        save_json.atomic = True
+        kt_utils.save_json = save_json
     return kt

@@ -9,7 +9,7 @@ import os
 import pathlib
 import sys
 
-from widthvsprune.errors import WidthVsPruneError
+from widthvsprune.errors import StudyError, WidthVsPruneError
 
 SIZE_CHOICES = ("nonzero_params", "total_params", "dense_bytes", "sparse_bytes", "gzip_bytes",
                 "flops", "nonzero_flops")
@@ -29,6 +29,8 @@ def _parser():
                      help="override a study field, e.g. --set seeds=[0,1] --set finetune.epochs=3")
     run.add_argument("--force", action="store_true", help="retrain runs that are already done")
     run.add_argument("--dry-run", action="store_true", help="check the study and list its runs only")
+    run.add_argument("--workers", type=int, default=None, metavar="N",
+                     help="training processes (default: one per CPU core, at most 4; 1 with a GPU)")
     run.add_argument("-v", "--verbose", action="store_true", help="show TensorFlow's own output")
 
     status = sub.add_parser("status", help="what is done, failed and missing")
@@ -112,7 +114,10 @@ def main(argv=None):
                 return 0
             from widthvsprune import study as study_module
 
-            result = study_module.run_study(study, args.out, force=args.force, verbose=args.verbose)
+            if args.workers is not None and args.workers < 1:
+                raise StudyError(f"--workers: Expected an integer >= 1. Received: --workers={args.workers}")
+            result = study_module.run_study(study, args.out, force=args.force, verbose=args.verbose,
+                                            workers=args.workers, study_file=args.study)
             if result.failed:
                 print(f"{len(result.failed)} run(s) failed; run the same command again to retry them.",
                       file=sys.stderr)

@@ -202,6 +202,8 @@ def min_input_side(family_name):
     return {"seed_cnn": 4, "lenet5": 4}.get(family_name, 1)
 
 
+SHIPPED = ("seed_cnn", "mlp", "lenet5")
+
 register_family(Family("seed_cnn", (12,), count_seed_cnn, build_seed_cnn, 1, ("filters",)))
 register_family(Family("mlp", (300, 100), count_mlp, build_mlp, None))
 register_family(

@@ -15,6 +15,7 @@ candidate fits the budget by construction.
 """
 
 import contextlib
+import dataclasses
 import io
 import math
 
@@ -119,27 +120,38 @@ def _quiet(verbose):
         yield
 
 
-def search(study, splits, budget, directory, project_name="search", overwrite=False, on_trial=None, verbose=False):
-    """Runs (or resumes) the narrow search for one budget.
+@dataclasses.dataclass(frozen=True)
+class SearchJob:
+    """One narrow search: a budget and the folder of its KerasTuner project.
 
-    Returns:
-        A dict: ``widths``, ``params``, ``learning_rate``, ``val_accuracy``
-        of the best trial, ``trials`` (completed trials) and ``note``.
+    Attributes:
+        budget: parameters every candidate must fit.
+        directory: the folder that holds the project.
+        project_name: the project's folder name inside ``directory``.
+        overwrite: start the search over instead of resuming it.
+        tag: any value, passed back to ``on_trial`` (the target sparsity, say).
     """
-    hp = hyperparameters(study)
-    with _quiet(verbose):
-        oracle = make_oracle(study, hp, study.narrow_epochs)
-        tuner = NarrowTuner(
-            study,
-            splits,
-            budget,
-            on_trial=on_trial,
-            oracle=oracle,
-            directory=str(directory),
-            project_name=project_name,
-            overwrite=overwrite,
-        )
-        tuner.search(verbose=0)
+
+    budget: int
+    directory: str
+    project_name: str = "search"
+    overwrite: bool = False
+    tag: object = None
+
+
+def _tuner(study, splits, job):
+    return NarrowTuner(
+        study,
+        splits,
+        job.budget,
+        oracle=make_oracle(study, hyperparameters(study), study.narrow_epochs),
+        directory=str(job.directory),
+        project_name=job.project_name,
+        overwrite=job.overwrite,
+    )
+
+
+def _result(study, splits, tuner, budget):
     best = tuner.oracle.get_best_trials(1)[0]
     values = best.hyperparameters.values
     match = shape_for(study, values, budget, splits.input_shape, splits.num_classes)
@@ -153,3 +165,123 @@ def search(study, splits, budget, directory, project_name="search", overwrite=Fa
         "note": match.note,
         "shares": {k: float(v) for k, v in values.items() if k.startswith("share_")},
     }
+
+
+MAX_CONCURRENT_TRIALS = 8
+
+
+def _concurrency(oracle):
+    """How many trials of one search can be trained side by side without changing the search.
+
+    Trials that do not depend on one another's results: the random initial
+    points of Bayesian optimization, every trial of a random search. Hyperband
+    and the model-guided Bayesian trials go one at a time.
+    """
+    completed = sum(t.status == "COMPLETED" for t in oracle.trials.values())
+    if isinstance(oracle, kt.oracles.RandomSearchOracle):
+        left = (oracle.max_trials or MAX_CONCURRENT_TRIALS) - len(oracle.trials)
+    elif isinstance(oracle, kt.oracles.BayesianOptimizationOracle):
+        left = (oracle.num_initial_points or 1) - completed
+    else:
+        left = 1
+    return max(1, min(MAX_CONCURRENT_TRIALS, left))
+
+
+def search_many(study, splits, jobs, on_trial=None, verbose=False):
+    """Runs (or resumes) several narrow searches side by side.
+
+    Each search keeps its own order: a trial that depends on earlier results
+    (a model-guided Bayesian proposal, a Hyperband rung) is proposed only once
+    those results are in; trials that depend on none (random initial points,
+    random search) are proposed together. In each round, the next trials of
+    every unfinished search are trained packed into one ``fit``
+    (:func:`widthvsprune.training.fit_packed`); their results go back to their
+    own oracles, which save their state after every trial.
+
+    Args:
+        study: the :class:`widthvsprune.Study`.
+        splits: the dataset's splits.
+        jobs: :class:`SearchJob` s.
+        on_trial: optional ``f(tag, trial_number, widths, learning_rate, val_accuracy, seconds)``.
+        verbose: show KerasTuner's own output.
+
+    Returns:
+        One result dict per job: ``widths``, ``params``, ``learning_rate``,
+        ``val_accuracy`` of the best trial, ``trials`` (completed) and ``note``.
+    """
+    seed = int(study.seeds[0])
+    with _quiet(verbose):
+        tuners = [_tuner(study, splits, job) for job in jobs]
+        for tuner in tuners:
+            tuner.on_search_begin()
+        active, idle_rounds = list(range(len(jobs))), 0
+        while active:
+            batch = []
+            for i in list(active):
+                tuner, stopped, got = tuners[i], False, 0
+                for j in range(_concurrency(tuner.oracle)):
+                    tuner.pre_create_trial()
+                    trial = tuner.oracle.create_trial(f"{tuner.tuner_id}-{j}")
+                    if trial.status == kt.engine.trial.TrialStatus.STOPPED:
+                        stopped = True
+                        break
+                    if trial.status == kt.engine.trial.TrialStatus.IDLE:
+                        break
+                    tuner.on_trial_begin(trial)
+                    batch.append((i, trial))
+                    got += 1
+                if stopped and not got:
+                    active.remove(i)
+                    tuner.on_search_end()
+            if not batch:
+                idle_rounds += 1
+                if active and idle_rounds > 100:
+                    raise RuntimeError("the narrow search's oracle stopped proposing trials")
+                continue
+            idle_rounds = 0
+            by_epochs = {}
+            for i, trial in batch:
+                epochs = int(trial.hyperparameters.values.get("tuner/epochs", study.narrow_epochs))
+                by_epochs.setdefault(epochs, []).append((i, trial))
+            for epochs, group in by_epochs.items():
+                _run_round(study, splits, tuners, jobs, group, epochs, seed, on_trial)
+    return [_result(study, splits, tuner, job.budget) for tuner, job in zip(tuners, jobs)]
+
+
+def _run_round(study, splits, tuners, jobs, group, epochs, seed, on_trial):
+    shapes, rates = [], []
+    for i, trial in group:
+        values = trial.hyperparameters.values
+        shapes.append(shape_for(study, values, jobs[i].budget, splits.input_shape, splits.num_classes))
+        rates.append(float(values["learning_rate"]))
+    branches = [
+        models.build(study.family, m.widths, splits.input_shape, splits.num_classes, seed) for m in shapes
+    ]
+    histories, diverged, seconds = training.fit_packed(
+        branches, splits, study.baseline, [seed] * len(branches), epochs=epochs, learning_rates=rates
+    )
+    for k, ((i, trial), match, lr, history) in enumerate(zip(group, shapes, rates, histories)):
+        score = 0.0 if k in diverged else float(history[-1][OBJECTIVE])  # diverging: a valid, bad result
+        if not math.isfinite(score):
+            score = 0.0
+        tuner = tuners[i]
+        tuner.oracle.update_trial(trial.trial_id, {OBJECTIVE: score})
+        trial.status = kt.engine.trial.TrialStatus.COMPLETED
+        tuner.on_trial_end(trial)
+        if on_trial is not None:
+            on_trial(jobs[i].tag, len(tuner.oracle.trials), match.widths, lr, score, seconds / len(group))
+
+
+def search(study, splits, budget, directory, project_name="search", overwrite=False, on_trial=None, verbose=False):
+    """Runs (or resumes) the narrow search for one budget.
+
+    Args:
+        on_trial: optional ``f(trial_number, widths, learning_rate, val_accuracy, seconds)``.
+
+    Returns:
+        A dict: ``widths``, ``params``, ``learning_rate``, ``val_accuracy``
+        of the best trial, ``trials`` (completed trials) and ``note``.
+    """
+    callback = None if on_trial is None else (lambda tag, *rest: on_trial(*rest))
+    job = SearchJob(int(budget), str(directory), project_name, overwrite)
+    return search_many(study, splits, [job], on_trial=callback, verbose=verbose)[0]

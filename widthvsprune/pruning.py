@@ -150,13 +150,24 @@ class MaskUpdater(keras.callbacks.Callback):
             weight.assign(k * m)
 
 
-def callbacks(pruning, target, steps, branches, seeds, log_dir=None):
-    """The callbacks a pruning fine-tune of ``branches`` (one per seed) needs."""
+def callbacks(pruning, targets, steps, branches, seeds, log_dir=None):
+    """The callbacks a pruning fine-tune of ``branches`` needs.
+
+    Args:
+        pruning: the :class:`widthvsprune.config.Pruning`.
+        targets: the target sparsity of each branch (or one for all).
+        steps: the :class:`widthvsprune.schedules.ScheduleSteps`.
+        branches: the wrapped models trained together.
+        seeds: one seed per branch (random selection).
+        log_dir: TensorBoard folder for ``PruningSummaries``, or ``None``.
+    """
+    if not isinstance(targets, (list, tuple)):
+        targets = [targets] * len(branches)
     out = [sparsity.UpdatePruningStep()]
     if pruning.variant != "layerwise":
         out += [
             MaskUpdater(branch, pruning.variant, target, pruning.initial_sparsity, steps, pruning.power, seed)
-            for branch, seed in zip(branches, seeds)
+            for branch, target, seed in zip(branches, targets, seeds)
         ]
     if log_dir is not None:
         out.append(sparsity.PruningSummaries(log_dir=str(log_dir)))

@@ -16,9 +16,12 @@ several processes can share one study: each takes the runs nobody else holds.
 
 import dataclasses
 import math
+import os
+import pathlib
 import sys
 import time
 import traceback
+import uuid
 
 from widthvsprune import config as config_module
 from widthvsprune import families, storing
@@ -171,10 +174,11 @@ def _clock(seconds):
 class Progress:
     """One line per trained model: what, how many done, elapsed and remaining."""
 
-    def __init__(self, total, stream=None):
+    def __init__(self, total, stream=None, prefix=""):
         self.total, self.done, self.trained_seconds, self.trained = total, 0, 0.0, 0
         self.start = time.perf_counter()
         self.stream = stream or sys.stdout
+        self.prefix = prefix
 
     def skip(self, n=1):
         self.total = max(self.done, self.total - n)
@@ -187,7 +191,7 @@ class Progress:
         elapsed = time.perf_counter() - self.start
         left = max(0, self.total - self.done)
         per = elapsed / self.done if self.done else 0.0
-        parts = [f"[{self.done:>3}/{self.total}] {what}"]
+        parts = [f"{self.prefix}[{self.done:>3}/{self.total}] {what}"]
         parts += [f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()]
         if seconds is not None:
             parts.append(f"{seconds:.1f}s")
@@ -214,18 +218,26 @@ class StudyResult:
 
 @dataclasses.dataclass
 class _Member:
-    """One run of a group trained together (one seed)."""
+    """One run (one seed) of a group of runs trained together."""
 
     folder: object
     seed: int
     config: dict
     base: dict
+    build: object = None  # member -> un-compiled model (plain or wrapped)
+    learning_rate: float = 0.0
+    after: object = None  # trained branch -> plain model (strip_pruning)
+    prior_seconds: float = 0.0  # training this run builds on (the baseline's)
+    target: float = 0.0
+    key: object = None  # how the caller finds this member's record
     lock: object = None
 
 
 class _Runner:
-    def __init__(self, study, out, splits, force, verbose, progress):
+    def __init__(self, study, out, splits, force, verbose, progress, workers=lambda: 1, session=None):
         self.study, self.splits, self.force, self.verbose = study, splits, force, verbose
+        self.workers = workers  # how many processes share the work
+        self.session = session or uuid.uuid4().hex  # one `run`: this process and its helpers
         self.root = storing.study_dir(out, study.name)
         self.progress = progress
         self.attempted = set()  # folders trained (or failed) by this process
@@ -248,12 +260,21 @@ class _Runner:
                 )
         storing.write_json(path, run_config)
 
+    def _settled(self, folder, record):
+        """A run failed in this session (by this process or a helper) is not tried again in it."""
+        return folder in self.attempted or (
+            record is not None and record.get("status") == "failed" and record.get("session") == self.session
+        )
+
     def _done(self, folder):
         if folder in self.attempted:
             return True
+        record = storing.read_record(folder)
+        if self._settled(folder, record):
+            return True
         if self.force:
             return False
-        return storing.is_done(folder)
+        return record is not None and record.get("status") == "ok"
 
     def _fail(self, member, error):
         reason = f"{type(error).__name__}: {error}".strip()
@@ -263,9 +284,11 @@ class _Runner:
             "status": "failed",
             "error": reason.splitlines()[0],
             "attempts": int(previous.get("attempts", 0)) + 1 if previous.get("status") == "failed" else 1,
+            "session": self.session,
         }
         if self.verbose:
             record["traceback"] = "".join(traceback.format_exception(error))
+        self.attempted.add(member.folder)
         storing.write_json(storing.record_json(member.folder), record)
         self.result.failed.append(record)
         self.progress.line(f"FAILED {record.get('label', '')}", error=record["error"])
@@ -317,39 +340,48 @@ class _Runner:
     # ---- groups ------------------------------------------------------------------
 
     def _claim(self, members):
-        """Locks the members nobody else holds; returns ``(held, busy)``.
+        """Locks the members nobody else holds and that are not done; returns them.
 
-        Members already done are dropped (their lock is released at once).
+        With several workers, each claims its share of what is free, so that
+        the others find work too.
         """
-        held, busy = [], []
+        held = []
+        share = max(1, math.ceil(len(members) / self.workers()))
         for member in members:
+            if len(held) >= share:
+                break
             lock = storing.Lock(member.folder)
             if not lock.acquire(blocking=False):
-                busy.append(member)
-                continue
+                continue  # another process trains it
             if self._done(member.folder):
                 lock.release()
                 self.progress.skip()
                 continue
             member.lock = lock
             held.append(member)
-        return held, busy
+        return held
 
-    def _train(self, members, build, recipe, epochs, learning_rate, callbacks, after=None, extra=None):
-        """Trains members together (alone when TensorBoard logs are asked for)."""
+    def _release(self, members):
+        for member in members:
+            if member.lock is not None:
+                member.lock.release()
+                member.lock = None
+
+    def _train(self, members, recipe, epochs, callbacks):
+        """Trains members together in one packed fit (alone when TensorBoard logs are asked for)."""
         if not members:
-            return []
+            return
         if self.study.tensorboard and len(members) > 1:
-            return [r for m in members for r in self._train([m], build, recipe, epochs, learning_rate,
-                                                            callbacks, after, extra)]
+            for member in members:
+                self._train([member], recipe, epochs, callbacks)
+            return
         from widthvsprune import training
 
-        records = []
         for member in members:
             self._write_config(member.folder, member.config)
             self.attempted.add(member.folder)
         try:
-            branches = [build(member) for member in members]
+            branches = [member.build(member) for member in members]
             histories, diverged, seconds = training.fit_packed(
                 branches,
                 self.splits,
@@ -357,23 +389,23 @@ class _Runner:
                 [m.seed for m in members],
                 callbacks(members, branches),
                 epochs=epochs,
-                learning_rates=[learning_rate] * len(members),
+                learning_rates=[m.learning_rate for m in members],
             )
         except Exception as error:  # recorded for every member; the study goes on
-            return [self._fail(member, error) for member in members]
+            for member in members:
+                self._fail(member, error)
+            return
         share = seconds / len(members)
         for i, (member, branch, history) in enumerate(zip(members, branches, histories)):
             if i in diverged:
-                records.append(self._fail(member, training.diverged_error(history)))
+                self._fail(member, training.diverged_error(history))
                 continue
             try:
-                model = after(branch) if after else branch
-                record = self._finish(member, model, history, {
-                    "train_seconds": share + (extra(member)["train_seconds"] if extra else 0.0),
-                    "pack_size": len(members),
-                })
+                model = member.after(branch) if member.after else branch
+                extra = {"train_seconds": share + member.prior_seconds, "pack_size": len(members)}
+                record = self._finish(member, model, history, extra)
             except Exception as error:
-                records.append(self._fail(member, error))
+                self._fail(member, error)
                 continue
             self.result.trained += 1
             shown = {"sparsity": record["sparsity"]} if record["arm"] == "pruned" else {}
@@ -381,8 +413,6 @@ class _Runner:
                 record["label"], share, **shown, nonzero=record["nonzero_params"],
                 val_acc=record["val_accuracy"], test_acc=record["test_accuracy"],
             )
-            records.append(record)
-        return records
 
     def _tensorboard(self, members):
         from widthvsprune.backend import keras
@@ -391,22 +421,26 @@ class _Runner:
             return []
         return [keras.callbacks.TensorBoard(log_dir=str(storing.tensorboard_dir(members[0].folder)))]
 
-    def _release(self, members):
+    def _known(self, members):
+        """Records of members done, or failed in this process; busy ones are left out."""
+        out = {}
         for member in members:
-            if member.lock is not None:
-                member.lock.release()
-                member.lock = None
+            record = storing.read_record(member.folder)
+            if record is not None and (record.get("status") == "ok" or self._settled(member.folder, record)):
+                out[member.key] = record
+        return out
 
     # ---- arms --------------------------------------------------------------------
 
     def baselines(self, seeds):
-        """Trains the missing baselines of ``seeds``; returns the records now known."""
+        """Trains the missing baselines of ``seeds`` together; returns seed -> record."""
         from widthvsprune import models
 
         study, splits = self.study, self.splits
         key = baseline_key(study)
-        members = [
-            _Member(
+        members = []
+        for seed in seeds:
+            member = _Member(
                 storing.seed_dir(self.root, key, seed),
                 seed,
                 {**baseline_config(study), "seed": int(seed), "study": study.name},
@@ -416,44 +450,42 @@ class _Runner:
                     "epochs": study.baseline.epochs,
                     "learning_rate": study.baseline.learning_rate,
                 },
+                build=lambda m: models.build(
+                    study.family, study.widths, splits.input_shape, splits.num_classes, m.seed
+                ),
+                learning_rate=study.baseline.learning_rate,
             )
-            for seed in seeds
-        ]
-        held, _ = self._claim(members)
+            member.key = seed
+            members.append(member)
+        held = self._claim(members)
         try:
-            self._train(
-                held,
-                lambda m: models.build(study.family, study.widths, splits.input_shape, splits.num_classes, m.seed),
-                study.baseline,
-                study.baseline.epochs,
-                study.baseline.learning_rate,
-                lambda ms, branches: self._tensorboard(ms),
-            )
+            self._train(held, study.baseline, study.baseline.epochs, lambda ms, bs: self._tensorboard(ms))
         finally:
             self._release(held)
         return self._known(members)
 
-    def _known(self, members):
-        """Records of members that are done or failed in this process (None: still busy)."""
-        out = {}
-        for member in members:
-            record = storing.read_record(member.folder)
-            if record is not None and (record.get("status") == "ok" or member.folder in self.attempted):
-                out[member.seed] = record
-        return out
-
-    def pruned(self, target, baselines):
-        """Prunes and fine-tunes the baselines of ``baselines`` (seed -> record) to ``target``."""
+    def pruned(self, pairs, baselines):
+        """Prunes and fine-tunes, together, the ``(target, seed)`` pairs; returns pair -> record."""
         from widthvsprune import models, pruning, schedules
 
         study, splits = self.study, self.splits
-        key = pruned_key(study, target)
         steps = schedules.schedule_steps(
             len(splits.x_train), study.finetune.batch_size, study.finetune.epochs,
             study.pruning.frequency, study.pruning.begin_step, study.pruning.end_fraction,
         )
-        members = [
-            _Member(
+
+        def build(member):
+            baseline = baselines[member.seed]
+            model = models.build(study.family, study.widths, splits.input_shape, splits.num_classes, member.seed)
+            model.set_weights(storing.read_weights(
+                storing.weights_npz(storing.seed_dir(self.root, baseline["key"], member.seed))))
+            schedule = pruning.make_schedule(member.target, study.pruning, steps)
+            return pruning.wrap(model, schedule, study.pruning.prune_output)
+
+        members = []
+        for target, seed in pairs:
+            key = pruned_key(study, target)
+            member = _Member(
                 storing.seed_dir(self.root, key, seed),
                 seed,
                 {**pruned_config(study, target), "seed": int(seed), "study": study.name},
@@ -465,64 +497,76 @@ class _Runner:
                     "prune_output": study.pruning.prune_output,
                     "schedule": dataclasses.asdict(steps),
                 },
+                build=build,
+                learning_rate=study.finetune.learning_rate,
+                after=pruning.strip,
+                prior_seconds=float(baselines[seed].get("train_seconds", 0.0) or 0.0),
+                target=target,
             )
-            for seed in baselines
-        ]
-        held, _ = self._claim(members)
+            member.key = (target, seed)
+            members.append(member)
+        held = self._claim(members)
         try:
             ready = []
             for member in held:
-                record = baselines[member.seed]
-                if record.get("status") != "ok":
-                    self.attempted.add(member.folder)
+                if baselines[member.seed].get("status") != "ok":
                     self._fail(member, RuntimeError(f"the baseline of seed {member.seed} did not train"))
                 else:
                     ready.append(member)
 
-            def build(member):
-                model = models.build(study.family, study.widths, splits.input_shape, splits.num_classes, member.seed)
-                weights = storing.weights_npz(storing.seed_dir(self.root, baselines[member.seed]["key"], member.seed))
-                model.set_weights(storing.read_weights(weights))
-                schedule = pruning.make_schedule(target, study.pruning, steps)
-                return pruning.wrap(model, schedule, study.pruning.prune_output)
-
             def callbacks(ms, branches):
                 log_dir = storing.tensorboard_dir(ms[0].folder) if study.tensorboard else None
-                return pruning.callbacks(study.pruning, target, steps, branches, [m.seed for m in ms], log_dir)
+                return pruning.callbacks(
+                    study.pruning, [m.target for m in ms], steps, branches, [m.seed for m in ms], log_dir
+                )
 
-            self._train(
-                ready, build, study.finetune, study.finetune.epochs, study.finetune.learning_rate, callbacks,
-                after=pruning.strip,
-                extra=lambda m: {"train_seconds": baselines[m.seed].get("train_seconds", 0.0)},
-            )
+            self._train(ready, study.finetune, study.finetune.epochs, callbacks)
         finally:
             self._release(held)
         return self._known(members)
 
-    def narrow(self, target, budget):
-        """The search for one budget, then one model per seed; None while another process holds it."""
-        from widthvsprune import budgets
+    def narrow(self, budgets_by_target):
+        """Searches and trains the narrow arm of several size points together.
+
+        Returns target -> records for the points this process finished (or
+        found finished); points another process holds are left out.
+        """
+        from widthvsprune import budgets, models, narrowing
 
         study, splits = self.study, self.splits
-        key = narrow_key(study, budget)
-        folder = storing.run_dir(self.root, key)
-        seed_folders = [storing.seed_dir(self.root, key, s) for s in study.seeds]
-        if all(self._done(f) or (storing.read_record(f) or {}).get("status") == "no-narrow-fits"
-               for f in seed_folders):
-            self.progress.skip(len(study.seeds) + study.narrow.max_trials)
-            return [storing.read_record(f) for f in seed_folders]
-        lock = storing.Lock(folder)
-        if not lock.acquire(blocking=False):
-            return None
-        try:
-            smallest = budgets.smallest_params(
-                families.get_family(study.family), len(study.widths), splits.input_shape, splits.num_classes
-            )
+        smallest = budgets.smallest_params(
+            families.get_family(study.family), len(study.widths), splits.input_shape, splits.num_classes
+        )
+        out, locks, jobs = {}, [], []
+        share = max(1, math.ceil(len(budgets_by_target) / self.workers()))
+        for target, budget in budgets_by_target.items():
+            if len(locks) >= share:
+                break
+            key = narrow_key(study, budget)
+            folder = storing.run_dir(self.root, key)
+            seed_folders = [storing.seed_dir(self.root, key, s) for s in study.seeds]
+            if all(self._done(f) or (storing.read_record(f) or {}).get("status") == "no-narrow-fits"
+                   for f in seed_folders):
+                self.progress.skip(len(study.seeds) + study.narrow.max_trials)
+                out[target] = [storing.read_record(f) for f in seed_folders]
+                continue
+            lock = storing.Lock(folder)
+            if not lock.acquire(blocking=False):
+                continue  # another process searches this point
+            locks.append(lock)
             if smallest > budget:
-                return self._no_fit(target, budget, key, seed_folders, smallest)
-            return self._search_and_train(target, budget, key, folder)
+                out[target] = self._no_fit(target, budget, key, seed_folders, smallest)
+                continue
+            storing.write_json(storing.config_json(folder), {**narrow_config(study, budget), "study": study.name})
+            fresh = self.force and folder not in self.attempted and storing.search_dir(self.root, key).exists()
+            jobs.append(narrowing.SearchJob(int(budget), str(folder), "search", fresh, tag=(target, key)))
+        try:
+            if jobs:
+                self._search_and_train(jobs, narrowing, models, out)
         finally:
-            lock.release()
+            for lock in locks:
+                lock.release()
+        return out
 
     def _no_fit(self, target, budget, key, seed_folders, smallest):
         study, records = self.study, []
@@ -544,17 +588,13 @@ class _Runner:
         self.progress.note(f"narrow sparsity={target:g}: {note}")
         return records
 
-    def _search_and_train(self, target, budget, key, folder):
-        from widthvsprune import models, narrowing
-
+    def _search_and_train(self, jobs, narrowing, models, out):
         study, splits = self.study, self.splits
-        search_folder = storing.search_dir(self.root, key)
-        storing.write_json(storing.config_json(folder), {**narrow_config(study, budget), "study": study.name})
-        fresh_force = self.force and folder not in self.attempted and search_folder.exists()
-        trials = []
+        trials = {}
 
-        def on_trial(number, widths, lr, score, seconds):
-            trials.append(number)
+        def on_trial(tag, number, widths, lr, score, seconds):
+            target, _ = tag
+            trials[target] = trials.get(target, 0) + 1
             self.progress.line(
                 f"narrow sparsity={target:g} trial {number} widths={families.describe_widths(widths)} lr={lr:.2g}",
                 seconds,
@@ -562,89 +602,121 @@ class _Runner:
             )
 
         start = time.perf_counter()
-        result = narrowing.search(
-            study, splits, budget, directory=folder, project_name="search",
-            overwrite=fresh_force, on_trial=on_trial, verbose=self.verbose,
-        )
-        self.attempted.add(folder)
-        self.progress.skip(max(0, study.narrow.max_trials - len(trials)))
-        search_seconds = time.perf_counter() - start
-        storing.write_json(search_folder / "best.json", result)
-        widths = tuple(result["widths"])
+        results = narrowing.search_many(study, splits, jobs, on_trial=on_trial, verbose=self.verbose)
+        search_seconds = (time.perf_counter() - start) / len(jobs)
         members = []
-        for seed in study.seeds:
-            seed_folder = storing.seed_dir(self.root, key, seed)
-            if self._done(seed_folder):
-                self.progress.skip()
-                continue
-            members.append(_Member(
-                seed_folder,
-                seed,
-                {**narrow_config(study, budget), "seed": int(seed), "study": study.name,
-                 "widths": list(widths), "learning_rate": result["learning_rate"]},
-                {
-                    **self._common("narrow", seed, f"narrow sparsity={target:g} seed={seed} widths="
-                                   f"{families.describe_widths(widths)}", key, widths, target),
-                    "budget": int(budget),
-                    "epochs": study.narrow_epochs,
-                    "learning_rate": result["learning_rate"],
-                    "tuner_trials": result["trials"],
-                    "search_seconds": search_seconds,
-                    "note": result["note"],
-                },
-            ))
-        self._train(
-            members,
-            lambda m: models.build(study.family, widths, splits.input_shape, splits.num_classes, m.seed),
-            study.baseline,
-            study.narrow_epochs,
-            result["learning_rate"],
-            lambda ms, branches: self._tensorboard(ms),
-        )
-        return [storing.read_record(f) for f in (storing.seed_dir(self.root, key, s) for s in study.seeds)]
+        for job, result in zip(jobs, results):
+            target, key = job.tag
+            self.attempted.add(pathlib.Path(job.directory))
+            self.progress.skip(max(0, study.narrow.max_trials - trials.get(target, 0)))
+            storing.write_json(storing.search_dir(self.root, key) / "best.json", result)
+            widths = tuple(result["widths"])
+            for seed in study.seeds:
+                folder = storing.seed_dir(self.root, key, seed)
+                if self._done(folder):
+                    self.progress.skip()
+                    continue
+                member = _Member(
+                    folder,
+                    seed,
+                    {**narrow_config(study, job.budget), "seed": int(seed), "study": study.name,
+                     "widths": list(widths), "learning_rate": result["learning_rate"]},
+                    {
+                        **self._common("narrow", seed, f"narrow sparsity={target:g} seed={seed} widths="
+                                       f"{families.describe_widths(widths)}", key, widths, target),
+                        "budget": int(job.budget),
+                        "epochs": study.narrow_epochs,
+                        "learning_rate": result["learning_rate"],
+                        "tuner_trials": result["trials"],
+                        "search_seconds": search_seconds,
+                        "note": result["note"],
+                    },
+                    build=lambda m, w=widths: models.build(
+                        study.family, w, splits.input_shape, splits.num_classes, m.seed
+                    ),
+                    learning_rate=result["learning_rate"],
+                    target=target,
+                )
+                members.append(member)
+        self._train(members, study.baseline, study.narrow_epochs, lambda ms, bs: self._tensorboard(ms))
+        for job in jobs:
+            target, key = job.tag
+            out[target] = [storing.read_record(storing.seed_dir(self.root, key, s)) for s in study.seeds]
 
     # ---- scheduling --------------------------------------------------------------
 
     def run(self):
-        """Trains every missing run; waits for runs that other processes hold."""
+        """Trains every missing run, stage by stage; waits for runs other processes hold."""
         study = self.study
         baselines, pruned, narrow = {}, {}, {}
         while True:
-            waiting = False
+            before = (self.result.trained, len(self.result.failed))
             missing = [s for s in study.seeds if s not in baselines]
             if missing:
                 baselines.update(self.baselines(missing))
-                waiting |= any(s not in baselines for s in study.seeds)
+            pairs = [(t, s) for t in study.sparsities for s in study.seeds if (t, s) not in pruned and s in baselines]
+            if pairs:
+                pruned.update(self.pruned(pairs, baselines))
+            ready = {}
             for target in study.sparsities:
-                have = pruned.setdefault(target, {})
-                todo = {s: baselines[s] for s in baselines if s not in have}
-                if todo:
-                    have.update(self.pruned(target, todo))
-                waiting |= len(have) < len(study.seeds)
-            for target in study.sparsities:
-                if target in narrow:
+                records = [pruned.get((target, s)) for s in study.seeds]
+                if target in narrow or any(r is None for r in records):
                     continue
-                if len(pruned[target]) < len(study.seeds):
-                    waiting = True
-                    continue
-                budget = budget_of(list(pruned[target].values()))
+                budget = budget_of(records)
                 if budget is None:
                     narrow[target] = []
                     self.progress.skip(len(study.seeds) + study.narrow.max_trials)
                     self.progress.note(f"narrow sparsity={target:g}: skipped, no pruned model trained")
-                    continue
-                got = self.narrow(target, budget)
-                if got is None:
-                    waiting = True
                 else:
-                    narrow[target] = got
-            if not waiting:
+                    ready[target] = budget
+            if ready:
+                narrow.update(self.narrow(ready))
+            if len(narrow) == len(study.sparsities):
                 return self.result
-            self.result.waits += 1
-            time.sleep(1.0)  # another process holds a run we need: wait for it
+            if (self.result.trained, len(self.result.failed)) == before:
+                self.result.waits += 1
+                time.sleep(1.0)  # another process holds every run left: wait for it
 
 
-def run_study(study, out="results", force=False, verbose=False, stream=None):
+def default_workers():
+    """Training processes to use: one per CPU core (at most 4); one when a GPU is visible."""
+    from widthvsprune import backend
+
+    if backend.configure_devices():
+        return 1
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _worker(study_dict, study_file, out, verbose, workers, index, session):
+    """A helper training process: shares the study with its parent through the run locks."""
+    _die_with_parent()
+    if verbose:
+        os.environ["WIDTHVSPRUNE_VERBOSE"] = "1"
+    if study_file:
+        config_module.load_study(study_file)  # registers the families the file defines
+    study = config_module.study_from_dict(study_dict)
+    from widthvsprune import backend, data
+
+    backend.limit_threads(workers)
+    splits = data.load(study.dataset, study.validation_fraction, study.data_seed)
+    progress = Progress(count_trainings(study), prefix=f"[w{index}]")
+    runner = _Runner(study, out, splits, False, verbose, progress, lambda: workers, session)
+    result = runner.run()
+    sys.exit(1 if result.failed else 0)
+
+
+def _die_with_parent():
+    """Linux: a helper process gets SIGKILL when its parent dies, however it dies."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+
+def run_study(study, out="results", force=False, verbose=False, stream=None, workers=None, study_file=None):
     """Trains every run of ``study`` that is not done yet and writes the tables.
 
     Args:
@@ -653,6 +725,11 @@ def run_study(study, out="results", force=False, verbose=False, stream=None):
         force: retrain runs that are already done.
         verbose: show TensorFlow's and KerasTuner's own output.
         stream: where progress lines go (standard output by default).
+        workers: training processes (this one included); ``None`` for
+            :func:`default_workers`. Helpers share the work through the run
+            locks, exactly as separately started runners do.
+        study_file: the study file, so helpers can register the families it
+            defines; without it, a study of an unshipped family uses one process.
 
     Returns:
         A :class:`StudyResult`.
@@ -665,11 +742,37 @@ def run_study(study, out="results", force=False, verbose=False, stream=None):
     splits = preflight(study, out)
     from widthvsprune import backend
 
-    backend.configure_devices()
+    workers = default_workers() if workers is None else int(workers)
+    if workers < 1:
+        raise StudyError(config_module._problem("workers", "an integer >= 1", workers))
+    if force or (study_file is None and study.family not in families.SHIPPED):
+        workers = 1
+    backend.limit_threads(workers)
     root = storing.study_dir(out, study.name)
     storing.write_json(storing.study_json(root), study.to_dict())
-    progress = Progress(count_trainings(study), stream)
-    runner = _Runner(study, out, splits, force, verbose, progress)
-    result = runner.run()
+    helpers, session = [], uuid.uuid4().hex
+    if workers > 1:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        for index in range(2, workers + 1):
+            helper = context.Process(
+                target=_worker,
+                args=(study.to_dict(), None if study_file is None else str(study_file), str(out), verbose,
+                      workers, index, session),
+                daemon=True,
+            )
+            helper.start()
+            helpers.append(helper)
+    progress = Progress(count_trainings(study), stream, prefix="[w1]" if helpers else "")
+    # Each process claims its share of every stage from the start: a helper that is still importing
+    # TensorFlow finds its share waiting, and takes over whatever the others leave.
+    runner = _Runner(study, out, splits, force, verbose, progress, lambda: workers, session)
+    try:
+        result = runner.run()
+    finally:
+        for helper in helpers:
+            helper.join()
     report.write_reports(root, stream=stream)
+    result.failed = [r for r in report.collect(root, study) if r.get("status") == "failed"]
     return result

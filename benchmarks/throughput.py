@@ -1,0 +1,318 @@
+"""Study throughput: widthvsprune's runner against the naive way, on the same trainings.
+
+For each workload this script alternates, in fresh subprocesses (so that peak
+memory is each approach's own and TensorFlow's import is not timed):
+
+(b) widthvsprune's runner: ``run_study`` on an empty results folder, which
+    trains the baselines, the pruned arm, every narrow search trial and the
+    narrow retrains, evaluates, measures and writes every table;
+(a) the naive way, exactly as TensorFlow's "Pruning in Keras" notebook does
+    it: one ``compile`` + ``fit(validation_data=...)`` + ``evaluate`` per
+    model, in sequence, for the same list of trainings the runner did (same
+    widths, learning rates, epochs, batch sizes, seeds and pruning schedule;
+    the trial list is read from the runner's KerasTuner projects).
+
+It prints the wall time of each, their ratio, training samples per second,
+peak resident memory, and the achieved arithmetic rate as a fraction of this
+machine's peak (a large float32 matmul in TensorFlow, measured in the same
+run). Its last line is ``speedup: <ratio>`` for the quickstart workload.
+
+Usage::
+
+    python benchmarks/throughput.py                 # both workloads, 2 repeats
+    python benchmarks/throughput.py --workload quickstart --repeats 1
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+# --------------------------------------------------------------------------
+# Workloads.
+
+
+def quickstart_study():
+    from widthvsprune import load_study
+
+    return load_study(ROOT / "studies" / "quickstart.py")
+
+
+def seed_cnn_study(npz):
+    """The seed notebook's model and recipe on MNIST-shaped synthetic data (offline)."""
+    from widthvsprune import NarrowSearch, Pruning, Recipe, Study
+
+    return Study(
+        name="seed_cnn_synthetic",
+        dataset=f"npz:{npz}",
+        family="seed_cnn",
+        widths=(12,),
+        sparsities=(0.5, 0.8),
+        seeds=(0, 1, 2),
+        baseline=Recipe(epochs=1, batch_size=32),
+        finetune=Recipe(epochs=1, batch_size=128),
+        pruning=Pruning(initial_sparsity=0.5, frequency=100, end_fraction=1.0),
+        narrow=NarrowSearch(oracle="bayesian", max_trials=2),
+    )
+
+
+def synthetic_mnist(path):
+    """60,000 + 10,000 examples of 28x28: noisy class templates, learnable but not trivial."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    templates = rng.random((10, 28, 28)).astype("float32")
+
+    def make(n):
+        y = rng.integers(0, 10, n).astype("uint8")
+        x = 0.1 * templates[y] + 0.9 * rng.random((n, 28, 28), dtype=np.float32)
+        return (x * 255).astype("uint8"), y
+
+    x_train, y_train = make(60_000)
+    x_test, y_test = make(10_000)
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+
+
+def load_workload(name, workdir):
+    if name == "quickstart":
+        return quickstart_study()
+    npz = pathlib.Path(workdir) / "synthetic_mnist.npz"
+    if not npz.exists():
+        synthetic_mnist(npz)
+    return seed_cnn_study(npz)
+
+
+# --------------------------------------------------------------------------
+# One approach, in its own process.
+
+
+def peak_matmul_gflops():
+    from widthvsprune.backend import tf
+
+    n = 2048
+    a = tf.random.normal((n, n))
+    b = tf.random.normal((n, n))
+    tf.linalg.matmul(a, b).numpy()  # warm up
+    best = 0.0
+    for _ in range(5):
+        start = time.perf_counter()
+        tf.linalg.matmul(a, b).numpy()
+        best = max(best, 2 * n**3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def trainings_of(study, results):
+    """The list of trainings the runner did, read from its records and tuner projects."""
+    from widthvsprune import data, narrowing, report, storing
+
+    root = storing.study_dir(results, study.name)
+    splits = data.load(study.dataset, study.validation_fraction, study.data_seed)
+    records = [r for r in report.collect(root, study) if r.get("status") == "ok"]
+    jobs = []
+    for r in sorted(records, key=lambda r: ("baseline", "pruned", "narrow").index(r["arm"])):
+        widths = tuple(int(w) for w in r["widths"].split("x"))
+        if r["arm"] == "baseline":
+            jobs.append(dict(arm="baseline", widths=widths, seed=r["seed"], lr=study.baseline.learning_rate,
+                             epochs=study.baseline.epochs, batch=study.baseline.batch_size))
+        elif r["arm"] == "pruned":
+            jobs.append(dict(arm="pruned", widths=widths, seed=r["seed"], lr=study.finetune.learning_rate,
+                             epochs=study.finetune.epochs, batch=study.finetune.batch_size,
+                             target=r["target_sparsity"]))
+        else:
+            jobs.append(dict(arm="narrow", widths=widths, seed=r["seed"], lr=r["learning_rate"],
+                             epochs=study.narrow_epochs, batch=study.baseline.batch_size))
+    for search in sorted(root.glob("runs/narrow-*/search")):
+        budget = int(search.parent.name.split("-")[1])
+        for trial in sorted(search.glob("trial_*/trial.json")):
+            values = json.loads(trial.read_text())["hyperparameters"]["values"]
+            match = narrowing.shape_for(study, values, budget, splits.input_shape, splits.num_classes)
+            jobs.append(dict(arm="trial", widths=match.widths, seed=study.seeds[0],
+                             lr=values["learning_rate"], epochs=study.narrow_epochs,
+                             batch=study.baseline.batch_size))
+    return jobs
+
+
+def run_runner(study, results):
+    import io
+
+    from widthvsprune import data, run_study
+    from widthvsprune.report import collect
+
+    data.load(study.dataset, study.validation_fraction, study.data_seed)  # warm the file cache
+    start = time.perf_counter()
+    run_study(study, results, stream=io.StringIO())
+    wall = time.perf_counter() - start
+    records = [r for r in collect(pathlib.Path(results) / study.name, study) if r.get("status") == "ok"]
+    arms = ("baseline", "pruned", "narrow")
+    return wall, {arm: [r["test_accuracy"] for r in records if r["arm"] == arm] for arm in arms}
+
+
+def run_naive(study, jobs):
+    """The seed notebook's way: one compile + fit + evaluate per model, in sequence."""
+    from widthvsprune import data, families, schedules
+    from widthvsprune.backend import keras, sparsity
+
+    splits = data.load(study.dataset, study.validation_fraction, study.data_seed)
+    family = families.get_family(study.family)
+    x, y = splits.x_train, splits.y_train
+    accuracies = {"baseline": [], "pruned": [], "narrow": []}
+    baseline_weights = {}
+
+    def build(widths, seed):
+        keras.utils.set_random_seed(int(seed))
+        return family.build(widths, splits.input_shape, splits.num_classes, keras)
+
+    def compile_(model, lr):
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+
+    start = time.perf_counter()
+    for job in jobs:
+        model = build(job["widths"], job["seed"])
+        callbacks = []
+        if job["arm"] == "pruned":
+            model.set_weights(baseline_weights[job["seed"]])
+            steps = schedules.schedule_steps(len(x), job["batch"], job["epochs"], study.pruning.frequency,
+                                             study.pruning.begin_step, study.pruning.end_fraction)
+            schedule = sparsity.PolynomialDecay(
+                initial_sparsity=min(study.pruning.initial_sparsity, job["target"]),
+                final_sparsity=job["target"], begin_step=steps.begin_step, end_step=steps.end_step,
+                power=study.pruning.power, frequency=steps.frequency)
+            model = sparsity.prune_low_magnitude(model, pruning_schedule=schedule)
+            callbacks = [sparsity.UpdatePruningStep()]
+        compile_(model, job["lr"])
+        model.fit(x, y, epochs=job["epochs"], batch_size=job["batch"], validation_data=(splits.x_val, splits.y_val),
+                  callbacks=callbacks, verbose=0)
+        if job["arm"] == "trial":
+            continue  # a search trial is judged on validation only
+        if job["arm"] == "pruned":
+            model = sparsity.strip_pruning(model)
+            compile_(model, job["lr"])
+        if job["arm"] == "baseline":
+            baseline_weights[job["seed"]] = model.get_weights()
+        accuracies[job["arm"]].append(model.evaluate(splits.x_test, splits.y_test, verbose=0)[1])
+    return time.perf_counter() - start, accuracies
+
+
+def training_flops(study, jobs):
+    """Floating-point operations of all trainings: 2 x 3 x multiply-adds x examples (forward and backward)."""
+    from widthvsprune import data, families, measuring, models
+
+    splits = data.load(study.dataset, study.validation_fraction, study.data_seed)
+    total, samples = 0, 0
+    for job in jobs:
+        model = models.build(families.get_family(study.family), job["widths"], splits.input_shape,
+                             splits.num_classes)
+        macs = measuring.flops(models.layer_weights(model))
+        n = len(splits.x_train) * job["epochs"]
+        total += 6 * macs * n
+        samples += n
+    return total, samples
+
+
+def child(args):
+    import widthvsprune.backend  # noqa: F401  (imported before timing)
+
+    study = load_workload(args.workload, args.workdir)
+    if args.approach == "runner":
+        wall, accuracies = run_runner(study, args.results)
+    else:
+        wall, accuracies = run_naive(study, trainings_of(study, args.reference))
+    # Peak resident memory of this process plus its largest helper process (the runner's workers).
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    out = {"wall": wall, "accuracies": accuracies, "peak_rss_mb": rss / 1024}
+    if args.approach == "naive":
+        jobs = trainings_of(study, args.reference)
+        out["flops"], out["samples"] = training_flops(study, jobs)
+        out["trainings"] = len(jobs)
+        out["peak_gflops"] = peak_matmul_gflops()
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+# --------------------------------------------------------------------------
+# The driver: alternate the two approaches and report.
+
+
+def spawn(*argv):
+    result = subprocess.run([sys.executable, __file__, "--child", *argv], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    if result.returncode or not lines:
+        sys.exit(f"benchmark child failed ({' '.join(argv)}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def mean(values):
+    return sum(values) / len(values) if values else float("nan")
+
+
+def bench(workload, repeats, workdir):
+    runner, naive = [], []
+    reference = None
+    for rep in range(repeats):
+        results = tempfile.mkdtemp(prefix=f"{workload}-runner-", dir=workdir)
+        runner.append(spawn("--workload", workload, "--approach", "runner", "--results", results,
+                            "--workdir", workdir))
+        reference = reference or results
+        naive.append(spawn("--workload", workload, "--approach", "naive", "--reference", reference,
+                           "--workdir", workdir))
+        print(f"  {workload} repeat {rep + 1}: runner {runner[-1]['wall']:.1f}s, naive {naive[-1]['wall']:.1f}s",
+              flush=True)
+    t_runner = statistics.median(r["wall"] for r in runner)
+    t_naive = statistics.median(r["wall"] for r in naive)
+    info = naive[-1]
+    ratio = t_naive / t_runner
+    print(f"\n== {workload}: {info['trainings']} trainings, {info['samples']:,} training samples, "
+          f"{info['flops'] / 1e9:.1f} GFLOP of training arithmetic")
+    print(f"{'':>22}{'naive':>12}{'widthvsprune':>14}")
+    print(f"{'wall time (s)':>22}{t_naive:>12.1f}{t_runner:>14.1f}")
+    print(f"{'samples / s':>22}{info['samples'] / t_naive:>12,.0f}{info['samples'] / t_runner:>14,.0f}")
+    print(f"{'peak memory (MB)':>22}{max(r['peak_rss_mb'] for r in naive):>12.0f}"
+          f"{max(r['peak_rss_mb'] for r in runner):>14.0f}")
+    peak = info["peak_gflops"]
+    print(f"{'GFLOP/s achieved':>22}{info['flops'] / 1e9 / t_naive:>12.2f}{info['flops'] / 1e9 / t_runner:>14.2f}")
+    print(f"{'of peak':>22}{info['flops'] / 1e9 / t_naive / peak:>12.2%}{info['flops'] / 1e9 / t_runner / peak:>14.2%}"
+          f"   (peak: {peak:.1f} GFLOP/s, float32 2048^3 matmul)")
+    for arm in ("baseline", "pruned", "narrow"):
+        a = [v for r in naive for v in r["accuracies"][arm]]
+        b = [v for r in runner for v in r["accuracies"][arm]]
+        print(f"{'test acc ' + arm:>22}{mean(a):>12.4f}{mean(b):>14.4f}")
+    print(f"{'ratio (naive/ours)':>22}{ratio:>12.2f}")
+    return ratio
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workload", choices=["quickstart", "seed_cnn", "both"], default="both")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--approach", choices=["runner", "naive"], help=argparse.SUPPRESS)
+    parser.add_argument("--results", help=argparse.SUPPRESS)
+    parser.add_argument("--reference", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args)
+    workdir = tempfile.mkdtemp(prefix="widthvsprune-bench-")
+    print(f"cores: {os.cpu_count()}, repeats: {args.repeats}, alternating runner / naive in fresh processes")
+    ratios = {}
+    for workload in (["seed_cnn", "quickstart"] if args.workload == "both" else [args.workload]):
+        ratios[workload] = bench(workload, args.repeats, workdir)
+    if "seed_cnn" in ratios:
+        print(f"\nseed_cnn speedup: {ratios['seed_cnn']:.2f}")
+    if "quickstart" in ratios:
+        print(f"speedup: {ratios['quickstart']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
