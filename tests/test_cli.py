@@ -120,6 +120,36 @@ def test_kill_9_then_resume_keeps_finished_runs(tmp_path):
     assert list(comparison.target_sparsity) == [0.5, 0.9]
 
 
+def completed_trials(root):
+    out = {}
+    for path in root.glob("runs/narrow-*/search/trial_*/trial.json"):
+        if json.loads(path.read_text()).get("status") == "COMPLETED":
+            out[path] = path.stat().st_mtime_ns
+    return out
+
+
+def test_kill_9_during_the_narrow_search_continues_it(tmp_path):
+    path, out = study_file(tmp_path, "search"), tmp_path / "out"
+    path.write_text(path.read_text().replace('oracle="random", max_trials=2', 'oracle="bayesian", max_trials=4'))
+    root = out / "search"
+    process = start("run", path, "--out", out)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(completed_trials(root)) < 3:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished = completed_trials(root)
+    models_before = {p: p.stat().st_mtime_ns for p in done_records(root)}
+    assert len(finished) >= 3
+    result = cli("run", path, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert {p: p.stat().st_mtime_ns for p in finished} == finished  # finished trials are not run again
+    assert {p: p.stat().st_mtime_ns for p in models_before} == models_before
+    assert len(completed_trials(root)) == 2 * 4  # two searches of 4 trials, none started over
+    narrow = pd.read_csv(root / "runs.csv").query("arm == 'narrow'")
+    assert set(narrow.tuner_trials) == {4}
+
+
 def test_two_runners_share_one_study(tmp_path):
     path, out = study_file(tmp_path, "shared"), tmp_path / "out"
     first, second = start("run", path, "--out", out), start("run", path, "--out", out)

@@ -166,6 +166,9 @@ class NarrowSearch:
         return out
 
 
+_SUBCONFIGS = {"baseline": Recipe, "finetune": Recipe, "pruning": Pruning, "narrow": NarrowSearch}
+
+
 @dataclasses.dataclass(frozen=True)
 class Study:
     """One comparison: a model family on a dataset, both arms, several seeds.
@@ -219,12 +222,7 @@ class Study:
             value = getattr(self, field)
             if isinstance(value, list):
                 object.__setattr__(self, field, tuple(value))
-        for field, cls in (
-            ("baseline", Recipe),
-            ("finetune", Recipe),
-            ("pruning", Pruning),
-            ("narrow", NarrowSearch),
-        ):
+        for field, cls in _SUBCONFIGS.items():
             value = getattr(self, field)
             if isinstance(value, dict):
                 try:
@@ -280,12 +278,7 @@ class Study:
             out.append(_problem("seeds", "integers >= 0", seeds))
         elif len(set(seeds)) != len(seeds):
             out.append(_problem("seeds", "no duplicate seeds", seeds))
-        for field, cls in (
-            ("baseline", Recipe),
-            ("finetune", Recipe),
-            ("pruning", Pruning),
-            ("narrow", NarrowSearch),
-        ):
+        for field, cls in _SUBCONFIGS.items():
             value = getattr(self, field)
             if isinstance(value, cls):
                 out += value.problems(field)
@@ -333,9 +326,6 @@ def study_from_dict(data):
 
 # --------------------------------------------------------------------------
 # Overrides: ``--set key=value``.
-
-_SUBCONFIGS = {"baseline": Recipe, "finetune": Recipe, "pruning": Pruning, "narrow": NarrowSearch}
-
 
 def _hint_name(hint):
     origin = typing.get_origin(hint)

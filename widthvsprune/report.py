@@ -141,17 +141,23 @@ def verdict_sentence(comparison):
     return " ".join(parts)
 
 
+_HEADERS = ("sparsity", "nonzeros", "narrow", "pruned acc", "narrow acc", "delta", "95% CI", "verdict")
+
+
+def _cells(r):
+    """One comparison row as text cells, shared by the terminal table and report.md."""
+    ci = f"[{r.delta_ci_low:+.4f}, {r.delta_ci_high:+.4f}]" if math.isfinite(r.delta_ci_low) else "n/a"
+    return [f"{r.target_sparsity:g}", _int(r.pruned_nonzero_params), _int(r.narrow_params),
+            _pct(r.pruned_test_accuracy), _pct(r.narrow_test_accuracy), _signed(r.delta), ci, r.verdict]
+
+
 def comparison_text(comparison):
-    lines = [f"{'sparsity':>8}  {'nonzeros':>9}  {'narrow':>9}  {'pruned acc':>10}  {'narrow acc':>10}  "
-             f"{'delta':>7}  {'95% CI':>17}  verdict"]
-    for _, r in comparison.iterrows():
-        ci = (f"[{r.delta_ci_low:+.4f},{r.delta_ci_high:+.4f}]" if math.isfinite(r.delta_ci_low) else "")
-        lines.append(
-            f"{r.target_sparsity:>8.3g}  {_int(r.pruned_nonzero_params):>9}  {_int(r.narrow_params):>9}  "
-            f"{_pct(r.pruned_test_accuracy):>10}  {_pct(r.narrow_test_accuracy):>10}  "
-            f"{_signed(r.delta):>7}  {ci:>17}  {r.verdict}"
-        )
-    return "\n".join(lines)
+    rows = [list(_HEADERS)] + [_cells(r) for _, r in comparison.iterrows()]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADERS))]
+    return "\n".join(
+        "  ".join(cell.rjust(w) if i < len(_HEADERS) - 1 else cell for i, (cell, w) in enumerate(zip(row, widths)))
+        for row in rows
+    )
 
 
 def _int(v):
@@ -206,6 +212,7 @@ def write_reports(root, size="nonzero_params", stream=None, plots=True):
 
 
 def markdown(study, comparison, sentence, failures, size):
+    fair = " (the pruned arm's total)" if study.narrow.epochs is None else ""
     lines = [
         f"# {study.name}: large-sparse versus small-dense",
         "",
@@ -215,20 +222,14 @@ def markdown(study, comparison, sentence, failures, size):
         f"model of the same family with no more parameters than the pruned model's nonzeros, its "
         f"shape and learning rate chosen by {study.narrow.oracle} search over "
         f"{study.narrow.max_trials} trials on the validation split, trained for "
-        f"{study.narrow_epochs} epochs (the pruned arm's total).",
+        f"{study.narrow_epochs} epochs{fair}.",
         "",
         f"**{sentence}.**",
         "",
         "| sparsity | pruned nonzeros | narrow params | pruned test acc | narrow test acc | delta | 95% CI | verdict |",
         "|---:|---:|---:|---:|---:|---:|---|---|",
     ]
-    for _, r in comparison.iterrows():
-        ci = (f"[{r.delta_ci_low:+.4f}, {r.delta_ci_high:+.4f}]" if math.isfinite(r.delta_ci_low) else "n/a")
-        lines.append(
-            f"| {r.target_sparsity:g} | {_int(r.pruned_nonzero_params)} | {_int(r.narrow_params)} | "
-            f"{_pct(r.pruned_test_accuracy)} | {_pct(r.narrow_test_accuracy)} | {_signed(r.delta)} | "
-            f"{ci} | {r.verdict} |"
-        )
+    lines += ["| " + " | ".join(_cells(r)) + " |" for _, r in comparison.iterrows()]
     lines += [
         "",
         "Accuracies are means over seeds. `delta` is pruned minus narrow. The verdict names a "

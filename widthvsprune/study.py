@@ -12,6 +12,11 @@ Every run lives in its own folder (see :mod:`widthvsprune.storing`) and is
 done when its ``record.json`` says ``status: ok``. Running a study again trains
 only what is missing or failed. Each run is trained under an OS file lock, so
 several processes can share one study: each takes the runs nobody else holds.
+
+The runs of a stage (all baselines; all pruned fine-tunes; each round of the
+narrow searches; all narrow retrains) are trained packed into one ``fit``
+(:func:`widthvsprune.training.fit_packed`), and ``workers`` processes split
+each stage between them.
 """
 
 import dataclasses
@@ -26,9 +31,6 @@ import uuid
 from widthvsprune import config as config_module
 from widthvsprune import families, storing
 from widthvsprune.errors import DataError, ResultsError, StudyError
-
-ARMS = ("baseline", "pruned", "narrow")
-
 
 # --------------------------------------------------------------------------
 # Run configurations and keys (pure).
@@ -175,7 +177,7 @@ class Progress:
     """One line per trained model: what, how many done, elapsed and remaining."""
 
     def __init__(self, total, stream=None, prefix=""):
-        self.total, self.done, self.trained_seconds, self.trained = total, 0, 0.0, 0
+        self.total, self.done = total, 0
         self.start = time.perf_counter()
         self.stream = stream or sys.stdout
         self.prefix = prefix
@@ -185,9 +187,6 @@ class Progress:
 
     def line(self, what, seconds=None, **metrics):
         self.done += 1
-        if seconds is not None and math.isfinite(seconds):
-            self.trained += 1
-            self.trained_seconds += seconds
         elapsed = time.perf_counter() - self.start
         left = max(0, self.total - self.done)
         per = elapsed / self.done if self.done else 0.0
@@ -377,6 +376,8 @@ class _Runner:
             return
         from widthvsprune import training
 
+        more = f" (+{len(members) - 1} more, trained together)" if len(members) > 1 else ""
+        self.progress.note(f"{self.progress.prefix}training {members[0].base['label']}{more} ...")
         for member in members:
             self._write_config(member.folder, member.config)
             self.attempted.add(member.folder)
