@@ -1,6 +1,7 @@
 """The command line as a user runs it: real subprocesses, real files, kill -9 and two runners."""
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -155,8 +156,8 @@ def test_two_runners_share_one_study(tmp_path):
     first, second = start("run", path, "--out", out), start("run", path, "--out", out)
     outputs = [p.communicate(timeout=600) for p in (first, second)]
     assert first.returncode == 0 and second.returncode == 0, outputs
-    trained = [line.split("] ", 1)[1].split("  ")[0] for o, _ in outputs for line in o.splitlines()
-               if line.startswith("[")]
+    progress = re.compile(r"^(?:\[w\d+\])?\[\s*\d+/\d+\] (.+?)  ")
+    trained = [m.group(1) for o, _ in outputs for m in map(progress.match, o.splitlines()) if m]
     assert len(trained) == len(set(trained)), trained  # nothing was trained twice
     records = done_records(out / "shared")
     assert len(records) == 10 and all(r["status"] == "ok" for r in records.values())
