@@ -260,7 +260,7 @@ class _Runner:
         storing.write_json(path, run_config)
 
     def _settled(self, folder, record):
-        """A run failed in this session (by this process or a helper) is not tried again in it."""
+        """A run that failed during this `run` command (here or in a helper) is not tried again by it."""
         return folder in self.attempted or (
             record is not None and record.get("status") == "failed" and record.get("session") == self.session
         )
