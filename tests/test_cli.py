@@ -44,6 +44,16 @@ def start(*args):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def kill_9_when(ready, *args, timeout=300):
+    """Starts `widthvsprune ARGS` and kills it with SIGKILL as soon as ``ready()`` holds."""
+    process = start(*args)
+    deadline = time.time() + timeout
+    while time.time() < deadline and not ready():
+        time.sleep(0.1)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
 def done_records(root):
     return {p: json.loads(p.read_text()) for p in root.glob("runs/*/seed-*/record.json")}
 
@@ -92,12 +102,7 @@ def test_dry_run_lists_runs_and_trains_nothing(tmp_path):
 def test_kill_9_then_resume_keeps_finished_runs(tmp_path):
     path, out = study_file(tmp_path, "killed"), tmp_path / "out"
     root = out / "killed"
-    process = start("run", path, "--out", out)
-    deadline = time.time() + 300
-    while time.time() < deadline and len(done_records(root)) < 4:
-        time.sleep(0.2)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_9_when(lambda: len(done_records(root)) >= 4, "run", path, "--out", out)
     before = {p: p.stat().st_mtime_ns for p in done_records(root)}
     assert len(before) >= 4
     assert not list(root.glob("runs/**/*.tmp"))  # no half-written file took a real name
@@ -133,12 +138,7 @@ def test_kill_9_during_the_narrow_search_continues_it(tmp_path):
     path, out = study_file(tmp_path, "search"), tmp_path / "out"
     path.write_text(path.read_text().replace('oracle="random", max_trials=2', 'oracle="bayesian", max_trials=4'))
     root = out / "search"
-    process = start("run", path, "--out", out)
-    deadline = time.time() + 300
-    while time.time() < deadline and len(completed_trials(root)) < 3:
-        time.sleep(0.1)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_9_when(lambda: len(completed_trials(root)) >= 3, "run", path, "--out", out)
     finished = completed_trials(root)
     models_before = {p: p.stat().st_mtime_ns for p in done_records(root)}
     assert len(finished) >= 3

@@ -99,3 +99,17 @@ def test_hyperband_oracle_runs(tmp_path, splits):
                        baseline=Recipe(epochs=1, batch_size=64))
     result = narrowing.search(study, splits, 600, tmp_path)
     assert result["trials"] >= 1 and result["params"] <= 600
+
+
+def test_keras_tuners_own_search_loop_runs_narrow_trials(tmp_path, splits):
+    study = tiny_study(narrow=NarrowSearch(oracle="random", max_trials=2), baseline=Recipe(epochs=1, batch_size=64))
+    seen = []
+    tuner = narrowing.NarrowTuner(
+        study, splits, 600, on_trial=lambda *a: seen.append(a),
+        oracle=narrowing.make_oracle(study, narrowing.hyperparameters(study), 1),
+        directory=str(tmp_path), project_name="stock",
+    )
+    tuner.search(verbose=0)
+    assert len(seen) == 2
+    assert all(families.count_mlp(widths, splits.input_shape, 10) <= 600 for _, widths, *_ in seen)
+    assert tuner.oracle.get_best_trials(1)[0].score == max(s for *_, s, _ in seen)

@@ -90,25 +90,35 @@ class NarrowTuner(kt.Tuner):
 
     def run_trial(self, trial, *args, **kwargs):
         values = trial.hyperparameters.values
-        match = shape_for(self.study, values, self.budget, self.splits.input_shape, self.splits.num_classes)
         epochs = int(values.get("tuner/epochs", self.study.narrow_epochs))
-        lr = float(values["learning_rate"])
-        seed = int(self.study.seeds[0])
-        model = models.build(
-            self.study.family, match.widths, self.splits.input_shape, self.splits.num_classes, seed
-        )
-        try:
-            history, seconds = training.fit(
-                model, self.splits, self.study.baseline, seed, epochs=epochs, learning_rate=lr
-            )
-            score = history[-1][OBJECTIVE]
-        except training.TrainingDiverged:
-            score, seconds = 0.0, float("nan")  # a diverging learning rate is a valid, bad result
-        if not math.isfinite(score):
-            score = 0.0
+        [(match, lr, score)], seconds = train_trials(self.study, self.splits, [(values, self.budget)], epochs)
         if self.on_trial is not None:
             self.on_trial(len(self.oracle.trials), match.widths, lr, score, seconds)
-        return {OBJECTIVE: float(score)}
+        return {OBJECTIVE: score}
+
+
+def train_trials(study, splits, candidates, epochs):
+    """Trains trial candidates side by side; a diverging one scores 0 (a valid, bad result).
+
+    Args:
+        candidates: ``(hyperparameter values, budget)`` pairs.
+        epochs: epochs of every candidate.
+
+    Returns:
+        ``([(match, learning_rate, val_accuracy), ...], seconds per candidate)``.
+    """
+    seed = int(study.seeds[0])
+    shapes = [shape_for(study, values, budget, splits.input_shape, splits.num_classes) for values, budget in candidates]
+    rates = [float(values["learning_rate"]) for values, _ in candidates]
+    branches = [models.build(study.family, m.widths, splits.input_shape, splits.num_classes, seed) for m in shapes]
+    histories, diverged, seconds = training.fit_packed(
+        branches, splits, study.baseline, [seed] * len(branches), epochs=epochs, learning_rates=rates
+    )
+    out = []
+    for k, (match, lr, history) in enumerate(zip(shapes, rates, histories)):
+        score = 0.0 if k in diverged else float(history[-1][OBJECTIVE])
+        out.append((match, lr, score if math.isfinite(score) else 0.0))
+    return out, seconds / len(candidates)
 
 
 @contextlib.contextmanager
@@ -209,7 +219,6 @@ def search_many(study, splits, jobs, on_trial=None, verbose=False):
         One result dict per job: ``widths``, ``params``, ``learning_rate``,
         ``val_accuracy`` of the best trial, ``trials`` (completed) and ``note``.
     """
-    seed = int(study.seeds[0])
     with _quiet(verbose):
         tuners = [_tuner(study, splits, job) for job in jobs]
         for tuner in tuners:
@@ -244,32 +253,20 @@ def search_many(study, splits, jobs, on_trial=None, verbose=False):
                 epochs = int(trial.hyperparameters.values.get("tuner/epochs", study.narrow_epochs))
                 by_epochs.setdefault(epochs, []).append((i, trial))
             for epochs, group in by_epochs.items():
-                _run_round(study, splits, tuners, jobs, group, epochs, seed, on_trial)
+                _run_round(study, splits, tuners, jobs, group, epochs, on_trial)
     return [_result(study, splits, tuner, job.budget) for tuner, job in zip(tuners, jobs)]
 
 
-def _run_round(study, splits, tuners, jobs, group, epochs, seed, on_trial):
-    shapes, rates = [], []
-    for i, trial in group:
-        values = trial.hyperparameters.values
-        shapes.append(shape_for(study, values, jobs[i].budget, splits.input_shape, splits.num_classes))
-        rates.append(float(values["learning_rate"]))
-    branches = [
-        models.build(study.family, m.widths, splits.input_shape, splits.num_classes, seed) for m in shapes
-    ]
-    histories, diverged, seconds = training.fit_packed(
-        branches, splits, study.baseline, [seed] * len(branches), epochs=epochs, learning_rates=rates
-    )
-    for k, ((i, trial), match, lr, history) in enumerate(zip(group, shapes, rates, histories)):
-        score = 0.0 if k in diverged else float(history[-1][OBJECTIVE])  # diverging: a valid, bad result
-        if not math.isfinite(score):
-            score = 0.0
+def _run_round(study, splits, tuners, jobs, group, epochs, on_trial):
+    candidates = [(trial.hyperparameters.values, jobs[i].budget) for i, trial in group]
+    results, seconds = train_trials(study, splits, candidates, epochs)
+    for (i, trial), (match, lr, score) in zip(group, results):
         tuner = tuners[i]
         tuner.oracle.update_trial(trial.trial_id, {OBJECTIVE: score})
         trial.status = kt.engine.trial.TrialStatus.COMPLETED
         tuner.on_trial_end(trial)
         if on_trial is not None:
-            on_trial(jobs[i].tag, len(tuner.oracle.trials), match.widths, lr, score, seconds / len(group))
+            on_trial(jobs[i].tag, len(tuner.oracle.trials), match.widths, lr, score, seconds)
 
 
 def search(study, splits, budget, directory, project_name="search", overwrite=False, on_trial=None, verbose=False):

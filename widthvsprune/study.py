@@ -475,11 +475,14 @@ class _Runner:
             study.pruning.frequency, study.pruning.begin_step, study.pruning.end_fraction,
         )
 
+        weights = {}  # each seed's baseline, read once for all its sparsities
+
         def build(member):
-            baseline = baselines[member.seed]
+            if member.seed not in weights:
+                folder = storing.seed_dir(self.root, baselines[member.seed]["key"], member.seed)
+                weights[member.seed] = storing.read_weights(storing.weights_npz(folder))
             model = models.build(study.family, study.widths, splits.input_shape, splits.num_classes, member.seed)
-            model.set_weights(storing.read_weights(
-                storing.weights_npz(storing.seed_dir(self.root, baseline["key"], member.seed))))
+            model.set_weights(weights[member.seed])
             schedule = pruning.make_schedule(member.target, study.pruning, steps)
             return pruning.wrap(model, schedule, study.pruning.prune_output)
 
