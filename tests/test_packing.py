@@ -67,11 +67,23 @@ def test_packed_pruned_models_equal_separate_training(splits, variant):
         return pruning.wrap(model, pruning.make_schedule(target, spec, steps))
 
     packed = [wrapped(s) for s in seeds]
-    training.fit_packed(packed, splits, RECIPE, seeds, pruning.callbacks(spec, target, steps, packed, seeds))
+    callbacks = pruning.callbacks(spec, target, steps, packed, seeds)
+    training.fit_packed(packed, splits, RECIPE, seeds, callbacks)
+    deferred = next(c for c in callbacks if isinstance(c, pruning.DeferredMaskUpdates))
+    # layerwise: one update per pruning step (1..end_step, every `frequency`); global: masks are MaskUpdater's
+    assert deferred.updates == (steps.end_step // steps.frequency if variant == "layerwise" else 0)
     for seed, branch in zip(seeds, packed):
         model = wrapped(seed)
-        alone = separate(model, splits, seed, callbacks=pruning.callbacks(spec, target, steps, [model], [seed]))
+        # The reference keeps tfmot's mask update inside the traced step.
+        alone = separate(model, splits, seed,
+                         callbacks=pruning.callbacks(spec, target, steps, [model], [seed], defer_masks=False))
         assert_same_weights(pruning.strip(branch).get_weights(), pruning.strip(alone).get_weights())
+        for ours, theirs in zip(pruning.wrappers(branch), pruning.wrappers(alone)):
+            assert int(ours.pruning_step.numpy()) == int(theirs.pruning_step.numpy()) == steps.total_steps
+            for (_, mask, threshold), (_, mask_ref, threshold_ref) in zip(ours.pruning_vars, theirs.pruning_vars):
+                np.testing.assert_array_equal(mask.numpy(), mask_ref.numpy())
+                np.testing.assert_allclose(threshold.numpy(), threshold_ref.numpy(), atol=1e-6)
+            assert "conditional_mask_update" not in vars(ours.pruning_obj)  # tfmot's own method again
         kernels = [w for w in pruning.strip(branch).get_weights() if w.ndim > 1]
         zeros = sum(int((k == 0).sum()) for k in kernels) / sum(k.size for k in kernels)
         assert abs(zeros - target) < 0.005
@@ -86,3 +98,19 @@ def test_a_diverging_branch_does_not_stop_the_others(splits):
     assert len(histories[1]) == 2 and np.isfinite(histories[1][-1]["loss"])
     assert all(np.isfinite(w).all() for w in packed[1].get_weights())
     assert isinstance(packed[1], keras.Model)
+
+
+def test_last_epoch_validation_only_scores_the_final_weights(splits):
+    histories = {}
+    weights = {}
+    for mode in ("every_epoch", "last_epoch"):
+        branch = models.build("mlp", (16,), splits.input_shape, 10, seed=3)
+        histories[mode], _, _ = training.fit_packed([branch], splits, RECIPE, [3], validate=mode)
+        weights[mode] = branch.get_weights()
+        final = training.evaluate(branch, splits.x_val, splits.y_val)
+        assert histories[mode][0][-1]["val_accuracy"] == final[1]
+    assert_same_weights(weights["every_epoch"], weights["last_epoch"], atol=0)
+    assert all("val_accuracy" in row for row in histories["every_epoch"][0])
+    assert ["val_accuracy" in row for row in histories["last_epoch"][0]] == [False, True]
+    with pytest.raises(ValueError, match="validate"):
+        training.fit_packed([branch], splits, RECIPE, [3], validate="sometimes")

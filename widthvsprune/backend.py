@@ -12,6 +12,8 @@ import logging
 import os
 import warnings
 
+from threadpoolctl import threadpool_limits
+
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 if not os.environ.get("WIDTHVSPRUNE_VERBOSE"):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -94,6 +96,17 @@ def limit_threads(workers):
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     except RuntimeError:  # already initialized
         pass
+
+
+def single_threaded_blas():
+    """A context in which NumPy's BLAS uses one thread.
+
+    The only BLAS work of a study is on small matrices (the Bayesian oracle's
+    Gaussian process), where extra threads only spin on cores that TensorFlow
+    or another worker is using: with them, proposing a trial took several
+    times longer.
+    """
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def keras_tuner():

@@ -112,7 +112,8 @@ def train_trials(study, splits, candidates, epochs):
     rates = [float(values["learning_rate"]) for values, _ in candidates]
     branches = [models.build(study.family, m.widths, splits.input_shape, splits.num_classes, seed) for m in shapes]
     histories, diverged, seconds = training.fit_packed(
-        branches, splits, study.baseline, [seed] * len(branches), epochs=epochs, learning_rates=rates
+        branches, splits, study.baseline, [seed] * len(branches), epochs=epochs, learning_rates=rates,
+        validate="last_epoch",
     )
     out = []
     for k, (match, lr, history) in enumerate(zip(shapes, rates, histories)):

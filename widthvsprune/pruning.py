@@ -13,6 +13,14 @@ polynomial schedule and ``strip_pruning``:
 For ``global`` and ``random`` the wrappers get a schedule that never updates
 masks itself, and :class:`MaskUpdater` writes the masks at the same steps
 ``PolynomialDecay`` would.
+
+tfmot puts its mask update (the schedule's decision, then a new mask per
+kernel) into every training call, so the traced train step of a pack carries
+it once per wrapper, although it runs only every ``frequency`` steps.
+:class:`DeferredMaskUpdates` runs the same tfmot method between steps instead,
+at the steps where the wrapper's own schedule prunes, and keeps it out of the
+traced step; masks, thresholds and weights are those of tfmot's own path
+(tested).
 """
 
 import numpy as np
@@ -150,7 +158,89 @@ class MaskUpdater(keras.callbacks.Callback):
             weight.assign(k * m)
 
 
-def callbacks(pruning, targets, steps, branches, seeds, log_dir=None):
+def prunes_at(schedule, step):
+    """Whether ``schedule`` updates masks at ``step``; ``None`` when it cannot be told from outside.
+
+    The same test as tfmot's ``PruningSchedule._should_prune_in_step``, in Python.
+    """
+    if isinstance(schedule, FrozenMaskSchedule):
+        return False
+    try:
+        begin, end, frequency = int(schedule.begin_step), int(schedule.end_step), int(schedule.frequency)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return step >= begin and (step <= end or end < 0) and (step - begin) % frequency == 0
+
+
+class DeferredMaskUpdates(keras.callbacks.Callback):
+    """Runs tfmot's mask updates between training steps, not inside the traced step.
+
+    On train begin, each wrapper's ``pruning_obj.conditional_mask_update`` is
+    replaced by a no-op for the train step's trace (and restored on train
+    end). Before step ``t`` (tfmot counts steps from 1 and increments
+    ``pruning_step`` inside the step), the wrappers whose schedule prunes at
+    ``t`` run tfmot's own ``conditional_mask_update`` with ``pruning_step`` set
+    to ``t``, which is what the train step would have done first. Wrappers
+    that prune at the same steps share one ``tf.function``, traced once.
+    Wrappers with a schedule whose steps cannot be read (see
+    :func:`prunes_at`) or with m-by-n sparsity keep tfmot's in-graph update.
+
+    Must come after ``UpdatePruningStep`` in the callback list.
+
+    Args:
+        branches: the wrapped models of the pack.
+    """
+
+    def __init__(self, branches):
+        super().__init__()
+        self.branches = branches
+        self.groups = []  # (a schedule, tf.function updating every wrapper that prunes when it does)
+        self.patched = []
+        self.step = 0
+        self.updates = 0  # update calls made (one per group and pruning step)
+
+    def on_train_begin(self, logs=None):
+        by_schedule = {}
+        for wrapper in (w for branch in self.branches for w in wrappers(branch)):
+            obj, schedule = wrapper.pruning_obj, wrapper.pruning_schedule
+            if obj is None or getattr(obj, "_sparsity_m_by_n", None) or prunes_at(schedule, 1) is None:
+                continue
+            if wrapper.pruning_vars and not isinstance(schedule, FrozenMaskSchedule):
+                key = (int(schedule.begin_step), int(schedule.end_step), int(schedule.frequency))
+                by_schedule.setdefault(key, (schedule, []))[1].append((wrapper, obj.conditional_mask_update))
+            obj.conditional_mask_update = tf.no_op
+            self.patched.append(obj)
+        self.groups = [(schedule, _update_function(members)) for schedule, members in by_schedule.values()]
+        first = next((w for b in self.branches for w in wrappers(b)), None)
+        self.step = int(first.pruning_step.numpy()) if first is not None else 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.step += 1
+        for schedule, update in self.groups:
+            if prunes_at(schedule, self.step):
+                update(tf.constant(self.step, tf.int64))
+                self.updates += 1
+
+    def on_train_end(self, logs=None):
+        for obj in self.patched:
+            del obj.conditional_mask_update  # tfmot's own method again
+        self.patched, self.groups = [], []
+
+
+def _update_function(members):
+    """One traced call running tfmot's update of every ``(wrapper, update)`` at a given step."""
+
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([], tf.int64)])
+    def update(step):
+        for wrapper, conditional_mask_update in members:
+            wrapper.pruning_step.assign(step)
+            with tf.control_dependencies([conditional_mask_update()]):
+                wrapper.pruning_step.assign(step - 1)  # the train step increments it
+
+    return update
+
+
+def callbacks(pruning, targets, steps, branches, seeds, log_dir=None, defer_masks=True):
     """The callbacks a pruning fine-tune of ``branches`` needs.
 
     Args:
@@ -160,10 +250,14 @@ def callbacks(pruning, targets, steps, branches, seeds, log_dir=None):
         branches: the wrapped models trained together.
         seeds: one seed per branch (random selection).
         log_dir: TensorBoard folder for ``PruningSummaries``, or ``None``.
+        defer_masks: run tfmot's mask updates between steps
+            (:class:`DeferredMaskUpdates`) rather than inside the traced step.
     """
     if not isinstance(targets, (list, tuple)):
         targets = [targets] * len(branches)
     out = [sparsity.UpdatePruningStep()]
+    if defer_masks:
+        out.append(DeferredMaskUpdates(branches))
     if pruning.variant != "layerwise":
         out += [
             MaskUpdater(branch, pruning.variant, target, pruning.initial_sparsity, steps, pruning.power, seed)

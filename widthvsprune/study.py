@@ -16,7 +16,8 @@ several processes can share one study: each takes the runs nobody else holds.
 The runs of a stage (all baselines; all pruned fine-tunes; each round of the
 narrow searches; all narrow retrains) are trained packed into one ``fit``
 (:func:`widthvsprune.training.fit_packed`), and ``workers`` processes split
-each stage between them.
+each stage between them: a process starts a stage once every run it depends
+on is settled, so that each takes an even share in one pack.
 """
 
 import dataclasses
@@ -658,11 +659,13 @@ class _Runner:
             missing = [s for s in study.seeds if s not in baselines]
             if missing:
                 baselines.update(self.baselines(missing))
-            pairs = [(t, s) for t in study.sparsities for s in study.seeds if (t, s) not in pruned and s in baselines]
-            if pairs:
+            # A stage starts once every run it depends on is settled, here or in another process: a process
+            # that started early would take a small share, then trace a second pack for what is left.
+            pairs = [(t, s) for t in study.sparsities for s in study.seeds if (t, s) not in pruned]
+            if pairs and len(baselines) == len(study.seeds):
                 pruned.update(self.pruned(pairs, baselines))
             ready = {}
-            for target in study.sparsities:
+            for target in study.sparsities if len(pruned) == len(study.sparsities) * len(study.seeds) else ():
                 records = [pruned.get((target, s)) for s in study.seeds]
                 if target in narrow or any(r is None for r in records):
                     continue
@@ -679,7 +682,7 @@ class _Runner:
                 return self.result
             if (self.result.trained, len(self.result.failed)) == before:
                 self.result.waits += 1
-                time.sleep(1.0)  # another process holds every run left: wait for it
+                time.sleep(0.25)  # another process holds every run left: wait for it
 
 
 def default_workers():
@@ -705,8 +708,13 @@ def _worker(study_dict, study_file, out, verbose, workers, index, session):
     splits = data.load(study.dataset, study.validation_fraction, study.data_seed)
     progress = Progress(count_trainings(study), prefix=f"[w{index}]")
     runner = _Runner(study, out, splits, False, verbose, progress, lambda: workers, session)
-    result = runner.run()
-    sys.exit(1 if result.failed else 0)
+    with backend.single_threaded_blas():
+        result = runner.run()
+    # Everything is on disk (written atomically); skip TensorFlow's slow interpreter teardown, which the
+    # parent would otherwise wait for.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1 if result.failed else 0)
 
 
 def _die_with_parent():
@@ -773,7 +781,8 @@ def run_study(study, out="results", force=False, verbose=False, stream=None, wor
     # TensorFlow finds its share waiting, and takes over whatever the others leave.
     runner = _Runner(study, out, splits, force, verbose, progress, lambda: workers, session)
     try:
-        result = runner.run()
+        with backend.single_threaded_blas():
+            result = runner.run()
     finally:
         for helper in helpers:
             helper.join()

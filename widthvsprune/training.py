@@ -153,17 +153,21 @@ def evaluate(model, x, y, batch_size=2048):
 
 
 class _EagerValidation(keras.callbacks.Callback):
-    """Per-branch validation loss and accuracy at each epoch's end, traced nothing."""
+    """Per-branch validation loss and accuracy at each epoch's end (or the last only), traced nothing."""
 
-    def __init__(self, branches, x, y):
+    def __init__(self, branches, x, y, last_only=False):
         super().__init__()
-        self.branches, self.x, self.y = branches, x, y
+        self.branches, self.x, self.y, self.last_only = branches, x, y, last_only
+        self.results = {}  # (epoch, branch) -> {"val_loss": ..., "val_accuracy": ...}
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is None:
+        if self.last_only and epoch + 1 < self.params["epochs"]:
             return
         for i, branch in enumerate(self.branches):
-            logs[f"val_loss_{i}"], logs[f"val_accuracy_{i}"] = evaluate(branch, self.x, self.y)
+            loss, accuracy = evaluate(branch, self.x, self.y)
+            self.results[epoch, i] = {"val_loss": loss, "val_accuracy": accuracy}
+            if logs is not None:  # for the callbacks after this one (TensorBoard)
+                logs[f"val_loss_{i}"], logs[f"val_accuracy_{i}"] = loss, accuracy
 
 
 class _StopWhenAllDiverged(keras.callbacks.Callback):
@@ -176,7 +180,8 @@ class _StopWhenAllDiverged(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def fit_packed(branches, splits, recipe, seeds, callbacks=(), epochs=None, learning_rates=None):
+def fit_packed(branches, splits, recipe, seeds, callbacks=(), epochs=None, learning_rates=None,
+               validate="every_epoch"):
     """Trains models side by side in one ``fit``, each as it would train alone.
 
     Args:
@@ -187,12 +192,16 @@ def fit_packed(branches, splits, recipe, seeds, callbacks=(), epochs=None, learn
         callbacks: Keras callbacks for the pack (``UpdatePruningStep`` ...).
         epochs: overrides ``recipe.epochs``.
         learning_rates: one per branch; ``recipe.learning_rate`` by default.
+        validate: ``"every_epoch"``, or ``"last_epoch"`` when only the final
+            validation accuracy is used (a search trial's score).
 
     Returns:
         ``(histories, diverged, seconds)``: one list of per-epoch dicts per
         branch, the indices of branches whose loss became non-finite, and the
         wall time of the fit.
     """
+    if validate not in ("every_epoch", "last_epoch"):
+        raise ValueError(f"Expected validate to be 'every_epoch' or 'last_epoch'. Received: validate={validate!r}")
     n = len(branches)
     epochs = int(recipe.epochs if epochs is None else epochs)
     learning_rates = learning_rates or [recipe.learning_rate] * n
@@ -203,24 +212,28 @@ def fit_packed(branches, splits, recipe, seeds, callbacks=(), epochs=None, learn
     for branch, optimizer in zip(branches, pack.branch_optimizers):
         build_slots(optimizer, branch.trainable_variables)
     dataset, steps = packed_dataset(splits.x_train, splits.y_train, recipe.batch_size, epochs, seeds)
+    validation = _EagerValidation(branches, splits.x_val, splits.y_val, validate == "last_epoch")
     start = time.perf_counter()
     result = pack.fit(
         dataset,
         epochs=epochs,
         steps_per_epoch=steps,
         verbose=0,
-        callbacks=[*callbacks, _EagerValidation(branches, splits.x_val, splits.y_val), _StopWhenAllDiverged(n)],
+        # Validation runs after the pruning callbacks (masks applied) and before TensorBoard (which logs it).
+        callbacks=[*(c for c in callbacks if not isinstance(c, keras.callbacks.TensorBoard)), validation,
+                   *(c for c in callbacks if isinstance(c, keras.callbacks.TensorBoard)), _StopWhenAllDiverged(n)],
     )
     seconds = time.perf_counter() - start
     histories, diverged = [], []
     for i in range(n):
         rows = []
         for epoch, _ in enumerate(result.history.get(f"loss_{i}", [])):
-            rows.append(
-                {"epoch": epoch + 1, **{k: float(result.history[f"{k}_{i}"][epoch])
-                                         for k in ("loss", "accuracy", "val_loss", "val_accuracy")
-                                         if f"{k}_{i}" in result.history}}
-            )
+            rows.append({
+                "epoch": epoch + 1,
+                "loss": float(result.history[f"loss_{i}"][epoch]),
+                "accuracy": float(result.history[f"accuracy_{i}"][epoch]),
+                **validation.results.get((epoch, i), {}),
+            })
         histories.append(rows)
         if len(rows) < epochs or not all(math.isfinite(r["loss"]) for r in rows):
             diverged.append(i)
