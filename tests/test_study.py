@@ -115,9 +115,11 @@ def test_each_run_folder_holds_its_config_history_and_record(finished):
 def test_second_run_trains_nothing(finished):
     study, out, _, _ = finished
     before = {p: p.stat().st_mtime_ns for p in records(out / study.name)}
-    result = run_study(study, out, stream=io.StringIO(), workers=1)
+    stream = io.StringIO()
+    result = run_study(study, out, stream=stream, workers=2)
     assert result.trained == 0
     assert {p: p.stat().st_mtime_ns for p in records(out / study.name)} == before
+    assert result.workers == 1  # a finished study starts no helper process
 
 
 def test_deleting_one_record_retrains_exactly_that_run(finished):

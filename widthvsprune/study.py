@@ -211,9 +211,10 @@ class StudyResult:
     """What :func:`run_study` did."""
 
     root: object
-    trained: int = 0
+    trained: int = 0  # by this process
     failed: list = dataclasses.field(default_factory=list)
     waits: int = 0
+    workers: int = 1  # processes that shared the study (this one and its helpers)
 
 
 @dataclasses.dataclass
@@ -685,6 +686,15 @@ class _Runner:
                 time.sleep(0.25)  # another process holds every run left: wait for it
 
 
+def _complete(study, root, report):
+    """Whether every run of the study is done (nothing to train)."""
+    if not root.exists():
+        return False
+    records = report.collect(root, study)
+    planned = len(study.seeds) * (1 + 2 * len(study.sparsities))
+    return len(records) == planned and all(r.get("status") in ("ok", "no-narrow-fits") for r in records)
+
+
 def default_workers():
     """Training processes to use: one per CPU core (at most 4); one when a GPU is visible."""
     from widthvsprune import backend
@@ -757,10 +767,10 @@ def run_study(study, out="results", force=False, verbose=False, stream=None, wor
     workers = default_workers() if workers is None else int(workers)
     if workers < 1:
         raise StudyError(config_module._problem("workers", "an integer >= 1", workers))
-    if force or (study_file is None and study.family not in families.SHIPPED):
-        workers = 1
-    backend.limit_threads(workers)
     root = storing.study_dir(out, study.name)
+    if force or (study_file is None and study.family not in families.SHIPPED) or _complete(study, root, report):
+        workers = 1  # (a finished study needs no helper, which would only import TensorFlow)
+    backend.limit_threads(workers)
     storing.write_json(storing.study_json(root), study.to_dict())
     helpers, session = [], uuid.uuid4().hex
     if workers > 1:
@@ -787,5 +797,6 @@ def run_study(study, out="results", force=False, verbose=False, stream=None, wor
         for helper in helpers:
             helper.join()
     report.write_reports(root, stream=stream)
+    result.workers = 1 + len(helpers)
     result.failed = [r for r in report.collect(root, study) if r.get("status") == "failed"]
     return result
