@@ -33,3 +33,12 @@ def test_polynomial_sparsity_is_cubic_between_its_ends():
     assert schedules.polynomial_sparsity(0, 0.5, 0.8, 0, 100) == 0.5
     assert schedules.polynomial_sparsity(100, 0.5, 0.8, 0, 100) == 0.8
     assert schedules.polynomial_sparsity(50, 0.0, 0.8, 0, 100) == pytest.approx(0.8 * (1 - 0.5**3))
+
+
+def test_mask_updates_happen_every_frequency_steps_up_to_end_step():
+    s = schedules.schedule_steps(1293, 32, 8, 5, begin_step=0, end_fraction=0.5)
+    steps = [t for t in range(1, s.total_steps + 1)
+             if schedules.updates_masks_at(t, s.begin_step, s.end_step, s.frequency)]
+    assert steps == list(range(5, s.end_step + 1, 5)) and steps[-1] == s.end_step == 160
+    assert schedules.updates_masks_at(10_000, 0, -1, 100)  # a negative end_step never stops
+    assert not schedules.updates_masks_at(99, 0, -1, 100)

@@ -202,13 +202,12 @@ def min_input_side(family_name):
     return {"seed_cnn": 4, "lenet5": 4}.get(family_name, 1)
 
 
-SHIPPED = ("seed_cnn", "mlp", "lenet5")
-
 register_family(Family("seed_cnn", (12,), count_seed_cnn, build_seed_cnn, 1, ("filters",)))
 register_family(Family("mlp", (300, 100), count_mlp, build_mlp, None))
 register_family(
     Family("lenet5", (6, 16, 120, 84), count_lenet5, build_lenet5, 4, ("conv1", "conv2", "fc1", "fc2"))
 )
+SHIPPED = tuple(_FAMILIES)  # registered before any study file can add its own
 
 
 def describe_widths(widths: Sequence[int]):

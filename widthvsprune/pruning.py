@@ -135,13 +135,10 @@ class MaskUpdater(keras.callbacks.Callback):
         self.rng = np.random.default_rng(seed)
         self.step = 0
 
-    def _due(self, step):
-        s = self.steps
-        return s.begin_step <= step <= s.end_step and (step - s.begin_step) % s.frequency == 0
-
     def on_train_batch_begin(self, batch, logs=None):
         self.step += 1
-        if not self._due(self.step):
+        s = self.steps
+        if not schedules.updates_masks_at(self.step, s.begin_step, s.end_step, s.frequency):
             return
         target = schedules.polynomial_sparsity(
             self.step, self.initial, self.target, self.steps.begin_step, self.steps.end_step, self.power
@@ -159,17 +156,14 @@ class MaskUpdater(keras.callbacks.Callback):
 
 
 def prunes_at(schedule, step):
-    """Whether ``schedule`` updates masks at ``step``; ``None`` when it cannot be told from outside.
-
-    The same test as tfmot's ``PruningSchedule._should_prune_in_step``, in Python.
-    """
+    """Whether ``schedule`` updates masks at ``step``; ``None`` when it cannot be told from outside."""
     if isinstance(schedule, FrozenMaskSchedule):
         return False
     try:
         begin, end, frequency = int(schedule.begin_step), int(schedule.end_step), int(schedule.frequency)
     except (AttributeError, TypeError, ValueError):
         return None
-    return step >= begin and (step <= end or end < 0) and (step - begin) % frequency == 0
+    return schedules.updates_masks_at(step, begin, end, frequency)
 
 
 class DeferredMaskUpdates(keras.callbacks.Callback):

@@ -63,6 +63,15 @@ def schedule_steps(num_examples, batch_size, epochs, frequency, begin_step=0, en
     return ScheduleSteps(per_epoch, total, int(begin_step), int(end_step), int(frequency))
 
 
+def updates_masks_at(step, begin_step, end_step, frequency):
+    """Whether ``PolynomialDecay`` updates masks at ``step`` (tfmot's ``_should_prune_in_step``).
+
+    A negative ``end_step`` means the updates never stop.
+    """
+    in_range = step >= begin_step and (step <= end_step or end_step < 0)
+    return in_range and (step - begin_step) % frequency == 0
+
+
 def polynomial_sparsity(step, initial, final, begin_step, end_step, power=3):
     """Zhu & Gupta's schedule: the target sparsity at ``step``."""
     if step <= begin_step:

@@ -199,7 +199,7 @@ class Progress:
         print("  ".join(parts), file=self.stream, flush=True)
 
     def note(self, text):
-        print(text, file=self.stream, flush=True)
+        print(f"{self.prefix}{text}", file=self.stream, flush=True)
 
 
 # --------------------------------------------------------------------------
@@ -235,7 +235,7 @@ class _Member:
 
 
 class _Runner:
-    def __init__(self, study, out, splits, force, verbose, progress, workers=lambda: 1, session=None):
+    def __init__(self, study, out, splits, force, verbose, progress, workers=1, session=None):
         self.study, self.splits, self.force, self.verbose = study, splits, force, verbose
         self.workers = workers  # how many processes share the work
         self.session = session or uuid.uuid4().hex  # one `run`: this process and its helpers
@@ -347,7 +347,7 @@ class _Runner:
         the others find work too.
         """
         held = []
-        share = max(1, math.ceil(len(members) / self.workers()))
+        share = max(1, math.ceil(len(members) / self.workers))
         for member in members:
             if len(held) >= share:
                 break
@@ -379,7 +379,7 @@ class _Runner:
         from widthvsprune import training
 
         more = f" (+{len(members) - 1} more, trained together)" if len(members) > 1 else ""
-        self.progress.note(f"{self.progress.prefix}training {members[0].base['label']}{more} ...")
+        self.progress.note(f"training {members[0].base['label']}{more} ...")
         for member in members:
             self._write_config(member.folder, member.config)
             self.attempted.add(member.folder)
@@ -537,14 +537,14 @@ class _Runner:
         Returns target -> records for the points this process finished (or
         found finished); points another process holds are left out.
         """
-        from widthvsprune import budgets, models, narrowing
+        from widthvsprune import budgets, narrowing
 
         study, splits = self.study, self.splits
         smallest = budgets.smallest_params(
             families.get_family(study.family), len(study.widths), splits.input_shape, splits.num_classes
         )
         out, locks, jobs = {}, [], []
-        share = max(1, math.ceil(len(budgets_by_target) / self.workers()))
+        share = max(1, math.ceil(len(budgets_by_target) / self.workers))
         for target, budget in budgets_by_target.items():
             if len(locks) >= share:
                 break
@@ -568,7 +568,7 @@ class _Runner:
             jobs.append(narrowing.SearchJob(int(budget), str(folder), "search", fresh, tag=(target, key)))
         try:
             if jobs:
-                self._search_and_train(jobs, narrowing, models, out)
+                self._search_and_train(jobs, out)
         finally:
             for lock in locks:
                 lock.release()
@@ -594,7 +594,9 @@ class _Runner:
         self.progress.note(f"narrow sparsity={target:g}: {note}")
         return records
 
-    def _search_and_train(self, jobs, narrowing, models, out):
+    def _search_and_train(self, jobs, out):
+        from widthvsprune import models, narrowing
+
         study, splits = self.study, self.splits
         trials = {}
 
@@ -667,9 +669,9 @@ class _Runner:
                 pruned.update(self.pruned(pairs, baselines))
             ready = {}
             for target in study.sparsities if len(pruned) == len(study.sparsities) * len(study.seeds) else ():
-                records = [pruned.get((target, s)) for s in study.seeds]
-                if target in narrow or any(r is None for r in records):
+                if target in narrow:
                     continue
+                records = [pruned[target, s] for s in study.seeds]
                 budget = budget_of(records)
                 if budget is None:
                     narrow[target] = []
@@ -686,10 +688,10 @@ class _Runner:
                 time.sleep(0.25)  # another process holds every run left: wait for it
 
 
-def _complete(study, root, report):
+def _complete(study, root):
     """Whether every run of the study is done (nothing to train)."""
-    if not root.exists():
-        return False
+    from widthvsprune import report
+
     records = report.collect(root, study)
     planned = len(study.seeds) * (1 + 2 * len(study.sparsities))
     return len(records) == planned and all(r.get("status") in ("ok", "no-narrow-fits") for r in records)
@@ -717,7 +719,7 @@ def _worker(study_dict, study_file, out, verbose, workers, index, session):
     backend.limit_threads(workers)
     splits = data.load(study.dataset, study.validation_fraction, study.data_seed)
     progress = Progress(count_trainings(study), prefix=f"[w{index}]")
-    runner = _Runner(study, out, splits, False, verbose, progress, lambda: workers, session)
+    runner = _Runner(study, out, splits, False, verbose, progress, workers, session)
     with backend.single_threaded_blas():
         result = runner.run()
     # Everything is on disk (written atomically); skip TensorFlow's slow interpreter teardown, which the
@@ -768,7 +770,7 @@ def run_study(study, out="results", force=False, verbose=False, stream=None, wor
     if workers < 1:
         raise StudyError(config_module._problem("workers", "an integer >= 1", workers))
     root = storing.study_dir(out, study.name)
-    if force or (study_file is None and study.family not in families.SHIPPED) or _complete(study, root, report):
+    if force or (study_file is None and study.family not in families.SHIPPED) or _complete(study, root):
         workers = 1  # (a finished study needs no helper, which would only import TensorFlow)
     backend.limit_threads(workers)
     storing.write_json(storing.study_json(root), study.to_dict())
@@ -789,7 +791,7 @@ def run_study(study, out="results", force=False, verbose=False, stream=None, wor
     progress = Progress(count_trainings(study), stream, prefix="[w1]" if helpers else "")
     # Each process claims its share of every stage from the start: a helper that is still importing
     # TensorFlow finds its share waiting, and takes over whatever the others leave.
-    runner = _Runner(study, out, splits, force, verbose, progress, lambda: workers, session)
+    runner = _Runner(study, out, splits, force, verbose, progress, workers, session)
     try:
         with backend.single_threaded_blas():
             result = runner.run()

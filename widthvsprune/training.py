@@ -41,11 +41,8 @@ def make_optimizer(recipe, learning_rate=None):
 
 
 def build_slots(optimizer, variables):
-    """Creates the optimizer's slots now, so the train step is traced once, not twice."""
-    if hasattr(optimizer, "build"):
-        optimizer.build(variables)
-    else:  # tf_keras's legacy (fused) optimizers
-        optimizer._create_all_weights(variables)
+    """Creates a :func:`make_optimizer` optimizer's slots now, so the train step is traced once, not twice."""
+    optimizer._create_all_weights(variables)
 
 
 def loss_function():
