@@ -6,6 +6,7 @@ import random
 import pytest
 
 from widthvsprune import budgets, families
+from widthvsprune.families import conv2d, dense
 
 SHAPES = {"seed_cnn": [(28, 28, 1), (8, 8, 1), (32, 32, 3)],
           "mlp": [(28, 28), (8, 8, 1), (32, 32, 3)],
@@ -13,18 +14,18 @@ SHAPES = {"seed_cnn": [(28, 28, 1), (8, 8, 1), (32, 32, 3)],
 
 
 def test_seed_cnn_count_is_the_seed_notebooks_20410():
-    assert families.count_seed_cnn((12,), (28, 28), 10) == 20_410
-    assert families.count_seed_cnn((12,), (28, 28, 1), 10) == 20_410
+    assert conv2d.count_seed_cnn((12,), (28, 28), 10) == 20_410
+    assert conv2d.count_seed_cnn((12,), (28, 28, 1), 10) == 20_410
 
 
 def test_lenet_300_100_count_is_266610():
-    assert families.count_mlp((300, 100), (28, 28), 10) == 266_610
+    assert dense.count_mlp((300, 100), (28, 28), 10) == 266_610
 
 
 def test_lenet5_count_by_hand():
     # conv1 5*5*1*6+6, conv2 5*5*6*16+16, fc 7*7*16*120+120, 120*84+84, 84*10+10
     expected = 156 + 2416 + 94200 + 10164 + 850
-    assert families.count_lenet5((6, 16, 120, 84), (28, 28, 1), 10) == expected
+    assert conv2d.count_lenet5((6, 16, 120, 84), (28, 28, 1), 10) == expected
 
 
 @pytest.mark.parametrize("name", ["seed_cnn", "mlp", "lenet5"])
@@ -70,7 +71,7 @@ def test_uniform_split_keeps_the_wide_proportions():
 
 
 def test_no_narrow_fits_when_the_smallest_model_is_over_budget():
-    smallest = families.count_mlp((1, 1), (8, 8), 10)
+    smallest = dense.count_mlp((1, 1), (8, 8), 10)
     match = budgets.solve_widths("mlp", smallest - 1, (2, 1), (8, 8), 10)
     assert not match.fits and match.widths is None
     assert "no-narrow-fits" in match.note

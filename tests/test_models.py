@@ -3,6 +3,7 @@
 import pytest
 
 from widthvsprune import families, models
+from widthvsprune.families import dense
 
 
 @pytest.mark.parametrize("name,widths", [
@@ -32,6 +33,6 @@ def test_same_seed_gives_the_same_initial_weights():
 
 
 def test_a_family_whose_count_is_wrong_is_refused():
-    wrong = families.Family("wrong_count", (4,), lambda w, s, k: 1, families.build_mlp, 1)
+    wrong = families.Family("wrong_count", (4,), lambda w, s, k: 1, dense.build_mlp, 1)
     with pytest.raises(ValueError, match="count_params"):
         models.build(wrong, (4,), (8, 8, 1), 10)

@@ -3,8 +3,9 @@
 import pytest
 from conftest import tiny_study
 
-from widthvsprune import NarrowSearch, Recipe, data, families, narrowing
+from widthvsprune import NarrowSearch, Recipe, data, narrowing
 from widthvsprune.backend import keras
+from widthvsprune.families import dense
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +20,7 @@ def test_tuner_trains_tf_keras_models_within_the_budget(tmp_path, splits):
     result = narrowing.search(study, splits, 600, tmp_path, on_trial=lambda *a: seen.append(a))
     assert len(seen) == 3 and result["trials"] == 3
     for _, widths, lr, score, _ in seen:
-        assert families.count_mlp(widths, splits.input_shape, 10) <= 600
+        assert dense.count_mlp(widths, splits.input_shape, 10) <= 600
         assert study.narrow.learning_rate_min <= lr <= study.narrow.learning_rate_max
         assert 0.0 <= score <= 1.0
     assert result["params"] <= 600 and result["params"] >= 0.9 * 600
@@ -89,7 +90,7 @@ def test_searches_side_by_side_keep_their_own_budgets(tmp_path, splits):
     results = narrowing.search_many(study, splits, jobs, on_trial=lambda tag, n, w, *_: seen.append((tag, w)))
     assert len(seen) == 6
     for tag, widths in seen:
-        assert families.count_mlp(widths, splits.input_shape, 10) <= tag
+        assert dense.count_mlp(widths, splits.input_shape, 10) <= tag
     assert [r["trials"] for r in results] == [2, 2, 2]
     assert all(r["params"] <= job.budget for r, job in zip(results, jobs))
 
@@ -111,5 +112,5 @@ def test_keras_tuners_own_search_loop_runs_narrow_trials(tmp_path, splits):
     )
     tuner.search(verbose=0)
     assert len(seen) == 2
-    assert all(families.count_mlp(widths, splits.input_shape, 10) <= 600 for _, widths, *_ in seen)
+    assert all(dense.count_mlp(widths, splits.input_shape, 10) <= 600 for _, widths, *_ in seen)
     assert tuner.oracle.get_best_trials(1)[0].score == max(s for *_, s, _ in seen)

@@ -27,6 +27,7 @@ import numpy as np
 
 from widthvsprune import schedules
 from widthvsprune.backend import PruneLowMagnitude, keras, sparsity, tf
+from widthvsprune.masks import global_masks, random_masks
 
 
 class FrozenMaskSchedule(sparsity.PruningSchedule):
@@ -79,38 +80,6 @@ def wrappers(model):
             out.append(layer)
         elif isinstance(layer, keras.Model):
             out += wrappers(layer)
-    return out
-
-
-def global_masks(kernels, masks, target):
-    """Masks keeping the largest-magnitude weights over all kernels together.
-
-    Exactly ``round(target * total)`` weights are zero afterwards (ties are
-    broken by position), and weights already pruned stay pruned.
-    """
-    flat = np.concatenate([np.abs(k * m).ravel() for k, m in zip(kernels, masks)])
-    n_zero = int(round(target * flat.size))
-    keep = np.ones(flat.size, dtype=bool)
-    if n_zero:
-        keep[np.argsort(flat, kind="stable")[:n_zero]] = False
-    out, start = [], 0
-    for kernel in kernels:
-        out.append(keep[start : start + kernel.size].reshape(kernel.shape).astype(kernel.dtype))
-        start += kernel.size
-    return out
-
-
-def random_masks(kernels, masks, target, rng):
-    """Masks removing random surviving weights until each kernel reaches ``target``."""
-    out = []
-    for kernel, mask in zip(kernels, masks):
-        mask = mask.astype(bool).ravel().copy()
-        n_zero = int(round(target * mask.size))
-        extra = n_zero - int((~mask).sum())
-        if extra > 0:
-            alive = np.flatnonzero(mask)
-            mask[rng.choice(alive, size=extra, replace=False)] = False
-        out.append(mask.reshape(kernel.shape).astype(kernel.dtype))
     return out
 
 

@@ -142,7 +142,7 @@ def preflight(study, out):
                 f"Received: family={study.family!r} ({type(error).__name__}: {error})"
             )
         else:
-            side = families.min_input_side(study.family)
+            side = family.min_input_side
             if len(shape) >= 2 and min(shape[:2]) < side:
                 problems.append(
                     f"family: Expected inputs of at least {side}x{side} for {study.family!r}. "

@@ -1,0 +1,209 @@
+"""The engine seam: what the runner asks of a training framework, and what it gets back.
+
+The runner, planner, store and reports never import a framework. They
+describe a group of models to train together as a :class:`Pack` of
+:class:`ModelSpec` s, hand it to an :class:`Engine`, and get one
+:class:`Outcome` per model: its history, final (stripped) weights, the
+kernels and masks the size accounting needs, accuracies, seconds, or an
+error. Everything in this module is plain Python and NumPy.
+"""
+
+import abc
+import dataclasses
+from typing import Optional, Tuple
+
+import numpy as np
+
+from widthvsprune.measuring import LayerWeights
+from widthvsprune.schedules import ScheduleSteps
+
+VALIDATE = ("every_epoch", "last_epoch")
+
+
+@dataclasses.dataclass(frozen=True)
+class PruneSpec:
+    """How one model is pruned while it trains.
+
+    Attributes:
+        variant: ``"layerwise"`` (tfmot's ``PolynomialDecay`` magnitude
+            pruning: every pruned kernel reaches ``target``), ``"global"``
+            (one magnitude threshold over all pruned kernels) or
+            ``"random"`` (random selection on the same schedule).
+        target: final sparsity of the pruned kernels.
+        initial_sparsity: sparsity at the first mask update (at most ``target``).
+        power: exponent of the polynomial schedule.
+        steps: the schedule's :class:`ScheduleSteps` (begin, end, frequency).
+        prune_output: whether the output layer's kernel is pruned too.
+        seed: seed of the random selection (``"random"`` only).
+    """
+
+    variant: str
+    target: float
+    initial_sparsity: float
+    power: int
+    steps: ScheduleSteps
+    prune_output: bool = True
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ModelSpec:
+    """One model of a pack.
+
+    Attributes:
+        family: a registered family name.
+        widths: the model's widths.
+        seed: its initial weights (when built from scratch) and its batch
+            order (:func:`batch_order`).
+        learning_rate: its optimizer's step size.
+        initial_weights: start from these weights (in ``get_weights()``
+            order of the plain model) instead of a fresh initialization.
+        prune: prune while training (``None``: a dense model).
+        log_dir: a TensorBoard folder for this model, or ``None``.
+    """
+
+    family: str
+    widths: Tuple[int, ...]
+    seed: int
+    learning_rate: float
+    initial_weights: Optional[Tuple[np.ndarray, ...]] = None
+    prune: Optional[PruneSpec] = None
+    log_dir: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Pack:
+    """Models trained together with one recipe.
+
+    Every model trains exactly as it would alone: its own initial weights,
+    batch order, optimizer state and learning rate.
+
+    Attributes:
+        models: the :class:`ModelSpec` s.
+        batch_size: examples per step.
+        optimizer: ``"adam"`` or ``"sgd"`` (momentum 0.9).
+        epochs: passes over the training split.
+        max_steps: stop every model after this many optimizer steps (the
+            last epoch is then partial); ``None`` trains whole epochs.
+        validate: ``"every_epoch"``, or ``"last_epoch"`` when only the final
+            validation accuracy is used (a search trial's score).
+        test: evaluate on the test split (search trials do not).
+        weights: return final weights and layers (search trials do not).
+    """
+
+    models: Tuple[ModelSpec, ...]
+    batch_size: int
+    optimizer: str
+    epochs: int
+    max_steps: Optional[int] = None
+    validate: str = "every_epoch"
+    test: bool = True
+    weights: bool = True
+
+    def __post_init__(self):
+        object.__setattr__(self, "models", tuple(self.models))
+        if self.validate not in VALIDATE:
+            raise ValueError(f"Expected validate to be one of {list(VALIDATE)}. Received: validate={self.validate!r}")
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What training one model produced.
+
+    Attributes:
+        history: one dict per epoch: ``epoch``, ``loss``, ``accuracy`` and,
+            where validated, ``val_loss`` and ``val_accuracy``.
+        val_accuracy, val_loss: on the validation split after training.
+        test_accuracy, test_loss: on the test split (``None`` if not asked).
+        test_correct: one bool per test example, whether the model got it
+            right (``None`` if not asked).
+        weights: the final plain (stripped) weights, ``get_weights()`` order.
+        layers: the prunable-type weights (kernels with their biases) as
+            :class:`LayerWeights`, zeros included.
+        other_params: parameters outside ``layers`` (always dense).
+        seconds: this model's share of the pack's training time.
+        mask_updates: mask updates made while training (pruned models).
+        error: why the model failed (a non-finite loss, say), or ``None``.
+    """
+
+    history: list
+    val_accuracy: float = float("nan")
+    val_loss: float = float("nan")
+    test_accuracy: Optional[float] = None
+    test_loss: Optional[float] = None
+    test_correct: Optional[np.ndarray] = None
+    weights: Optional[list] = None
+    layers: Optional[list] = None
+    other_params: int = 0
+    seconds: float = 0.0
+    mask_updates: int = 0
+    error: Optional[str] = None
+
+    @property
+    def ok(self):
+        return self.error is None
+
+
+def failed(error, history=()):
+    """An :class:`Outcome` for a model that did not train."""
+    return Outcome(history=list(history), error=str(error))
+
+
+def steps_per_epoch(num_examples, batch_size):
+    """Optimizer steps of one epoch: ``ceil(num_examples / batch_size)`` (the last batch may be short)."""
+    return -(-int(num_examples) // int(batch_size))
+
+
+def batch_order(num_examples, epochs, seed):
+    """The order in which a seed visits the training set: one permutation per epoch.
+
+    Every engine uses it, so a model's batches do not depend on the engine
+    or on which other models share its pack.
+    """
+    rng = np.random.default_rng(int(seed))
+    return np.stack([rng.permutation(int(num_examples)) for _ in range(int(epochs))]).astype("int32")
+
+
+class Engine(abc.ABC):
+    """A training framework behind the seam.
+
+    An engine builds family models with its own Keras, trains packs and
+    measures the results. It is created once per process by
+    :func:`widthvsprune.engines.load`.
+    """
+
+    name = ""
+
+    @abc.abstractmethod
+    def train(self, pack, splits):
+        """Trains every model of ``pack`` on ``splits``; returns one :class:`Outcome` per model, in order.
+
+        A model that fails (a non-finite loss) gets an :class:`Outcome` with
+        ``error`` set; the others are unaffected. An exception means the whole
+        pack failed.
+        """
+
+    @abc.abstractmethod
+    def count_params(self, family, widths, input_shape, num_classes):
+        """Parameters of the family's model at ``widths``, counted by building it (no training)."""
+
+    def gpus(self):
+        """Accelerators this engine sees (0 on a CPU)."""
+        return 0
+
+    def limit_threads(self, workers):  # noqa: B027 - most engines need nothing
+        """Splits the CPU cores between ``workers`` training processes (before any training)."""
+
+
+__all__ = [
+    "Engine",
+    "LayerWeights",
+    "ModelSpec",
+    "Outcome",
+    "Pack",
+    "PruneSpec",
+    "ScheduleSteps",
+    "batch_order",
+    "failed",
+    "steps_per_epoch",
+]

@@ -1,0 +1,128 @@
+"""Model families: width-parameterized builders and exact parameter counts.
+
+A family maps a tuple of positive integer widths to a model. Its builder
+receives the engine's Keras module (``tf_keras`` or Keras 3), so one builder
+serves every engine. Its count function, when it has one, needs no framework:
+the budget solver and the planner use it, and the tests check it against
+``count_params()``.
+
+A user adds a family with :func:`register_family`.
+"""
+
+import dataclasses
+from typing import Callable, Optional, Sequence, Tuple
+
+Shape = Tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """A width-parameterized model family.
+
+    Args:
+        name: registry name, used in study files (``family="mlp"``).
+        default_widths: the wide model's widths.
+        count_params: ``f(widths, input_shape, num_classes) -> int``, the exact
+            number of parameters of the model that ``build`` returns.
+        build: ``f(widths, input_shape, num_classes, keras) -> keras.Model``
+            returning an un-compiled model whose output is logits. ``keras``
+            is the engine's Keras module, passed in so that a family needs no
+            framework import of its own.
+        n_widths: how many width knobs the family has; ``None`` means any
+            positive number (as for ``mlp``).
+        min_input_side: the smallest spatial side of an image input the
+            family accepts (checked before training).
+    """
+
+    name: str
+    default_widths: Shape
+    count_params: Callable[[Shape, Shape, int], int]
+    build: Callable
+    n_widths: Optional[int] = None
+    min_input_side: int = 1
+
+    def accepts_widths_count(self, n):
+        return n >= 1 if self.n_widths is None else n == self.n_widths
+
+
+_FAMILIES = {}
+
+
+def register_family(family, overwrite=False):
+    """Adds a family to the registry so study files can name it.
+
+    Args:
+        family: a :class:`Family`.
+        overwrite: replace a family registered under the same name.
+
+    Returns:
+        The family, so the call can be used as an expression.
+
+    Raises:
+        TypeError: if ``family`` is not a :class:`Family`.
+        ValueError: if the name is taken and ``overwrite`` is False.
+
+    Example:
+
+    ```python
+    def count(widths, input_shape, num_classes):
+        n_in = math.prod(input_shape)
+        return n_in * widths[0] + widths[0] + widths[0] * num_classes + num_classes
+
+    def build(widths, input_shape, num_classes, keras):
+        return keras.Sequential([
+            keras.Input(shape=input_shape),
+            keras.layers.Flatten(),
+            keras.layers.Dense(widths[0], activation="relu"),
+            keras.layers.Dense(num_classes),
+        ])
+
+    register_family(Family("one_hidden", (256,), count, build, n_widths=1))
+    ```
+    """
+    if not isinstance(family, Family):
+        raise TypeError(
+            "Expected a widthvsprune.Family. "
+            f"Received: family={family!r} (of type {type(family).__name__})"
+        )
+    if family.name in _FAMILIES and not overwrite:
+        raise ValueError(
+            "Expected a family name that is not registered yet (or overwrite=True). "
+            f"Received: name={family.name!r}"
+        )
+    _FAMILIES[family.name] = family
+    return family
+
+
+def get_family(name):
+    """Returns the registered family called ``name``.
+
+    Raises:
+        ValueError: naming the registered families if ``name`` is unknown.
+    """
+    if name not in _FAMILIES:
+        raise ValueError(
+            f"Expected family to be one of {family_names()}. Received: family={name!r}"
+        )
+    return _FAMILIES[name]
+
+
+def family_names():
+    return sorted(_FAMILIES)
+
+
+def describe_widths(widths: Sequence[int]):
+    """Canonical text form of a widths tuple, as written in the CSVs: ``300x100``."""
+    return "x".join(str(int(w)) for w in widths)
+
+
+def _register_shipped():
+    from widthvsprune.families import conv2d, dense
+
+    register_family(Family("seed_cnn", (12,), conv2d.count_seed_cnn, conv2d.build_seed_cnn, 1, min_input_side=4))
+    register_family(Family("mlp", (300, 100), dense.count_mlp, dense.build_mlp, None))
+    register_family(Family("lenet5", (6, 16, 120, 84), conv2d.count_lenet5, conv2d.build_lenet5, 4, min_input_side=4))
+
+
+_register_shipped()
+SHIPPED = tuple(_FAMILIES)  # registered before any study file can add its own
