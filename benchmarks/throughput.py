@@ -97,7 +97,7 @@ def load_workload(name, workdir):
 
 
 def peak_matmul_gflops():
-    from widthvsprune.backend import tf
+    from widthvsprune.engines.tf_keras.backend import tf
 
     n = 2048
     a = tf.random.normal((n, n))
@@ -111,31 +111,31 @@ def peak_matmul_gflops():
     return best
 
 
-def trainings_of(study, results):
-    """The list of trainings the runner did, read from its records and tuner projects."""
-    from widthvsprune import data, narrowing, report, storing
+def trainings_of(study, results_root):
+    """The list of trainings the runner did, as its plan and records say (trial values from its searches)."""
+    from widthvsprune import data, results, storing
+    from widthvsprune.running import arms
 
-    root = storing.study_dir(results, study.name)
+    root = storing.study_dir(results_root, study.name)
     splits = data.load(study.dataset, study.validation_fraction, study.data_seed)
-    records = [r for r in report.collect(root, study) if r.get("status") == "ok"]
+    survey = results.survey(study, root)
+    done = [r for r in survey.plan.runs if survey.states[r.id].done]
     jobs = []
-    for r in sorted(records, key=lambda r: ("baseline", "pruned", "narrow").index(r["arm"])):
-        widths = tuple(int(w) for w in r["widths"].split("x"))
-        if r["arm"] == "baseline":
-            jobs.append(dict(arm="baseline", widths=widths, seed=r["seed"], lr=study.baseline.learning_rate,
+    for run in sorted(done, key=lambda r: ("baseline", "pruned", "narrow").index(r.arm)):
+        record = survey.states[run.id].record
+        if run.arm == "baseline":
+            jobs.append(dict(arm="baseline", widths=run.widths, seed=run.seed, lr=study.baseline.learning_rate,
                              epochs=study.baseline.epochs, batch=study.baseline.batch_size))
-        elif r["arm"] == "pruned":
-            jobs.append(dict(arm="pruned", widths=widths, seed=r["seed"], lr=study.finetune.learning_rate,
-                             epochs=study.finetune.epochs, batch=study.finetune.batch_size,
-                             target=r["target_sparsity"]))
+        elif run.arm == "pruned":
+            jobs.append(dict(arm="pruned", widths=run.widths, seed=run.seed, lr=study.finetune.learning_rate,
+                             epochs=study.finetune.epochs, batch=study.finetune.batch_size, target=run.target))
         else:
-            jobs.append(dict(arm="narrow", widths=widths, seed=r["seed"], lr=r["learning_rate"],
+            jobs.append(dict(arm="narrow", widths=run.widths, seed=run.seed, lr=record["learning_rate"],
                              epochs=study.narrow_epochs, batch=study.baseline.batch_size))
-    for search in sorted(root.glob("runs/narrow-*/search")):
-        budget = int(search.parent.name.split("-")[1])
-        for trial in sorted(search.glob("trial_*/trial.json")):
+    for search in survey.plan.searches:
+        for trial in sorted(storing.search_dir(root, search.key).glob("trial_*/trial.json")):
             values = json.loads(trial.read_text())["hyperparameters"]["values"]
-            match = narrowing.shape_for(study, values, budget, splits.input_shape, splits.num_classes)
+            match = arms.shape_for(study, values, search.budget, splits.input_shape, splits.num_classes)
             jobs.append(dict(arm="trial", widths=match.widths, seed=study.seeds[0],
                              lr=values["learning_rate"], epochs=study.narrow_epochs,
                              batch=study.baseline.batch_size))
@@ -146,13 +146,14 @@ def run_runner(study, results):
     import io
 
     from widthvsprune import data, run_study
-    from widthvsprune.report import collect
+    from widthvsprune import results as results_module
 
     data.load(study.dataset, study.validation_fraction, study.data_seed)  # warm the file cache
     start = time.perf_counter()
     run_study(study, results, stream=io.StringIO())
     wall = time.perf_counter() - start
-    records = [r for r in collect(pathlib.Path(results) / study.name, study) if r.get("status") == "ok"]
+    survey = results_module.survey(study, pathlib.Path(results) / study.name)
+    records = [r for r in survey.records() if r.get("status") == "ok"]
     arms = ("baseline", "pruned", "narrow")
     return wall, {arm: [r["test_accuracy"] for r in records if r["arm"] == arm] for arm in arms}
 
@@ -160,7 +161,7 @@ def run_runner(study, results):
 def run_naive(study, jobs):
     """The seed notebook's way: one compile + fit + evaluate per model, in sequence."""
     from widthvsprune import data, families, schedules
-    from widthvsprune.backend import keras, sparsity
+    from widthvsprune.engines.tf_keras.backend import keras, sparsity
 
     splits = data.load(study.dataset, study.validation_fraction, study.data_seed)
     family = families.get_family(study.family)
@@ -206,7 +207,8 @@ def run_naive(study, jobs):
 
 def training_flops(study, jobs):
     """Floating-point operations of all trainings: 2 x 3 x multiply-adds x examples (forward and backward)."""
-    from widthvsprune import data, families, measuring, models
+    from widthvsprune import data, families, measuring
+    from widthvsprune.engines.tf_keras import models
 
     splits = data.load(study.dataset, study.validation_fraction, study.data_seed)
     total, samples = 0, 0
@@ -221,7 +223,7 @@ def training_flops(study, jobs):
 
 
 def child(args):
-    import widthvsprune.backend  # noqa: F401  (imported before timing)
+    import widthvsprune.engines.tf_keras.backend  # noqa: F401  (imported before timing)
 
     study = load_workload(args.workload, args.workdir)
     if args.approach == "runner":

@@ -33,3 +33,15 @@ def tiny_study(name="tiny", **overrides):
     )
     fields.update(overrides)
     return Study(**fields)
+
+
+def fit_alone(model, splits, epochs, batch_size, seed, callbacks=(), learning_rate=1e-3, optimizer="adam",
+              **options):
+    """Trains one tf_keras model with the engine's packed trainer (a pack of one); returns its history."""
+    from widthvsprune.engines.base import ModelSpec, Pack
+    from widthvsprune.engines.tf_keras import training
+
+    pack = Pack((ModelSpec("mlp", (1,), seed, learning_rate),), batch_size, optimizer, epochs, **options)
+    histories, diverged, _ = training.fit_packed([model], splits, pack, callbacks)
+    assert not diverged
+    return histories[0]

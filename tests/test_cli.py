@@ -1,6 +1,7 @@
 """The command line as a user runs it: real subprocesses, real files, kill -9 and two runners."""
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -39,9 +40,9 @@ def cli(*args, **kwargs):
                           capture_output=True, text=True, timeout=600, **kwargs)
 
 
-def start(*args):
+def start(*args, **kwargs):
     return subprocess.Popen([sys.executable, "-m", "widthvsprune", *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
 def kill_9_when(ready, *args, timeout=300):
@@ -149,6 +150,40 @@ def test_kill_9_during_the_narrow_search_continues_it(tmp_path):
     assert len(completed_trials(root)) == 2 * 4  # two searches of 4 trials, none started over
     narrow = pd.read_csv(root / "runs.csv").query("arm == 'narrow'")
     assert set(narrow.tuner_trials) == {4}
+
+
+def test_ctrl_c_stops_cleanly_and_the_next_run_finishes(tmp_path):
+    path, out = study_file(tmp_path, "interrupted"), tmp_path / "out"
+    root = out / "interrupted"
+    # A new session, so that the signal goes to the whole process group, helpers included, as Ctrl-C does.
+    process = start("run", path, "--out", out, "--workers", "2", start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(done_records(root)) < 2:
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stdout + stderr
+    [line] = stderr.strip().splitlines()
+    assert re.fullmatch(r"interrupted: \d+ model\(s\) of study 'interrupted' are done and kept \(\d+ trained by "
+                        r"this command\); run the same command again to resume\.", line), line
+    kept = {p: p.stat().st_mtime_ns for p, r in done_records(root).items() if r["status"] == "ok"}
+    assert kept
+    result = cli("run", path, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept
+    assert len(pd.read_csv(root / "runs.csv")) == 10
+
+
+def test_a_partial_run_keeps_the_rest_of_the_study_in_the_reports(tmp_path):
+    path, out = study_file(tmp_path, "partial"), tmp_path / "out"
+    assert cli("run", path, "--out", out).returncode == 0
+    assert cli("run", path, "--out", out, "--set", "sparsities=[0.5]").returncode == 0
+    result = cli("report", out / "partial")
+    assert result.returncode == 0, result.stderr
+    assert list(pd.read_csv(out / "partial" / "comparison.csv").target_sparsity) == [0.5, 0.9]
+    assert len(pd.read_csv(out / "partial" / "runs.csv")) == 10
+    assert len(list((out / "partial" / "history").glob("*.json"))) == 2
 
 
 def test_two_runners_share_one_study(tmp_path):

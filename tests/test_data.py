@@ -63,15 +63,27 @@ def test_unreadable_npz(tmp_path):
 
 
 def test_offline_keras_dataset_names_the_cache_file(tmp_path, monkeypatch):
-    from tf_keras.src.utils import data_utils
-
     def no_network(*args, **kwargs):
         raise OSError("network is unreachable")
 
     monkeypatch.setenv("HOME", str(tmp_path))  # an empty Keras cache
-    monkeypatch.setattr(data_utils, "urlretrieve", no_network)
+    monkeypatch.setattr(data.urllib.request, "urlretrieve", no_network)
     with pytest.raises(DataError) as info:
         data.load("mnist")
     message = str(info.value)
     assert str(tmp_path / ".keras" / "datasets" / "mnist.npz") in message
     assert "Received: dataset='mnist'" in message
+
+
+def test_keras_cache_files_are_read_without_a_framework(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cache = data.keras_cache_dir()
+    cache.mkdir(parents=True)
+    x = (np.arange(30 * 28 * 28) % 256).astype("uint8").reshape(30, 28, 28)
+    y = (np.arange(30) % 10).astype("uint8")
+    np.savez(cache / "mnist.npz", x_train=x, y_train=y, x_test=x[:10], y_test=y[:10])
+    splits = data.load("mnist", validation_fraction=0.1)
+    assert splits.input_shape == (28, 28) and splits.num_classes == 10
+    assert len(splits.x_train) == 27 and len(splits.x_test) == 10
+    assert splits.x_test.dtype == np.float32 and splits.x_test.max() <= 1.0
+    np.testing.assert_allclose(splits.x_test[3], x[3] / 255.0)

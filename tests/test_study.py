@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from conftest import tiny_study
 
-from widthvsprune import Recipe, measuring, run_study, storing
-from widthvsprune import study as study_module
+from widthvsprune import Recipe, keys, measuring, planning, run_study, storing
+from widthvsprune.records import read_run
 
 REQUIRED = ["study", "arm", "family", "dataset", "widths", "seed", "target_sparsity", "sparsity",
             "total_params", "nonzero_params", "test_accuracy", "val_accuracy", "epochs", "train_seconds"]
@@ -122,23 +122,116 @@ def test_second_run_trains_nothing(finished):
     assert result.workers == 1  # a finished study starts no helper process
 
 
+def pruned_folder(study, root, target, seed):
+    run = next(r for r in planning.plan(study).runs_of("pruned", target) if r.seed == seed)
+    return storing.seed_dir(root, run.key, seed)
+
+
+def retrain_after(study, out, damage):
+    """Damages one run's files, runs the study again; returns (result, output, mtimes of the others)."""
+    root = out / study.name
+    folder = pruned_folder(study, root, 0.9, 1)
+    damage(folder)
+    others = {p: p.stat().st_mtime_ns for p in root.glob("runs/*/seed-*/record.json") if p.parent != folder}
+    stream = io.StringIO()
+    result = run_study(study, out, stream=stream, workers=1)
+    assert records_ok(folder)
+    assert {p: p.stat().st_mtime_ns for p in others} == others  # nothing else was retrained
+    return result, stream.getvalue()
+
+
+def records_ok(folder):
+    return read_run(folder).status == "ok"
+
+
 def test_deleting_one_record_retrains_exactly_that_run(finished):
     study, out, _, _ = finished
-    root = out / study.name
-    target = storing.seed_dir(root, study_module.pruned_key(study, 0.9), 1)
-    storing.record_json(target).unlink()
-    others = {p: p.stat().st_mtime_ns for p in records(root)}
-    result = run_study(study, out, stream=io.StringIO(), workers=1)
+    result, _ = retrain_after(study, out, lambda folder: storing.record_json(folder).unlink())
     assert result.trained == 1
-    assert storing.is_done(target)
-    assert {p: p.stat().st_mtime_ns for p in records(root) if p in others} == others
+
+
+def test_a_truncated_weights_file_is_retrained_and_nothing_else(finished):
+    study, out, _, _ = finished
+
+    def truncate(folder):
+        path = storing.weights_npz(folder)
+        path.write_bytes(path.read_bytes()[:100])
+
+    result, output = retrain_after(study, out, truncate)
+    assert result.trained == 1
+    assert "pruned sparsity=0.9 seed=1 (layerwise): weights.npz does not match its checksum" in output
+
+
+def test_a_truncated_record_is_retrained_and_nothing_else(finished):
+    study, out, _, _ = finished
+
+    def truncate(folder):
+        path = storing.record_json(folder)
+        path.write_text(path.read_text()[:50])
+
+    result, output = retrain_after(study, out, truncate)
+    assert result.trained == 1
+    assert "pruned sparsity=0.9 seed=1 (layerwise): record.json is unreadable" in output
 
 
 def test_run_keys_are_stable_and_ignore_the_seed():
+    def key(study, arm, target=0.0):
+        return next(r.key for r in planning.plan(study).runs if r.arm == arm and r.target == target)
+
     study = tiny_study()
-    assert study_module.baseline_key(study) == study_module.baseline_key(tiny_study(seeds=(5,)))
-    assert study_module.baseline_key(study) != study_module.baseline_key(
-        tiny_study(baseline=Recipe(epochs=3, batch_size=64)))
-    assert study_module.pruned_key(study, 0.5) != study_module.pruned_key(study, 0.9)
+    assert key(study, "baseline") == key(tiny_study(seeds=(5,)), "baseline")
+    assert key(study, "baseline") != key(tiny_study(baseline=Recipe(epochs=3, batch_size=64)), "baseline")
+    assert key(study, "pruned", 0.5) != key(study, "pruned", 0.9)
     # Pinned: the canonical text of a run configuration must not drift.
-    assert storing.canonical({"b": [1, 2], "a": {"y": 0.5, "x": None}}) == '{"a":{"x":null,"y":0.5},"b":[1,2]}'
+    assert keys.canonical({"b": [1, 2], "a": {"y": 0.5, "x": None}}) == '{"a":{"x":null,"y":0.5},"b":[1,2]}'
+
+
+BLOCKER = """
+import sys
+
+
+class _NoTensorFlow:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "tf_keras", "tensorflow_model_optimization"):
+            raise ImportError(f"{name} cannot be imported here")
+
+
+sys.meta_path.insert(0, _NoTensorFlow())
+"""
+FRAMEWORKS = ("tensorflow", "tf_keras", "tensorflow_model_optimization", "keras", "keras_tuner", "jax")
+
+
+def test_reports_status_and_dry_run_work_where_tensorflow_cannot_be_imported(finished, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    study, out, _, _ = finished
+    root = out / study.name
+    (tmp_path / "sitecustomize.py").write_text(BLOCKER)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+
+    def python(*args):
+        return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
+
+    blocked = python("-c", "import tensorflow")
+    assert blocked.returncode == 1 and "cannot be imported here" in blocked.stderr
+    # The planner, the store, the statistics and the reports import no framework, even while regenerating.
+    (root / "runs.csv").unlink()
+    code = ("import sys\nfrom widthvsprune import planning, records, report, results, stats, storing\n"
+            "report.write_reports(sys.argv[1])\n"
+            f"loaded = sorted({{m.split('.')[0] for m in sys.modules}} & set({FRAMEWORKS!r}))\n"
+            "assert not loaded, loaded\n")
+    regenerated = python("-c", code, root)
+    assert regenerated.returncode == 0, regenerated.stderr
+    assert len(pd.read_csv(root / "runs.csv")) == 10
+    report = python("-m", "widthvsprune", "report", root)
+    assert report.returncode == 0 and "large-sparse beat small-dense at" in report.stdout, report.stderr
+    status = python("-m", "widthvsprune", "status", root)
+    assert status.returncode == 0 and "narrow    4/4 done, 0 failed, 0 missing" in status.stdout, status.stderr
+    path = tmp_path / "tiny.py"
+    path.write_text(f"import json\nfrom widthvsprune.config import study_from_dict\n"
+                    f"STUDY = study_from_dict(json.loads({json.dumps(json.dumps(study.to_dict()))}))\n")
+    dry = python("-m", "widthvsprune", "run", path, "--out", out, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.count(": done") == 10 and "to train" not in dry.stdout

@@ -1,15 +1,17 @@
 """widthvsprune: does a magnitude-pruned wide network beat a narrower dense one
 with the same number of nonzero parameters?
 
-The configuration, family registry and pure maths import without TensorFlow;
-the runner imports it when it trains.
+The configuration, the planner, the store, the statistics and the reports
+import without any training framework; an engine is imported only when a
+study trains.
 """
 
-from widthvsprune.config import NarrowSearch, Pruning, Recipe, Study, apply_overrides, load_study
+from widthvsprune.config import NarrowSearch, Pruning, Recipe, Study
 from widthvsprune.errors import DataError, ResultsError, StudyError, WidthVsPruneError
 from widthvsprune.families import Family, get_family, register_family
+from widthvsprune.studyfiles import apply_overrides, load_study
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "DataError",
@@ -32,9 +34,9 @@ __all__ = [
 def run_study(study, out="results", force=False, verbose=False, stream=None, workers=None, study_file=None):
     """Trains every missing run of ``study`` and writes its reports.
 
-    See :func:`widthvsprune.study.run_study`.
+    See :func:`widthvsprune.running.run_study`.
     """
-    from widthvsprune import study as study_module
+    from widthvsprune import running
 
-    return study_module.run_study(study, out=out, force=force, verbose=verbose, stream=stream, workers=workers,
-                                  study_file=study_file)
+    return running.run_study(study, out=out, force=force, verbose=verbose, stream=stream, workers=workers,
+                             study_file=study_file)

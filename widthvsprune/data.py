@@ -2,25 +2,34 @@
 
 ``validation`` is carved from the training split with a fixed seed; the test
 split is never used for any choice (search, early stopping, model selection).
+
+No framework is imported: MNIST, Fashion-MNIST and CIFAR-10 are read from the
+files Keras keeps in ``~/.keras/datasets`` (shared with ``keras.datasets``),
+and downloaded there from Keras's own addresses when missing.
 """
 
 import dataclasses
+import gzip
 import os
 import pathlib
+import pickle
+import tarfile
+import tempfile
+import urllib.request
 
 import numpy as np
 
 from widthvsprune.errors import DataError
 
+DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
+_KERAS_BASE = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+_FASHION = ("train-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz")
+# dataset -> [(file in the Keras cache, where to download it from)]
 _KERAS_FILES = {
-    "mnist": ("mnist.npz",),
-    "fashion_mnist": (
-        "fashion-mnist/train-labels-idx1-ubyte.gz",
-        "fashion-mnist/train-images-idx3-ubyte.gz",
-        "fashion-mnist/t10k-labels-idx1-ubyte.gz",
-        "fashion-mnist/t10k-images-idx3-ubyte.gz",
-    ),
-    "cifar10": ("cifar-10-batches-py/data_batch_1",),
+    "mnist": [("mnist.npz", _KERAS_BASE + "mnist.npz")],
+    "fashion_mnist": [(f"fashion-mnist/{name}", _KERAS_BASE + name) for name in _FASHION],
+    "cifar10": [("cifar-10-batches-py/test_batch", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz")],
 }
 
 
@@ -59,21 +68,72 @@ def _digits():
     return x[n_test:], y[n_test:], x[:n_test], y[:n_test]
 
 
-def _keras_dataset(name):
-    cache = keras_cache_dir()
-    missing = [f for f in _KERAS_FILES[name] if not (cache / f).exists()]
-    from widthvsprune.backend import keras
-
-    loader = getattr(keras.datasets, name)
+def _download(url, path):
+    """Fetches ``url`` into ``path`` (through a temporary file, so a broken download leaves nothing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=str(path.parent), suffix=".part")
+    os.close(fd)
     try:
-        (x_train, y_train), (x_test, y_test) = loader.load_data()
+        urllib.request.urlretrieve(url, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _fetch(name):
+    """Makes sure the dataset's files are in the Keras cache, downloading what is missing."""
+    cache = keras_cache_dir()
+    missing = [(f, url) for f, url in _KERAS_FILES[name] if not (cache / f).exists()]
+    try:
+        for file, url in missing:
+            if name == "cifar10":
+                archive = cache / "cifar-10-batches-py.tar.gz"
+                _download(url, archive)
+                with tarfile.open(archive) as tar:
+                    try:
+                        tar.extractall(cache, filter="data")
+                    except TypeError:  # a Python without extraction filters
+                        tar.extractall(cache)  # noqa: S202 - Keras's own archive
+                archive.unlink()
+            else:
+                _download(url, cache / file)
     except Exception as error:  # no network, proxy, partial file ...
         raise DataError(
             f"dataset: Could not download {name!r} ({type(error).__name__}). Expected the file(s) "
-            f"{', '.join(str(cache / f) for f in missing) or 'in ' + str(cache)} to be in the "
-            f"Keras cache; place them there or use a machine with internet access once. "
-            f"Received: dataset={name!r}"
+            f"{', '.join(str(cache / f) for f, _ in missing)} to be in the Keras cache; place them there "
+            f"or use a machine with internet access once. Received: dataset={name!r}"
         ) from None
+    return cache
+
+
+def _idx(path):
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    dims = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def _cifar_batch(path):
+    with open(path, "rb") as f:
+        batch = pickle.load(f, encoding="bytes")
+    x = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return x, np.asarray(batch[b"labels"])
+
+
+def _keras_dataset(name):
+    cache = _fetch(name)
+    if name == "mnist":
+        with np.load(cache / "mnist.npz", allow_pickle=False) as f:
+            x_train, y_train, x_test, y_test = (f[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+    elif name == "fashion_mnist":
+        y_train, x_train, y_test, x_test = (_idx(cache / "fashion-mnist" / f) for f in _FASHION)
+    else:
+        folder = cache / "cifar-10-batches-py"
+        parts = [_cifar_batch(folder / f"data_batch_{i}") for i in range(1, 6)]
+        x_train, y_train = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        x_test, y_test = _cifar_batch(folder / "test_batch")
     scale = 255.0
     x_train = (x_train / scale).astype("float32")
     x_test = (x_test / scale).astype("float32")
@@ -189,10 +249,7 @@ def load(name, validation_fraction=0.1, data_seed=0):
     elif isinstance(name, str) and name.startswith("npz:"):
         x_train, y_train, x_test, y_test = _npz(name[4:])
     else:
-        raise DataError(
-            f"dataset: Expected one of ['digits', 'mnist', 'fashion_mnist', 'cifar10'] or "
-            f"'npz:PATH'. Received: dataset={name!r}"
-        )
+        raise DataError(f"dataset: Expected one of {list(DATASETS)} or 'npz:PATH'. Received: dataset={name!r}")
     y_train = np.asarray(y_train).reshape(-1).astype("int32")
     y_test = np.asarray(y_test).reshape(-1).astype("int32")
     order = np.random.default_rng(data_seed).permutation(len(x_train))

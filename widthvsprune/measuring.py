@@ -12,6 +12,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+SIZE_AXES = ("nonzero_params", "total_params", "dense_bytes", "sparse_bytes", "gzip_bytes", "flops", "nonzero_flops")
+
 
 @dataclasses.dataclass(frozen=True)
 class LayerWeights:

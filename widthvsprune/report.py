@@ -11,19 +11,10 @@ import sys
 
 import pandas as pd
 
-from widthvsprune import config as config_module
-from widthvsprune import stats, storing
-from widthvsprune import study as study_module
+from widthvsprune import planning, records, results, stats, storing
 from widthvsprune.errors import ResultsError
+from widthvsprune.measuring import SIZE_AXES
 
-RUN_COLUMNS = [
-    "study", "arm", "pruning", "family", "dataset", "widths", "seed", "target_sparsity",
-    "sparsity", "total_params", "nonzero_params", "budget", "test_accuracy", "val_accuracy",
-    "epochs", "train_seconds", "tuner_trials", "learning_rate", "dense_bytes", "sparse_bytes",
-    "gzip_bytes", "flops", "nonzero_flops", "note", "key",
-]
-SIZE_COLUMNS = ("nonzero_params", "total_params", "dense_bytes", "sparse_bytes", "gzip_bytes",
-                "flops", "nonzero_flops")
 COMPARISON_COLUMNS = [
     "target_sparsity", "pruned_nonzero_params", "narrow_params", "narrow_widths",
     "pruned_test_accuracy", "narrow_test_accuracy", "delta", "delta_ci_low", "delta_ci_high",
@@ -31,42 +22,20 @@ COMPARISON_COLUMNS = [
 ]
 
 
-def load_study(root):
-    path = storing.study_json(root)
-    if not path.exists():
-        raise ResultsError(
-            f"DIR: Expected a study results folder holding study.json. Received: DIR={str(root)!r}"
-        )
-    return config_module.study_from_dict(storing.read_json(path))
-
-
 def collect(root, study=None):
-    """Every record of the study's planned runs, whatever its status."""
-    study = study or load_study(root)
-    records = []
-
-    def read(key, seed):
-        return storing.read_record(storing.seed_dir(root, key, seed))
-
-    for seed in study.seeds:
-        records.append(read(study_module.baseline_key(study), seed))
-    for target in study.sparsities:
-        pruned = [read(study_module.pruned_key(study, target), seed) for seed in study.seeds]
-        records += pruned
-        budget = study_module.budget_of([r for r in pruned if r])
-        if budget is not None:
-            key = study_module.narrow_key(study, budget)
-            records += [read(key, seed) for seed in study.seeds]
-    return [r for r in records if r is not None]
+    """Every record (done or failed) of the study's planned runs, and the survey they come from."""
+    study = study or results.load_study(root)
+    survey = results.survey(study, root)
+    return survey.records(), survey
 
 
-def runs_frame(records):
-    rows = [r for r in records if r.get("status") == "ok"]
-    frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
+def runs_frame(records_):
+    rows = [records.ok_row(r) for r in records_ if r.get("status") == "ok"]
+    frame = pd.DataFrame(rows, columns=records.COLUMNS)
     return frame.sort_values(["arm", "target_sparsity", "seed"], kind="stable").reset_index(drop=True)
 
 
-def comparison_frame(study, records, size="nonzero_params"):
+def comparison_frame(study, records, survey, size="nonzero_params"):
     rows = []
     for target in study.sparsities:
         pruned = [r for r in records if r["arm"] == "pruned" and r.get("target_sparsity") == target]
@@ -75,12 +44,13 @@ def comparison_frame(study, records, size="nonzero_params"):
         ok_n = [r for r in narrow if r.get("status") == "ok"]
         row = {c: float("nan") for c in COMPARISON_COLUMNS}
         row.update(target_sparsity=target, size_axis=size, note="", narrow_widths="")
-        row["pruned_nonzero_params"] = study_module.budget_of(ok_p) if ok_p else float("nan")
+        row["pruned_nonzero_params"] = planning.budget_of(ok_p) if ok_p else float("nan")
         row["pruned_test_accuracy"] = _mean(r["test_accuracy"] for r in ok_p)
         row["pruned_size"] = _mean(r.get(size) for r in ok_p)
         row["n_seeds"] = min(len(ok_p), len(ok_n))
-        if any(r.get("status") == "no-narrow-fits" for r in narrow):
-            row.update(verdict="no-narrow-fits", note=narrow[0].get("note", ""))
+        skipped = survey.plan.skipped.get(target, "")
+        if skipped.startswith("no-narrow-fits"):
+            row.update(verdict="no-narrow-fits", note=skipped)
         elif not ok_p or not ok_n:
             failed = [r for r in pruned + narrow if r.get("status") == "failed"]
             row.update(verdict="missing", note=f"{len(failed)} failed run(s)" if failed else "not trained yet")
@@ -109,7 +79,7 @@ def frontier_frame(records, size="nonzero_params"):
         s = stats.summary([r["test_accuracy"] for r in rs])
         row = {"arm": arm, "pruning": variant, "target_sparsity": target, "widths": widths}
         row.update(s)
-        for column in SIZE_COLUMNS:
+        for column in SIZE_AXES:
             row[column] = _mean(r.get(column) for r in rs)
         rows.append(row)
     frame = pd.DataFrame(rows)
@@ -180,12 +150,12 @@ def write_reports(root, size="nonzero_params", stream=None, plots=True):
         the list of failed records.
     """
     stream = stream or sys.stdout
-    if size not in SIZE_COLUMNS:
-        raise ResultsError(f"size: Expected one of {list(SIZE_COLUMNS)}. Received: size={size!r}")
-    study = load_study(root)
-    records = collect(root, study)
+    if size not in SIZE_AXES:
+        raise ResultsError(f"size: Expected one of {list(SIZE_AXES)}. Received: size={size!r}")
+    study = results.load_study(root)
+    records, survey = collect(root, study)
     runs = runs_frame(records)
-    comparison = comparison_frame(study, records, size)
+    comparison = comparison_frame(study, records, survey, size)
     frontier = frontier_frame(records, size)
     failures = [r for r in records if r.get("status") == "failed"]
     storing.write_csv(storing.table(root, "runs.csv"), runs)

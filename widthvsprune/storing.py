@@ -3,18 +3,22 @@
 Layout of a study's results folder::
 
     <out>/<study>/
-        study.json                      the study that ran last
+        study.json                      the study the tables describe (see history)
+        history/<hash>.json             every study that ran in this folder
         runs.csv, comparison.csv, ...   derived tables, regenerated at will
-        runs/<run-key>/search/          the narrow arm's KerasTuner project
+        runs/<run-key>/search/          a search: its KerasTuner project and result.json
         runs/<run-key>/seed-<k>/
             config.json                 the full resolved run configuration
             history.csv                 one row per epoch
             weights.npz                 the trained (stripped) weights
+            predictions.npz             which test examples the model got right
             record.json                 written last: the "done" marker
 
 Every path is made by one function here; nothing else assembles paths.
 Every file is written to a temporary name, flushed to disk, then renamed, so
-a kill at any moment leaves either the old state or the new one.
+a kill at any moment leaves either the old state or the new one. A full disk
+raises :class:`DiskFullError`, naming the folder, after removing the
+temporary file.
 """
 
 import contextlib
@@ -29,6 +33,12 @@ import tempfile
 
 import numpy as np
 
+from widthvsprune.errors import ResultsError
+
+
+class DiskFullError(ResultsError):
+    """The results folder's file system has no space left."""
+
 
 def study_dir(out, study_name):
     return pathlib.Path(out) / study_name
@@ -36,6 +46,10 @@ def study_dir(out, study_name):
 
 def study_json(root):
     return pathlib.Path(root) / "study.json"
+
+
+def history_json(root, digest):
+    return pathlib.Path(root) / "history" / f"{digest}.json"
 
 
 def runs_dir(root):
@@ -54,6 +68,10 @@ def search_dir(root, key):
     return run_dir(root, key) / "search"
 
 
+def search_result_json(root, key):
+    return search_dir(root, key) / "result.json"
+
+
 def config_json(folder):
     return pathlib.Path(folder) / "config.json"
 
@@ -70,6 +88,10 @@ def weights_npz(folder):
     return pathlib.Path(folder) / "weights.npz"
 
 
+def predictions_npz(folder):
+    return pathlib.Path(folder) / "predictions.npz"
+
+
 def lock_file(folder):
     return pathlib.Path(folder) / ".lock"
 
@@ -81,26 +103,6 @@ def tensorboard_dir(folder):
 def table(root, name):
     """A derived table or figure of the study: ``runs.csv``, ``frontier.png`` ..."""
     return pathlib.Path(root) / name
-
-
-# --------------------------------------------------------------------------
-# Run keys.
-
-
-def canonical(config):
-    """The canonical text of a JSON-ready config: sorted keys, no spaces."""
-    return json.dumps(config, sort_keys=True, separators=(",", ":"))
-
-
-def run_key(config, prefix=""):
-    """A stable key for a run configuration (without its seed).
-
-    The key is readable where it helps (``prefix``) and otherwise a hash of
-    the canonical configuration, so the same configuration always lands in the
-    same folder and a different one never overwrites it.
-    """
-    digest = hashlib.sha256(canonical(config).encode()).hexdigest()[:12]
-    return f"{prefix}-{digest}" if prefix else digest
 
 
 # --------------------------------------------------------------------------
@@ -120,20 +122,41 @@ def _fsync_dir(path):
         os.close(fd)
 
 
+def _no_space(error, path):
+    return DiskFullError(
+        f"out: Expected free space to write results. Received: no space left on the device holding "
+        f"{str(pathlib.Path(path).parent)!r} (while writing {pathlib.Path(path).name}: {error.strerror}); "
+        "free some space and run the same command again to resume"
+    )
+
+
 def write_bytes(path, data):
-    """Writes ``data`` to ``path`` atomically (temporary file, fsync, rename)."""
+    """Writes ``data`` to ``path`` atomically (temporary file, fsync, rename).
+
+    Raises:
+        DiskFullError: if the device has no space left; no file is left behind.
+    """
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as error:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise _no_space(error, path) from None
+        raise
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
     return path
@@ -153,10 +176,20 @@ def write_csv(path, frame):
     return write_bytes(path, frame.to_csv(index=False).encode())
 
 
-def write_weights(path, arrays):
+def _npz_bytes(arrays, named=False):
     buffer = io.BytesIO()
-    np.savez(buffer, *arrays)
-    return write_bytes(path, buffer.getvalue())
+    if named:
+        np.savez(buffer, **arrays)
+    else:
+        np.savez(buffer, *arrays)
+    return buffer.getvalue()
+
+
+def write_weights(path, arrays):
+    """Writes a list of arrays; returns the file's SHA-256."""
+    data = _npz_bytes(arrays)
+    write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def read_weights(path):
@@ -164,20 +197,24 @@ def read_weights(path):
         return [f[f"arr_{i}"] for i in range(len(f.files))]
 
 
-def read_record(folder):
-    """The run's record, or ``None`` if it has none (or an unreadable one)."""
-    path = record_json(folder)
-    try:
-        return read_json(path)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return None
+def write_arrays(path, arrays):
+    """Writes named arrays; returns the file's SHA-256."""
+    data = _npz_bytes(arrays, named=True)
+    write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest()
 
 
-def is_done(folder):
-    record = read_record(folder)
-    return record is not None and record.get("status") == "ok"
+def read_arrays(path):
+    with np.load(path) as f:
+        return {name: f[name] for name in f.files}
+
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def check_writable(out):
@@ -212,8 +249,13 @@ class Lock:
 
     def acquire(self, blocking=True):
         """Takes the lock; returns False if ``blocking`` is False and another process holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(str(self.path), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(str(self.path), os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise _no_space(error, self.path) from None
+            raise
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
         except OSError as error:
@@ -229,10 +271,3 @@ class Lock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
-
-    def __enter__(self):
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc):
-        self.release()

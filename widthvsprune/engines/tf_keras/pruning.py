@@ -26,7 +26,7 @@ traced step; masks, thresholds and weights are those of tfmot's own path
 import numpy as np
 
 from widthvsprune import schedules
-from widthvsprune.backend import PruneLowMagnitude, keras, sparsity, tf
+from widthvsprune.engines.tf_keras.backend import PruneLowMagnitude, keras, sparsity, tf
 from widthvsprune.masks import global_masks, random_masks
 
 
@@ -40,16 +40,17 @@ class FrozenMaskSchedule(sparsity.PruningSchedule):
         return {"class_name": self.__class__.__name__, "config": {}}
 
 
-def make_schedule(target, pruning, steps):
-    """tfmot's ``PolynomialDecay`` for ``layerwise``, a frozen one otherwise."""
-    if pruning.variant == "layerwise":
+def make_schedule(spec):
+    """tfmot's ``PolynomialDecay`` for a ``layerwise`` :class:`~widthvsprune.engines.base.PruneSpec`, a frozen one
+    otherwise."""
+    if spec.variant == "layerwise":
         return sparsity.PolynomialDecay(
-            initial_sparsity=min(pruning.initial_sparsity, target),
-            final_sparsity=target,
-            begin_step=steps.begin_step,
-            end_step=steps.end_step,
-            power=pruning.power,
-            frequency=steps.frequency,
+            initial_sparsity=min(spec.initial_sparsity, spec.target),
+            final_sparsity=spec.target,
+            begin_step=spec.steps.begin_step,
+            end_step=spec.steps.end_step,
+            power=spec.power,
+            frequency=spec.steps.frequency,
         )
     return FrozenMaskSchedule()
 
@@ -203,29 +204,23 @@ def _update_function(members):
     return update
 
 
-def callbacks(pruning, targets, steps, branches, seeds, log_dir=None, defer_masks=True):
+def callbacks(branches, specs, log_dir=None, defer_masks=True):
     """The callbacks a pruning fine-tune of ``branches`` needs.
 
     Args:
-        pruning: the :class:`widthvsprune.config.Pruning`.
-        targets: the target sparsity of each branch (or one for all).
-        steps: the :class:`widthvsprune.schedules.ScheduleSteps`.
         branches: the wrapped models trained together.
-        seeds: one seed per branch (random selection).
+        specs: one :class:`~widthvsprune.engines.base.PruneSpec` per branch.
         log_dir: TensorBoard folder for ``PruningSummaries``, or ``None``.
         defer_masks: run tfmot's mask updates between steps
             (:class:`DeferredMaskUpdates`) rather than inside the traced step.
     """
-    if not isinstance(targets, (list, tuple)):
-        targets = [targets] * len(branches)
     out = [sparsity.UpdatePruningStep()]
     if defer_masks:
         out.append(DeferredMaskUpdates(branches))
-    if pruning.variant != "layerwise":
-        out += [
-            MaskUpdater(branch, pruning.variant, target, pruning.initial_sparsity, steps, pruning.power, seed)
-            for branch, target, seed in zip(branches, targets, seeds)
-        ]
+    out += [
+        MaskUpdater(branch, spec.variant, spec.target, spec.initial_sparsity, spec.steps, spec.power, spec.seed)
+        for branch, spec in zip(branches, specs) if spec.variant != "layerwise"
+    ]
     if log_dir is not None:
         out.append(sparsity.PruningSummaries(log_dir=str(log_dir)))
     return out

@@ -1,8 +1,9 @@
-"""Family builders in tf_keras: exact parameter counts."""
+"""Family builders in tf_keras: exact parameter counts, seeded initial weights."""
 
 import pytest
 
-from widthvsprune import families, models
+from widthvsprune import families
+from widthvsprune.engines.tf_keras import models
 from widthvsprune.families import dense
 
 

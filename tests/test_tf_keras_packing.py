@@ -2,11 +2,14 @@
 
 import numpy as np
 import pytest
+from conftest import fit_alone
 
-from widthvsprune import Pruning, Recipe, data, models, pruning, schedules, training
-from widthvsprune.backend import keras
+from widthvsprune import data, schedules
+from widthvsprune.engines.base import ModelSpec, Pack, PruneSpec, batch_order
+from widthvsprune.engines.tf_keras import models, pruning, training
+from widthvsprune.engines.tf_keras.backend import keras
 
-RECIPE = Recipe(epochs=2, batch_size=32, learning_rate=1e-3)
+EPOCHS, BATCH = 2, 32
 
 
 @pytest.fixture(scope="module")
@@ -14,13 +17,20 @@ def splits():
     return data.load("digits")
 
 
-def separate(model, splits, seed, recipe=RECIPE, learning_rate=None, callbacks=()):
+def pack_of(seeds, learning_rates=None, epochs=EPOCHS, optimizer="adam", **options):
+    rates = learning_rates or [1e-3] * len(seeds)
+    return Pack(tuple(ModelSpec("mlp", (1,), s, lr) for s, lr in zip(seeds, rates)), BATCH, optimizer, epochs,
+                **options)
+
+
+def separate(model, splits, seed, learning_rate=1e-3, callbacks=()):
     """The plain way: compile + fit alone, fed the seed's batch order."""
-    training.compile_model(model, recipe, learning_rate)
-    order = training.batch_order(len(splits.x_train), recipe.epochs, seed)
-    for epoch in range(recipe.epochs):
+    model.compile(optimizer=training.make_optimizer("adam", learning_rate), loss=training.loss_function(),
+                  metrics=["accuracy"])
+    order = batch_order(len(splits.x_train), EPOCHS, seed)
+    for epoch in range(EPOCHS):
         idx = order[epoch]
-        model.fit(splits.x_train[idx], splits.y_train[idx], batch_size=recipe.batch_size, shuffle=False,
+        model.fit(splits.x_train[idx], splits.y_train[idx], batch_size=BATCH, shuffle=False,
                   epochs=epoch + 1, initial_epoch=epoch, verbose=0, callbacks=list(callbacks))
     return model
 
@@ -34,7 +44,7 @@ def assert_same_weights(a, b, atol=1e-5):
 def test_packed_baselines_equal_separate_training(splits):
     seeds = [0, 1, 2]
     packed = [models.build("mlp", (32, 16), splits.input_shape, 10, seed=s) for s in seeds]
-    histories, diverged, _ = training.fit_packed(packed, splits, RECIPE, seeds)
+    histories, diverged, _ = training.fit_packed(packed, splits, pack_of(seeds))
     assert not diverged and all(len(h) == 2 for h in histories)
     for seed, branch in zip(seeds, packed):
         alone = separate(models.build("mlp", (32, 16), splits.input_shape, 10, seed=seed), splits, seed)
@@ -45,7 +55,7 @@ def test_packed_baselines_equal_separate_training(splits):
 def test_packed_narrow_models_of_different_widths_and_learning_rates(splits):
     shapes, rates, seeds = [(20, 10), (12, 30)], [1e-3, 5e-3], [0, 1]
     packed = [models.build("mlp", w, splits.input_shape, 10, seed=s) for w, s in zip(shapes, seeds)]
-    training.fit_packed(packed, splits, RECIPE, seeds, learning_rates=rates)
+    training.fit_packed(packed, splits, pack_of(seeds, rates))
     for widths, lr, seed, branch in zip(shapes, rates, seeds, packed):
         alone = separate(models.build("mlp", widths, splits.input_shape, 10, seed=seed), splits, seed,
                          learning_rate=lr)
@@ -56,19 +66,19 @@ def test_packed_narrow_models_of_different_widths_and_learning_rates(splits):
 def test_packed_pruned_models_equal_separate_training(splits, variant):
     seeds, target = [0, 1], 0.8
     baseline = models.build("seed_cnn", (6,), splits.input_shape, 10, seed=7)
-    training.fit(baseline, splits, Recipe(epochs=1, batch_size=64), seed=7)
+    fit_alone(baseline, splits, epochs=1, batch_size=64, seed=7)
     weights = baseline.get_weights()
-    spec = Pruning(variant=variant, frequency=10, end_fraction=0.75)
-    steps = schedules.schedule_steps(len(splits.x_train), RECIPE.batch_size, RECIPE.epochs, 10, 0, 0.75)
+    steps = schedules.schedule_steps(len(splits.x_train), BATCH, EPOCHS, 10, 0, 0.75)
+    specs = {s: PruneSpec(variant, target, 0.0, 3, steps, True, seed=s) for s in seeds}
 
     def wrapped(seed):
         model = models.build("seed_cnn", (6,), splits.input_shape, 10, seed=seed)
         model.set_weights(weights)
-        return pruning.wrap(model, pruning.make_schedule(target, spec, steps))
+        return pruning.wrap(model, pruning.make_schedule(specs[seed]))
 
     packed = [wrapped(s) for s in seeds]
-    callbacks = pruning.callbacks(spec, target, steps, packed, seeds)
-    training.fit_packed(packed, splits, RECIPE, seeds, callbacks)
+    callbacks = pruning.callbacks(packed, [specs[s] for s in seeds])
+    training.fit_packed(packed, splits, pack_of(seeds), callbacks)
     deferred = next(c for c in callbacks if isinstance(c, pruning.DeferredMaskUpdates))
     # layerwise: one update per pruning step (1..end_step, every `frequency`); global: masks are MaskUpdater's
     assert deferred.updates == (steps.end_step // steps.frequency if variant == "layerwise" else 0)
@@ -76,7 +86,7 @@ def test_packed_pruned_models_equal_separate_training(splits, variant):
         model = wrapped(seed)
         # The reference keeps tfmot's mask update inside the traced step.
         alone = separate(model, splits, seed,
-                         callbacks=pruning.callbacks(spec, target, steps, [model], [seed], defer_masks=False))
+                         callbacks=pruning.callbacks([model], [specs[seed]], defer_masks=False))
         assert_same_weights(pruning.strip(branch).get_weights(), pruning.strip(alone).get_weights())
         for ours, theirs in zip(pruning.wrappers(branch), pruning.wrappers(alone)):
             assert int(ours.pruning_step.numpy()) == int(theirs.pruning_step.numpy()) == steps.total_steps
@@ -92,8 +102,7 @@ def test_packed_pruned_models_equal_separate_training(splits, variant):
 def test_a_diverging_branch_does_not_stop_the_others(splits):
     seeds = [0, 1]
     packed = [models.build("mlp", (16,), splits.input_shape, 10, seed=s) for s in seeds]
-    histories, diverged, _ = training.fit_packed(packed, splits, Recipe(epochs=2, optimizer="sgd"), seeds,
-                                                 learning_rates=[1e12, 1e-2])
+    histories, diverged, _ = training.fit_packed(packed, splits, pack_of(seeds, [1e12, 1e-2], optimizer="sgd"))
     assert diverged == [0]
     assert len(histories[1]) == 2 and np.isfinite(histories[1][-1]["loss"])
     assert all(np.isfinite(w).all() for w in packed[1].get_weights())
@@ -105,7 +114,7 @@ def test_last_epoch_validation_only_scores_the_final_weights(splits):
     weights = {}
     for mode in ("every_epoch", "last_epoch"):
         branch = models.build("mlp", (16,), splits.input_shape, 10, seed=3)
-        histories[mode], _, _ = training.fit_packed([branch], splits, RECIPE, [3], validate=mode)
+        histories[mode], _, _ = training.fit_packed([branch], splits, pack_of([3], validate=mode))
         weights[mode] = branch.get_weights()
         final = training.evaluate(branch, splits.x_val, splits.y_val)
         assert histories[mode][0][-1]["val_accuracy"] == final[1]
@@ -113,4 +122,20 @@ def test_last_epoch_validation_only_scores_the_final_weights(splits):
     assert all("val_accuracy" in row for row in histories["every_epoch"][0])
     assert ["val_accuracy" in row for row in histories["last_epoch"][0]] == [False, True]
     with pytest.raises(ValueError, match="validate"):
-        training.fit_packed([branch], splits, RECIPE, [3], validate="sometimes")
+        pack_of([3], validate="sometimes")
+
+
+def test_max_steps_stops_every_branch_mid_epoch(splits):
+    seeds = [0, 1]
+    packed = [models.build("mlp", (16,), splits.input_shape, 10, seed=s) for s in seeds]
+    per_epoch = -(-len(splits.x_train) // BATCH)
+    histories, diverged, _ = training.fit_packed(packed, splits, pack_of(seeds, epochs=5, max_steps=per_epoch + 7))
+    assert not diverged and [len(h) for h in histories] == [2, 2]
+    # The plain way: one whole epoch, then the first 7 batches of the second.
+    alone = models.build("mlp", (16,), splits.input_shape, 10, seed=0)
+    alone.compile(optimizer=training.make_optimizer("adam", 1e-3), loss=training.loss_function())
+    order = batch_order(len(splits.x_train), 2, 0)
+    alone.fit(splits.x_train[order[0]], splits.y_train[order[0]], batch_size=BATCH, shuffle=False, verbose=0)
+    part = order[1][: 7 * BATCH]
+    alone.fit(splits.x_train[part], splits.y_train[part], batch_size=BATCH, shuffle=False, verbose=0)
+    assert_same_weights(packed[0].get_weights(), alone.get_weights())

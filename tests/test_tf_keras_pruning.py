@@ -1,9 +1,12 @@
-"""The pruned arm with real tfmot wrappers: sparsity reached, no-op at 0%, predictions kept."""
+"""The tf_keras engine's pruning with real tfmot wrappers: sparsity reached, no-op at 0%, predictions kept."""
 
 import numpy as np
 import pytest
+from conftest import fit_alone
 
-from widthvsprune import Pruning, Recipe, data, measuring, models, pruning, schedules, training
+from widthvsprune import data, measuring, schedules
+from widthvsprune.engines.base import PruneSpec
+from widthvsprune.engines.tf_keras import models, pruning
 
 
 @pytest.fixture(scope="module")
@@ -14,18 +17,17 @@ def splits():
 @pytest.fixture(scope="module")
 def trained(splits):
     model = models.build("lenet5", (4, 6, 16, 12), splits.input_shape, 10, seed=0)
-    training.fit(model, splits, Recipe(epochs=1, batch_size=64), seed=0)
+    fit_alone(model, splits, epochs=1, batch_size=64, seed=0)
     return model.get_weights()
 
 
 def prune(splits, weights, target, variant="layerwise", prune_output=True, epochs=2):
     model = models.build("lenet5", (4, 6, 16, 12), splits.input_shape, 10, seed=0)
     model.set_weights(weights)
-    spec = Pruning(variant=variant, frequency=5, end_fraction=0.75, prune_output=prune_output)
-    steps = schedules.schedule_steps(len(splits.x_train), 64, epochs, spec.frequency, 0, spec.end_fraction)
-    wrapped = pruning.wrap(model, pruning.make_schedule(target, spec, steps), prune_output)
-    training.fit(wrapped, splits, Recipe(epochs=epochs, batch_size=64), seed=0,
-                 callbacks=pruning.callbacks(spec, target, steps, [wrapped], [0]))
+    steps = schedules.schedule_steps(len(splits.x_train), 64, epochs, 5, 0, 0.75)
+    spec = PruneSpec(variant, target, 0.0, 3, steps, prune_output, seed=0)
+    wrapped = pruning.wrap(model, pruning.make_schedule(spec), prune_output)
+    fit_alone(wrapped, splits, epochs=epochs, batch_size=64, seed=0, callbacks=pruning.callbacks([wrapped], [spec]))
     return wrapped, pruning.strip(wrapped)
 
 
@@ -48,7 +50,7 @@ def test_zero_sparsity_is_a_no_op(splits, trained):
     _, stripped = prune(splits, trained, 0.0, epochs=1)
     plain = models.build("lenet5", (4, 6, 16, 12), splits.input_shape, 10, seed=0)
     plain.set_weights(trained)
-    training.fit(plain, splits, Recipe(epochs=1, batch_size=64), seed=0)
+    fit_alone(plain, splits, epochs=1, batch_size=64, seed=0)
     for pruned_weight, plain_weight in zip(stripped.get_weights(), plain.get_weights()):
         np.testing.assert_allclose(pruned_weight, plain_weight, atol=1e-6)
 
@@ -87,20 +89,3 @@ def test_global_reaches_the_global_target_while_layer_sparsities_differ(splits, 
 def test_random_pruning_reaches_its_target(splits, trained):
     _, stripped = prune(splits, trained, 0.8, variant="random")
     assert_model_sparsity(models.layer_weights(stripped), 0.8)
-
-
-def test_global_masks_by_hand():
-    kernels = [np.array([[1.0, -5.0], [0.1, 2.0]]), np.array([[0.2, 3.0, -0.3]])]
-    masks = [np.ones_like(k) for k in kernels]
-    new = pruning.global_masks(kernels, masks, 3 / 7)
-    np.testing.assert_array_equal(new[0], [[1, 1], [0, 1]])
-    np.testing.assert_array_equal(new[1], [[0, 1, 0]])
-
-
-def test_random_masks_keep_pruned_weights_pruned():
-    rng = np.random.default_rng(0)
-    kernel = np.ones((10, 10))
-    first = pruning.random_masks([kernel], [np.ones_like(kernel)], 0.5, rng)[0]
-    second = pruning.random_masks([kernel], [first], 0.8, rng)[0]
-    assert first.sum() == 50 and second.sum() == 20
-    assert np.all(second <= first)

@@ -1,11 +1,11 @@
-"""Building family models in tf_keras and reading their weights back."""
+"""Building family models in tf_keras and reading their weights back for the size accounting."""
 
 import math
 
 import numpy as np
 
 from widthvsprune import families
-from widthvsprune.backend import PruneLowMagnitude, keras
+from widthvsprune.engines.tf_keras.backend import PruneLowMagnitude, keras
 from widthvsprune.measuring import LayerWeights
 
 

@@ -19,23 +19,20 @@ import time
 
 import numpy as np
 
-from widthvsprune.backend import keras, tf
+from widthvsprune.engines.base import batch_order, steps_per_epoch
+from widthvsprune.engines.tf_keras.backend import keras, tf
 
 
-class TrainingDiverged(RuntimeError):
-    """The training loss became NaN or infinite."""
-
-
-def make_optimizer(recipe, learning_rate=None):
-    """The recipe's optimizer, in tf_keras's fused form.
+def make_optimizer(name, learning_rate):
+    """The optimizer ``name`` (``"adam"`` or ``"sgd"``) in tf_keras's fused form.
 
     ``keras.optimizers.legacy.Adam`` and ``SGD`` update each variable with one
     fused kernel (``ResourceApplyAdam``, ``ResourceApplyKerasMomentum``) instead
     of a dozen small ops: the same update rule, a fraction of the per-step cost
     for the small models a study trains. Both arms use it.
     """
-    lr = float(recipe.learning_rate if learning_rate is None else learning_rate)
-    if recipe.optimizer == "sgd":
+    lr = float(learning_rate)
+    if name == "sgd":
         return keras.optimizers.legacy.SGD(learning_rate=lr, momentum=0.9)
     return keras.optimizers.legacy.Adam(learning_rate=lr)
 
@@ -49,20 +46,8 @@ def loss_function():
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
-def compile_model(model, recipe, learning_rate=None):
-    """Compiles ``model`` the plain Keras way (used for single models outside the runner)."""
-    model.compile(optimizer=make_optimizer(recipe, learning_rate), loss=loss_function(), metrics=["accuracy"])
-    return model
-
-
 # --------------------------------------------------------------------------
 # Data: per-seed batch orders over arrays held once.
-
-
-def batch_order(num_examples, epochs, seed):
-    """The order in which a seed visits the training set: one permutation per epoch."""
-    rng = np.random.default_rng(int(seed))
-    return np.stack([rng.permutation(num_examples) for _ in range(int(epochs))]).astype("int32")
 
 
 def packed_dataset(x, y, batch_size, epochs, seeds):
@@ -87,7 +72,7 @@ def packed_dataset(x, y, batch_size, epochs, seeds):
 
     zipped = tf.data.Dataset.zip(tuple(indices(s) for s in seeds))
     dataset = zipped.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-    return dataset, int(math.ceil(n / batch_size))
+    return dataset, steps_per_epoch(n, batch_size)
 
 
 # --------------------------------------------------------------------------
@@ -138,15 +123,19 @@ class PackedModel(keras.Model):
 
 
 def evaluate(model, x, y, batch_size=2048):
-    """``(loss, accuracy)`` of any model on ``(x, y)`` with eager forward passes."""
+    """``(loss, accuracy, correct)`` of any model on ``(x, y)`` with eager forward passes.
+
+    ``correct`` holds one bool per example: whether the model's top class is its label.
+    """
     loss_fn = loss_function()
-    total_loss, correct = 0.0, 0
+    total_loss, hits = 0.0, []
     for start in range(0, len(x), batch_size):
         logits = model(x[start : start + batch_size], training=False)
         labels = y[start : start + batch_size]
         total_loss += float(loss_fn(labels, logits)) * len(labels)
-        correct += int(np.sum(np.argmax(logits.numpy(), axis=-1) == labels))
-    return total_loss / len(x), correct / len(x)
+        hits.append(np.argmax(logits.numpy(), axis=-1) == labels)
+    correct = np.concatenate(hits) if hits else np.zeros(0, dtype=bool)
+    return total_loss / len(x), int(correct.sum()) / len(x), correct
 
 
 class _EagerValidation(keras.callbacks.Callback):
@@ -161,64 +150,66 @@ class _EagerValidation(keras.callbacks.Callback):
         if self.last_only and epoch + 1 < self.params["epochs"]:
             return
         for i, branch in enumerate(self.branches):
-            loss, accuracy = evaluate(branch, self.x, self.y)
+            loss, accuracy, _ = evaluate(branch, self.x, self.y)
             self.results[epoch, i] = {"val_loss": loss, "val_accuracy": accuracy}
             if logs is not None:  # for the callbacks after this one (TensorBoard)
                 logs[f"val_loss_{i}"], logs[f"val_accuracy_{i}"] = loss, accuracy
 
 
-class _StopWhenAllDiverged(keras.callbacks.Callback):
-    def __init__(self, n):
+class _Stop(keras.callbacks.Callback):
+    """Stops the fit once every branch diverged, or after ``max_steps`` optimizer steps."""
+
+    def __init__(self, n, max_steps=None):
         super().__init__()
-        self.n = n
+        self.n, self.max_steps, self.steps = n, max_steps, 0
 
     def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        if self.max_steps is not None and self.steps >= self.max_steps:
+            self.model.stop_training = True
         if logs and all(not math.isfinite(float(logs.get(f"loss_{i}", 0.0))) for i in range(self.n)):
             self.model.stop_training = True
 
 
-def fit_packed(branches, splits, recipe, seeds, callbacks=(), epochs=None, learning_rates=None,
-               validate="every_epoch"):
+def fit_packed(branches, splits, pack, callbacks=()):
     """Trains models side by side in one ``fit``, each as it would train alone.
 
     Args:
-        branches: un-compiled tf_keras models (plain or wrapped for pruning).
+        branches: un-compiled tf_keras models (plain or wrapped for pruning),
+            one per model of ``pack``.
         splits: a :class:`widthvsprune.data.Splits`.
-        recipe: the shared :class:`widthvsprune.config.Recipe`.
-        seeds: one seed per branch: its batch order.
+        pack: the :class:`widthvsprune.engines.base.Pack`: batch size,
+            optimizer, epochs, ``max_steps``, validation, and each model's
+            seed (batch order) and learning rate.
         callbacks: Keras callbacks for the pack (``UpdatePruningStep`` ...).
-        epochs: overrides ``recipe.epochs``.
-        learning_rates: one per branch; ``recipe.learning_rate`` by default.
-        validate: ``"every_epoch"``, or ``"last_epoch"`` when only the final
-            validation accuracy is used (a search trial's score).
 
     Returns:
         ``(histories, diverged, seconds)``: one list of per-epoch dicts per
         branch, the indices of branches whose loss became non-finite, and the
         wall time of the fit.
     """
-    if validate not in ("every_epoch", "last_epoch"):
-        raise ValueError(f"Expected validate to be 'every_epoch' or 'last_epoch'. Received: validate={validate!r}")
     n = len(branches)
-    epochs = int(recipe.epochs if epochs is None else epochs)
-    learning_rates = learning_rates or [recipe.learning_rate] * n
+    spe = steps_per_epoch(len(splits.x_train), pack.batch_size)
+    epochs = int(pack.epochs) if pack.max_steps is None else -(-int(pack.max_steps) // spe)
     for i, branch in enumerate(branches):
         branch._name = f"branch_{i}"
-    pack = PackedModel(branches, [make_optimizer(recipe, lr) for lr in learning_rates])
-    pack.compile(optimizer=pack.branch_optimizers[0])
-    for branch, optimizer in zip(branches, pack.branch_optimizers):
+    pack_model = PackedModel(branches, [make_optimizer(pack.optimizer, m.learning_rate) for m in pack.models])
+    pack_model.compile(optimizer=pack_model.branch_optimizers[0])
+    for branch, optimizer in zip(branches, pack_model.branch_optimizers):
         build_slots(optimizer, branch.trainable_variables)
-    dataset, steps = packed_dataset(splits.x_train, splits.y_train, recipe.batch_size, epochs, seeds)
-    validation = _EagerValidation(branches, splits.x_val, splits.y_val, validate == "last_epoch")
+    dataset, steps = packed_dataset(splits.x_train, splits.y_train, pack.batch_size, epochs,
+                                    [m.seed for m in pack.models])
+    validation = _EagerValidation(branches, splits.x_val, splits.y_val, pack.validate == "last_epoch")
+    tensorboard = [c for c in callbacks if isinstance(c, keras.callbacks.TensorBoard)]
     start = time.perf_counter()
-    result = pack.fit(
+    result = pack_model.fit(
         dataset,
         epochs=epochs,
         steps_per_epoch=steps,
         verbose=0,
         # Validation runs after the pruning callbacks (masks applied) and before TensorBoard (which logs it).
-        callbacks=[*(c for c in callbacks if not isinstance(c, keras.callbacks.TensorBoard)), validation,
-                   *(c for c in callbacks if isinstance(c, keras.callbacks.TensorBoard)), _StopWhenAllDiverged(n)],
+        callbacks=[*(c for c in callbacks if c not in tensorboard), validation, *tensorboard,
+                   _Stop(n, pack.max_steps)],
     )
     seconds = time.perf_counter() - start
     histories, diverged = [], []
@@ -237,31 +228,9 @@ def fit_packed(branches, splits, recipe, seeds, callbacks=(), epochs=None, learn
     return histories, diverged, seconds
 
 
-def fit(model, splits, recipe, seed, callbacks=(), epochs=None, learning_rate=None):
-    """Trains one model (a pack of one).
-
-    Returns:
-        ``(history, seconds)``: one dict per epoch and the wall time.
-
-    Raises:
-        TrainingDiverged: if the loss became NaN or infinite.
-    """
-    histories, diverged, seconds = fit_packed(
-        [model], splits, recipe, [seed], callbacks, epochs,
-        None if learning_rate is None else [learning_rate],
-    )
-    if diverged:
-        raise TrainingDiverged(_diverged_message(histories[0]))
-    return histories[0], seconds
-
-
-def _diverged_message(history):
+def diverged_message(history):
+    """Why a branch whose loss became non-finite failed."""
     bad = next((r for r in history if not math.isfinite(r["loss"])), history[-1] if history else None)
     if bad is None:
         return "the training loss became non-finite in epoch 1"
     return f"the training loss became non-finite in epoch {bad['epoch']} (loss={bad['loss']})"
-
-
-def diverged_error(history):
-    """The exception recorded for a branch whose loss became non-finite."""
-    return TrainingDiverged(_diverged_message(history))

@@ -1,8 +1,8 @@
-"""The one module that imports TensorFlow: thread settings."""
+"""Helper processes and their settings."""
 
 from threadpoolctl import threadpool_info
 
-from widthvsprune import backend
+from widthvsprune.running import processes
 
 
 def blas_threads():
@@ -12,6 +12,6 @@ def blas_threads():
 def test_blas_is_single_threaded_inside_a_study_only():
     before = blas_threads()
     assert before, "NumPy's BLAS was not found"
-    with backend.single_threaded_blas():
+    with processes.single_threaded_blas():
         assert all(n == 1 for n in blas_threads())
     assert blas_threads() == before

@@ -1,0 +1,151 @@
+"""Run records: their schema, how they are made, and reading them back with checks.
+
+A run's ``record.json`` is written last and is its "done" marker. The record
+holds the SHA-256 of every file it vouches for; a run whose record, config,
+weights or predictions are unreadable, truncated, or do not match their
+checksums is *invalid*: it counts as not done and is trained again, and the
+reason names the file.
+
+:data:`RUN_COLUMNS` is the one definition of ``runs.csv``'s columns; every
+row is a record restricted to them.
+"""
+
+import dataclasses
+import json
+import math
+from typing import Optional
+
+from widthvsprune import storing
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """One column of ``runs.csv``: its name and what it holds."""
+
+    name: str
+    meaning: str
+
+
+RUN_COLUMNS = (
+    Column("study", "study name"),
+    Column("arm", "`baseline`, `pruned` or `narrow`"),
+    Column("pruning", "the pruning variant (pruned rows)"),
+    Column("family", "the model family"),
+    Column("dataset", "the dataset"),
+    Column("widths", "the model's widths (`128x64`)"),
+    Column("seed", "training seed"),
+    Column("target_sparsity", "the pruned arm's target (the size point a narrow row was matched to; 0 for the "
+                              "baseline)"),
+    Column("sparsity", "measured fraction of zeros over the kernels pruning may touch"),
+    Column("total_params", "every parameter of the plain (stripped) model, biases included"),
+    Column("nonzero_params", "nonzero parameters of the stripped weights (kernels and biases; tfmot never prunes "
+                             "biases). Dense models count every parameter"),
+    Column("budget", "narrow rows: the pruned nonzero count they were matched to (the fewest over the seeds); "
+                     "`total_params <= budget` always"),
+    Column("test_accuracy", "test accuracy after training"),
+    Column("val_accuracy", "validation accuracy after training"),
+    Column("epochs", "epochs the model cost in total (pruned: baseline + fine-tune)"),
+    Column("train_seconds", "wall time of its training (pruned: baseline + fine-tune)"),
+    Column("tuner_trials", "narrow rows: trials of the search"),
+    Column("learning_rate", "the learning rate used (pruned: the fine-tune's)"),
+    Column("dense_bytes", "float32 storage of all weights: `4 * total_params`"),
+    Column("sparse_bytes", "per kernel the cheapest of dense float32, or 4 bytes per nonzero plus a bitmask or a "
+                           "CSR index; biases dense"),
+    Column("gzip_bytes", "the raw float32 weights gzipped (level 9)"),
+    Column("flops", "multiply-adds per example of the dense model"),
+    Column("nonzero_flops", "multiply-adds per example skipping zero weights"),
+    Column("note", "why a narrow model is below 90% of its budget (the family's width step)"),
+    Column("key", "the run key (folder name)"),
+)
+COLUMNS = [c.name for c in RUN_COLUMNS]
+
+STATUSES = ("ok", "failed")
+_REQUIRED_OK = ("arm", "seed", "key", "test_accuracy", "val_accuracy", "total_params", "nonzero_params", "files")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunState:
+    """What the store holds for one run.
+
+    Attributes:
+        status: ``"ok"``, ``"failed"``, ``"missing"`` or ``"invalid"``.
+        record: the record (``ok`` and ``failed`` only).
+        problem: why it is ``invalid``: the file and what is wrong with it.
+    """
+
+    status: str
+    record: Optional[dict] = None
+    problem: str = ""
+
+    @property
+    def done(self):
+        return self.status == "ok"
+
+
+MISSING = RunState("missing")
+
+
+def _invalid(name, why):
+    return RunState("invalid", problem=f"{name} {why}")
+
+
+def read_run(folder, config=None):
+    """Reads a run's record and checks every file it vouches for.
+
+    Args:
+        folder: the run's folder (``runs/<key>/seed-<k>``).
+        config: the configuration the run must hold (its ``config.json``),
+            or ``None`` not to check it.
+
+    Returns:
+        A :class:`RunState`.
+    """
+    path = storing.record_json(folder)
+    if not path.exists():
+        return MISSING
+    try:
+        record = storing.read_json(path)
+    except (OSError, ValueError) as error:
+        return _invalid("record.json", f"is unreadable ({type(error).__name__}: {error})")
+    if not isinstance(record, dict) or record.get("status") not in STATUSES:
+        return _invalid("record.json", "holds no run record (no valid status)")
+    if config is not None:
+        try:
+            stored = storing.read_json(storing.config_json(folder))
+        except (OSError, ValueError) as error:
+            return _invalid("config.json", f"is unreadable ({type(error).__name__}: {error})")
+        if stored != json.loads(json.dumps(config)):
+            return _invalid("config.json", "holds another configuration than the study's")
+    if record["status"] == "failed":
+        return RunState("failed", record)
+    missing = [name for name in _REQUIRED_OK if name not in record]
+    if missing:
+        return _invalid("record.json", f"lacks {missing}")
+    for name, digest in record["files"].items():
+        file = folder / name
+        try:
+            actual = storing.sha256(file)
+        except OSError as error:
+            return _invalid(name, f"is unreadable ({type(error).__name__}: {error.strerror or error})")
+        if actual != digest:
+            return _invalid(name, "does not match its checksum in record.json (truncated or changed)")
+    return RunState("ok", record)
+
+
+def read_search(root, key):
+    """A search's result, or ``(None, problem)``: ``(result, "")`` when it is readable."""
+    path = storing.search_result_json(root, key)
+    if not path.exists():
+        return None, ""
+    try:
+        result = storing.read_json(path)
+    except (OSError, ValueError) as error:
+        return None, f"search/result.json is unreadable ({type(error).__name__}: {error})"
+    if not isinstance(result, dict) or result.get("status") not in ("ok", "no-narrow-fits"):
+        return None, "search/result.json holds no search result"
+    return result, ""
+
+
+def ok_row(record):
+    """A record as a ``runs.csv`` row: exactly :data:`COLUMNS`."""
+    return {name: record.get(name, math.nan) for name in COLUMNS}

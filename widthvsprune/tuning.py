@@ -1,0 +1,244 @@
+"""Searches: KerasTuner oracles propose trials; the caller trains them.
+
+The oracles (Bayesian optimization by default, random search or Hyperband)
+own the trials and keep their state as JSON in the search's folder, written
+atomically; an interrupted search resumes from its last finished trial. They
+are driven here directly, without KerasTuner's ``Tuner`` (whose stock
+build-and-fit path rejects tf_keras models, keras-team/keras-tuner#1039): in
+each round the next trials of every unfinished search are proposed and
+handed to ``train``, which trains them side by side and returns their
+validation scores. Nothing here trains a model or knows the engine.
+"""
+
+import contextlib
+import dataclasses
+import io
+import json
+import math
+import os
+import pathlib
+import warnings
+from typing import Callable
+
+from widthvsprune import storing
+
+OBJECTIVE = "val_accuracy"
+ORACLES = ("bayesian", "random", "hyperband")
+MAX_CONCURRENT_TRIALS = 8
+
+
+def _kt():
+    import keras_tuner
+
+    return keras_tuner
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchJob:
+    """One search.
+
+    Attributes:
+        directory: the folder holding its KerasTuner project (``search/``).
+        space: ``f(hp)`` declaring the hyperparameters on a
+            ``keras_tuner.HyperParameters``.
+        oracle: ``"bayesian"``, ``"random"`` or ``"hyperband"``.
+        max_trials: trials of the search (Hyperband sizes its own brackets).
+        seed: the oracle's seed.
+        max_epochs: Hyperband's largest number of epochs per trial.
+        overwrite: start over instead of resuming.
+        tag: any value, handed back with every trial.
+    """
+
+    directory: str
+    space: Callable
+    oracle: str = "bayesian"
+    max_trials: int = 8
+    seed: int = 0
+    max_epochs: int = 1
+    overwrite: bool = False
+    tag: object = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Proposal:
+    """A trial to train: its job's index, hyperparameter values and epochs (Hyperband sets them)."""
+
+    job: int
+    values: dict
+    epochs: int = None
+
+
+def _atomic(cls):
+    """An oracle class whose state files are written atomically (complete or absent after a kill)."""
+
+    class Atomic(cls):
+        def save(self):
+            storing.write_bytes(self._get_oracle_fname(), json.dumps(self.get_state()).encode())
+
+        def _save_trial(self, trial):
+            path = os.path.join(self._get_trial_dir(trial.trial_id), "trial.json")
+            storing.write_bytes(path, json.dumps(trial.get_state()).encode())
+
+    Atomic.__name__ = Atomic.__qualname__ = cls.__name__
+    return Atomic
+
+
+def make_oracle(job):
+    """The job's KerasTuner oracle, not yet attached to a folder."""
+    kt = _kt()
+    hp = kt.HyperParameters()
+    job.space(hp)
+    common = dict(objective=kt.Objective(OBJECTIVE, direction="max"), seed=int(job.seed), hyperparameters=hp,
+                  tune_new_entries=False)
+    if job.oracle == "random":
+        return _atomic(kt.oracles.RandomSearchOracle)(max_trials=job.max_trials, **common)
+    if job.oracle == "hyperband":
+        return _atomic(kt.oracles.HyperbandOracle)(max_epochs=job.max_epochs, factor=3, **common)
+    return _atomic(kt.oracles.BayesianOptimizationOracle)(
+        max_trials=job.max_trials, num_initial_points=min(3, job.max_trials), **common)
+
+
+def state_problem(project):
+    """Why a search's saved state cannot be resumed (a file and what is wrong with it), or ``""``."""
+    project = pathlib.Path(project)
+    for path in [project / "oracle.json", *sorted(project.glob("trial_*/trial.json"))]:
+        if not path.exists():
+            continue
+        try:
+            storing.read_json(path)
+        except (OSError, ValueError) as error:
+            return f"{path.relative_to(project.parent)} is unreadable ({type(error).__name__})"
+    return ""
+
+
+def _attach(oracle, job, on_reset):
+    directory, project = os.path.split(os.path.normpath(job.directory))
+    oracle._set_project_dir(directory, project)
+    path = pathlib.Path(job.directory)
+    problem = "" if job.overwrite else state_problem(path)
+    if problem and on_reset is not None:
+        on_reset(job, problem)
+    if (job.overwrite or problem) and path.exists():
+        for state in [path / "oracle.json", *path.glob("trial_*/trial.json")]:
+            state.unlink()
+    if (path / "oracle.json").exists():
+        oracle.reload()
+        _keep_finished(oracle)
+    return oracle
+
+
+def _keep_finished(oracle):
+    """Finished trials stay finished after a reload.
+
+    KerasTuner saves ``oracle.json`` at the end of a trial before it stops
+    listing the trial as ongoing, and a reload queues every ongoing trial for
+    a retry: a kill right after a trial finished would train it again,
+    although its ``trial.json`` says it completed.
+    """
+    done = {trial_id for trial_id, trial in oracle.trials.items() if trial.status == "COMPLETED"}
+    oracle._retry_queue = [trial_id for trial_id in oracle._retry_queue if trial_id not in done]
+    oracle.end_order += sorted(done - set(oracle.end_order))
+
+
+@contextlib.contextmanager
+def _quiet(verbose):
+    if verbose:
+        yield
+        return
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.filterwarnings("ignore", module=r"sklearn\.gaussian_process.*")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        yield
+
+
+def _concurrency(oracle):
+    """How many trials of one search can be trained side by side without changing the search.
+
+    Trials that do not depend on one another's results: the random initial
+    points of Bayesian optimization, every trial of a random search. Hyperband
+    and the model-guided Bayesian trials go one at a time.
+    """
+    kt = _kt()
+    completed = sum(t.status == "COMPLETED" for t in oracle.trials.values())
+    if isinstance(oracle, kt.oracles.RandomSearchOracle):
+        left = (oracle.max_trials or MAX_CONCURRENT_TRIALS) - len(oracle.trials)
+    elif isinstance(oracle, kt.oracles.BayesianOptimizationOracle):
+        left = (oracle.num_initial_points or 1) - completed
+    else:
+        left = 1
+    return max(1, min(MAX_CONCURRENT_TRIALS, left))
+
+
+def search_many(jobs, train, on_trial=None, on_reset=None, verbose=False):
+    """Runs (or resumes) several searches side by side.
+
+    Each search keeps its own order: a trial that depends on earlier results
+    (a model-guided Bayesian proposal, a Hyperband rung) is proposed only once
+    those results are in; trials that depend on none (random initial points,
+    random search) are proposed together. In each round, the next trials of
+    every unfinished search are handed to ``train`` together; their scores go
+    back to their own oracles, which save their state after every trial.
+
+    Args:
+        jobs: :class:`SearchJob` s.
+        train: ``f(proposals) -> [(score, info), ...]`` trains a list of
+            :class:`Proposal` s (all with the same ``epochs``) and returns one
+            validation score (0 for a model that failed) and one dict of
+            anything to report per proposal.
+        on_trial: optional ``f(job, trial_number, values, score, info)``.
+        on_reset: optional ``f(job, problem)``, called when a search's saved
+            state is unreadable and the search starts over.
+        verbose: show KerasTuner's own output.
+
+    Returns:
+        One dict per job: ``values`` of the best trial, its ``score`` and the
+        number of ``trials`` completed.
+    """
+    kt = _kt()
+    status = kt.engine.trial.TrialStatus
+    with _quiet(verbose):
+        oracles = [_attach(make_oracle(job), job, on_reset) for job in jobs]
+        active = list(range(len(jobs)))
+        idle_rounds = 0
+        while active:
+            batch = []
+            for i in list(active):
+                oracle, stopped, got = oracles[i], False, 0
+                for j in range(_concurrency(oracle)):
+                    trial = oracle.create_trial(f"tuner0-{j}")
+                    if trial.status == status.STOPPED:
+                        stopped = True
+                        break
+                    if trial.status == status.IDLE:
+                        break
+                    batch.append((i, trial))
+                    got += 1
+                if stopped and not got:
+                    active.remove(i)
+            if not batch:
+                idle_rounds += 1
+                if active and idle_rounds > 100:
+                    raise RuntimeError("a search's oracle stopped proposing trials")
+                continue
+            idle_rounds = 0
+            by_epochs = {}
+            for i, trial in batch:
+                epochs = trial.hyperparameters.values.get("tuner/epochs")
+                by_epochs.setdefault(epochs, []).append((i, trial))
+            for epochs, group in by_epochs.items():
+                proposals = [Proposal(i, dict(trial.hyperparameters.values), epochs) for i, trial in group]
+                results = train(proposals)
+                for (i, trial), (score, info) in zip(group, results):
+                    score = float(score) if score is not None and math.isfinite(score) else 0.0
+                    oracles[i].update_trial(trial.trial_id, {OBJECTIVE: score})
+                    trial.status = status.COMPLETED
+                    oracles[i].end_trial(trial)
+                    if on_trial is not None:
+                        on_trial(jobs[i], len(oracles[i].trials), trial.hyperparameters.values, score, info)
+    return [_result(oracle) for oracle in oracles]
+
+
+def _result(oracle):
+    best = oracle.get_best_trials(1)[0]
+    completed = [t for t in oracle.trials.values() if t.status == "COMPLETED"]
+    return {"values": dict(best.hyperparameters.values), "score": float(best.score), "trials": len(completed)}
