@@ -24,6 +24,7 @@ Usage::
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import pathlib
@@ -50,7 +51,7 @@ def quickstart_study():
 
 def seed_cnn_study(npz):
     """The seed notebook's model and recipe on MNIST-shaped synthetic data (offline)."""
-    from widthvsprune import NarrowSearch, Pruning, Recipe, Study
+    from widthvsprune import Pruning, Recipe, Study, Tuning
 
     return Study(
         name="seed_cnn_synthetic",
@@ -62,7 +63,7 @@ def seed_cnn_study(npz):
         baseline=Recipe(epochs=1, batch_size=32),
         finetune=Recipe(epochs=1, batch_size=128),
         pruning=Pruning(initial_sparsity=0.5, frequency=100, end_fraction=1.0),
-        narrow=NarrowSearch(oracle="bayesian", max_trials=2),
+        tuning=Tuning(oracle="bayesian", trials=2),
     )
 
 
@@ -111,35 +112,48 @@ def peak_matmul_gflops():
     return best
 
 
+@dataclasses.dataclass
+class Job:
+    """One training the runner did: what the naive way trains again, alone."""
+
+    arm: str  # baseline, pruned, narrow, or trial
+    recipe: object  # widthvsprune.running.arms.Recipe
+    spec: object  # widthvsprune.engines.base.ModelSpec, without its initial weights
+    id: object = None  # a baseline run's id, for the runs that start from it
+    needs: object = None  # the baseline run whose weights this one starts from
+
+
 def trainings_of(study, results_root):
-    """The list of trainings the runner did, as its plan and records say (trial values from its searches)."""
+    """The trainings the runner did, from its plan, records and searches' trials, in an order that trains every
+    baseline before the models that start from it."""
     from widthvsprune import data, results, storing
-    from widthvsprune.running import arms
+    from widthvsprune.running import arms, searches
 
     root = storing.study_dir(results_root, study.name)
     splits = data.load(study.dataset, study.validation_fraction, study.data_seed)
     survey = results.survey(study, root)
-    done = [r for r in survey.plan.runs if survey.states[r.id].done]
+    n = len(splits.x_train)
+
+    def record(run_id):
+        return survey.states[run_id].record
+
     jobs = []
-    for run in sorted(done, key=lambda r: ("baseline", "pruned", "narrow").index(r.arm)):
-        record = survey.states[run.id].record
-        if run.arm == "baseline":
-            jobs.append(dict(arm="baseline", widths=run.widths, seed=run.seed, lr=study.baseline.learning_rate,
-                             epochs=study.baseline.epochs, batch=study.baseline.batch_size))
-        elif run.arm == "pruned":
-            jobs.append(dict(arm="pruned", widths=run.widths, seed=run.seed, lr=study.finetune.learning_rate,
-                             epochs=study.finetune.epochs, batch=study.finetune.batch_size, target=run.target))
-        else:
-            jobs.append(dict(arm="narrow", widths=run.widths, seed=run.seed, lr=record["learning_rate"],
-                             epochs=study.narrow_epochs, batch=study.baseline.batch_size))
+    for run in survey.plan.runs:
+        if survey.states[run.id].done:
+            base = record(run.needs[0]) if run.needs else None
+            jobs.append(Job(run.arm if run.role == "eval" else "trial", arms.recipe_of(study, run.arm, n),
+                            arms.model_spec(study, run, splits, None, base), run.id,
+                            run.needs[0] if run.needs else None))
     for search in survey.plan.searches:
+        if not search.trials:
+            continue
+        needs = search.needs[0] if search.arm == "pruned" else None
+        context = searches.Context(search, (), record(needs) if needs else None)
         for trial in sorted(storing.search_dir(root, search.key).glob("trial_*/trial.json")):
             values = json.loads(trial.read_text())["hyperparameters"]["values"]
-            match = arms.shape_for(study, values, search.budget, splits.input_shape, splits.num_classes)
-            jobs.append(dict(arm="trial", widths=match.widths, seed=study.seeds[0],
-                             lr=values["learning_rate"], epochs=study.narrow_epochs,
-                             batch=study.baseline.batch_size))
-    return jobs
+            recipe, spec, _ = searches.trial(study, splits, context, values)
+            jobs.append(Job("trial", recipe, spec, needs=needs))
+    return sorted(jobs, key=lambda job: job.needs is not None)
 
 
 def run_runner(study, results):
@@ -153,70 +167,69 @@ def run_runner(study, results):
     run_study(study, results, stream=io.StringIO())
     wall = time.perf_counter() - start
     survey = results_module.survey(study, pathlib.Path(results) / study.name)
-    records = [r for r in survey.records() if r.get("status") == "ok"]
+    records = [r for r in survey.records() if r.get("status") == "ok" and r.get("role") == "eval"]
     arms = ("baseline", "pruned", "narrow")
     return wall, {arm: [r["test_accuracy"] for r in records if r["arm"] == arm] for arm in arms}
 
 
 def run_naive(study, jobs):
-    """The seed notebook's way: one compile + fit + evaluate per model, in sequence."""
-    from widthvsprune import data, families, schedules
-    from widthvsprune.engines.tf_keras.backend import keras, sparsity
+    """The seed notebook's way: one compile + fit(validation_data) + evaluate per model, in sequence."""
+    from widthvsprune import data, families
+    from widthvsprune.engines.tf_keras import pruning
+    from widthvsprune.engines.tf_keras.backend import keras
 
     splits = data.load(study.dataset, study.validation_fraction, study.data_seed)
-    family = families.get_family(study.family)
     x, y = splits.x_train, splits.y_train
     accuracies = {"baseline": [], "pruned": [], "narrow": []}
-    baseline_weights = {}
+    trained = {}
 
-    def build(widths, seed):
-        keras.utils.set_random_seed(int(seed))
-        return family.build(widths, splits.input_shape, splits.num_classes, keras)
-
-    def compile_(model, lr):
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    def compile_(model, recipe, lr):
+        optimizer = keras.optimizers.SGD(lr, momentum=0.9) if recipe.optimizer == "sgd" else keras.optimizers.Adam(lr)
+        model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
 
     start = time.perf_counter()
     for job in jobs:
-        model = build(job["widths"], job["seed"])
+        spec, recipe = job.spec, job.recipe
+        keras.utils.set_random_seed(int(spec.seed))
+        model = families.get_family(spec.family).build(spec.widths, splits.input_shape, splits.num_classes, keras)
         callbacks = []
-        if job["arm"] == "pruned":
-            model.set_weights(baseline_weights[job["seed"]])
-            steps = schedules.schedule_steps(len(x), job["batch"], job["epochs"], study.pruning.frequency,
-                                             study.pruning.begin_step, study.pruning.end_fraction)
-            schedule = sparsity.PolynomialDecay(
-                initial_sparsity=min(study.pruning.initial_sparsity, job["target"]),
-                final_sparsity=job["target"], begin_step=steps.begin_step, end_step=steps.end_step,
-                power=study.pruning.power, frequency=steps.frequency)
-            model = sparsity.prune_low_magnitude(model, pruning_schedule=schedule)
-            callbacks = [sparsity.UpdatePruningStep()]
-        compile_(model, job["lr"])
-        model.fit(x, y, epochs=job["epochs"], batch_size=job["batch"], validation_data=(splits.x_val, splits.y_val),
-                  callbacks=callbacks, verbose=0)
-        if job["arm"] == "trial":
-            continue  # a search trial is judged on validation only
-        if job["arm"] == "pruned":
-            model = sparsity.strip_pruning(model)
-            compile_(model, job["lr"])
-        if job["arm"] == "baseline":
-            baseline_weights[job["seed"]] = model.get_weights()
-        accuracies[job["arm"]].append(model.evaluate(splits.x_test, splits.y_test, verbose=0)[1])
+        if job.needs is not None:
+            model.set_weights(trained[job.needs])
+        if spec.prune is not None:
+            model = pruning.wrap(model, pruning.make_schedule(spec.prune), spec.prune.prune_output)
+            callbacks = pruning.callbacks([model], [spec.prune], defer_masks=False)
+        compile_(model, recipe, spec.learning_rate)
+        per_epoch = -(-len(x) // recipe.batch_size)
+        epochs, rest = (recipe.epochs, 0) if recipe.max_steps is None else divmod(recipe.max_steps, per_epoch)
+        fit = dict(batch_size=recipe.batch_size, validation_data=(splits.x_val, splits.y_val), callbacks=callbacks,
+                   verbose=0)
+        model.fit(x, y, epochs=epochs, **fit)
+        if rest:  # the narrow arm's last, partial epoch
+            model.fit(x[: rest * recipe.batch_size], y[: rest * recipe.batch_size], epochs=1, **fit)
+        if spec.prune is not None:
+            model = pruning.strip(model)
+            compile_(model, recipe, spec.learning_rate)
+        if job.id is not None and job.arm in ("baseline", "trial"):
+            trained[job.id] = model.get_weights()
+        if job.arm in accuracies:
+            accuracies[job.arm].append(model.evaluate(splits.x_test, splits.y_test, verbose=0)[1])
     return time.perf_counter() - start, accuracies
 
 
 def training_flops(study, jobs):
     """Floating-point operations of all trainings: 2 x 3 x multiply-adds x examples (forward and backward)."""
-    from widthvsprune import data, families, measuring
+    from widthvsprune import data, measuring
     from widthvsprune.engines.tf_keras import models
 
     splits = data.load(study.dataset, study.validation_fraction, study.data_seed)
     total, samples = 0, 0
     for job in jobs:
-        model = models.build(families.get_family(study.family), job["widths"], splits.input_shape,
-                             splits.num_classes)
+        model = models.build(job.spec.family, job.spec.widths, splits.input_shape, splits.num_classes)
         macs = measuring.flops(models.layer_weights(model))
-        n = len(splits.x_train) * job["epochs"]
+        per_epoch = -(-len(splits.x_train) // job.recipe.batch_size)
+        steps = job.recipe.max_steps or job.recipe.epochs * per_epoch
+        n = min(len(splits.x_train) * steps // per_epoch, steps * job.recipe.batch_size)
         total += 6 * macs * n
         samples += n
     return total, samples

@@ -5,7 +5,7 @@ The same sweep for the seed CNN is one override away:
 Needs MNIST in the Keras cache (downloaded on first use).
 """
 
-from widthvsprune import NarrowSearch, Pruning, Recipe, Study
+from widthvsprune import Pruning, Recipe, Study, Tuning
 
 STUDY = Study(
     name="mnist_frontier",
@@ -17,7 +17,7 @@ STUDY = Study(
     baseline=Recipe(epochs=10, batch_size=128, learning_rate=1e-3),
     finetune=Recipe(epochs=4, batch_size=128, learning_rate=5e-4),
     pruning=Pruning(variant="layerwise", frequency=50, end_fraction=0.75),
-    narrow=NarrowSearch(oracle="bayesian", max_trials=8),
+    tuning=Tuning(oracle="bayesian", trials=8),
 )
 
 if __name__ == "__main__":

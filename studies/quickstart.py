@@ -1,9 +1,11 @@
-"""Quickstart: an MLP on scikit-learn's bundled digits, offline, a few minutes on a laptop CPU.
+"""Quickstart: an MLP on scikit-learn's bundled digits, offline, about a minute on a laptop CPU.
 
-Run it with ``python studies/quickstart.py`` or ``widthvsprune run studies/quickstart.py``.
+Every arm is tuned with the same number of trials, and the untuned controls are
+trained too. Run it with ``python studies/quickstart.py`` or
+``widthvsprune run studies/quickstart.py``.
 """
 
-from widthvsprune import NarrowSearch, Pruning, Recipe, Study
+from widthvsprune import Pruning, Recipe, Study, Tuning
 
 STUDY = Study(
     name="quickstart",
@@ -15,7 +17,7 @@ STUDY = Study(
     baseline=Recipe(epochs=12, batch_size=32, learning_rate=1e-3),
     finetune=Recipe(epochs=8, batch_size=32, learning_rate=1e-3),
     pruning=Pruning(variant="layerwise", frequency=5, end_fraction=0.5),
-    narrow=NarrowSearch(oracle="bayesian", max_trials=6),
+    tuning=Tuning(oracle="bayesian", trials=6),
 )
 
 if __name__ == "__main__":

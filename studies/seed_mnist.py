@@ -8,7 +8,7 @@ update frequency of 100 steps). The example reported 97.26% baseline and
 first use).
 """
 
-from widthvsprune import NarrowSearch, Pruning, Recipe, Study
+from widthvsprune import Pruning, Recipe, Study, Tuning
 
 STUDY = Study(
     name="seed_mnist",
@@ -21,7 +21,7 @@ STUDY = Study(
     baseline=Recipe(epochs=4, batch_size=32, learning_rate=1e-3),
     finetune=Recipe(epochs=2, batch_size=128, learning_rate=1e-3),
     pruning=Pruning(variant="layerwise", initial_sparsity=0.5, frequency=100, end_fraction=1.0),
-    narrow=NarrowSearch(max_trials=8),
+    tuning=Tuning(trials=8),
 )
 
 if __name__ == "__main__":

@@ -16,8 +16,9 @@ def _seed_everything():
 
 
 def tiny_study(name="tiny", **overrides):
-    """A study that trains in seconds: a small MLP on digits, two epochs per model."""
-    from widthvsprune import NarrowSearch, Pruning, Recipe, Study
+    """A study that trains in seconds: a small MLP on digits, two epochs per model, two trials per search, no
+    controls."""
+    from widthvsprune import Pruning, Recipe, Study, Tuning
 
     fields = dict(
         name=name,
@@ -29,7 +30,7 @@ def tiny_study(name="tiny", **overrides):
         baseline=Recipe(epochs=2, batch_size=64),
         finetune=Recipe(epochs=2, batch_size=64),
         pruning=Pruning(frequency=5, end_fraction=0.75),
-        narrow=NarrowSearch(oracle="random", max_trials=2),
+        tuning=Tuning(oracle="random", trials=2, controls=False),
     )
     fields.update(overrides)
     return Study(**fields)

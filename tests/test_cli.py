@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 STUDY = """
-from widthvsprune import NarrowSearch, Pruning, Recipe, Study
+from widthvsprune import Pruning, Recipe, Study, Tuning
 
 STUDY = Study(
     name={name!r},
@@ -24,15 +24,19 @@ STUDY = Study(
     baseline=Recipe(epochs={epochs}, batch_size=64, learning_rate={lr}, optimizer={optimizer!r}),
     finetune=Recipe(epochs=2, batch_size=64),
     pruning=Pruning(frequency=5, end_fraction=0.75),
-    narrow=NarrowSearch(oracle="random", max_trials=2),
+    tuning=Tuning(oracle="random", trials=2, controls=False{tuning}),
 )
 """
 
 
-def study_file(tmp_path, name="cli", epochs=2, lr=1e-3, optimizer="adam"):
+def study_file(tmp_path, name="cli", epochs=2, lr=1e-3, optimizer="adam", tuning=""):
     path = tmp_path / f"{name}.py"
-    path.write_text(STUDY.format(name=name, epochs=epochs, lr=lr, optimizer=optimizer))
+    path.write_text(STUDY.format(name=name, epochs=epochs, lr=lr, optimizer=optimizer, tuning=tuning))
     return path
+
+
+MODELS = 2 + 1 + 4 + 4  # records: the tuned baselines, the search-seed baseline, pruned, narrow
+ROWS = 2 + 4 + 4  # runs.csv: the evaluated models
 
 
 def cli(*args, **kwargs):
@@ -96,7 +100,9 @@ def test_missing_study_file(tmp_path):
 def test_dry_run_lists_runs_and_trains_nothing(tmp_path):
     result = cli("run", study_file(tmp_path), "--out", tmp_path / "out", "--dry-run")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count("to train") == 2 + 4
+    assert "baseline search: to search" in result.stdout
+    assert "every search: 2 random trials with search seed 10000" in result.stdout
+    assert "at most 21 models; nothing was trained" in result.stdout  # 2 + 2 + 1 + 2 x 2 x (2 + 2)
     assert not (tmp_path / "out" / "cli").exists()
 
 
@@ -112,7 +118,7 @@ def test_kill_9_then_resume_keeps_finished_runs(tmp_path):
     after = done_records(root)
     assert {p: p.stat().st_mtime_ns for p in before} == before  # finished runs kept, not retrained
     runs = pd.read_csv(root / "runs.csv")
-    assert len(runs) == 2 + 4 + 4 == len(after)
+    assert len(runs) == ROWS and len(after) == MODELS
     # The same study, never interrupted, gives the same rows under the same keys (a search cut
     # short and resumed may pick another narrow shape within the same budget).
     assert cli("run", path, "--out", tmp_path / "reference").returncode == 0
@@ -129,7 +135,7 @@ def test_kill_9_then_resume_keeps_finished_runs(tmp_path):
 
 def completed_trials(root):
     out = {}
-    for path in root.glob("runs/narrow-*/search/trial_*/trial.json"):
+    for path in root.glob("runs/narrow-*/search/trial_*/trial.json"):  # the narrow searches' trials
         if json.loads(path.read_text()).get("status") == "COMPLETED":
             out[path] = path.stat().st_mtime_ns
     return out
@@ -137,7 +143,7 @@ def completed_trials(root):
 
 def test_kill_9_during_the_narrow_search_continues_it(tmp_path):
     path, out = study_file(tmp_path, "search"), tmp_path / "out"
-    path.write_text(path.read_text().replace('oracle="random", max_trials=2', 'oracle="bayesian", max_trials=4'))
+    path.write_text(path.read_text().replace('oracle="random", trials=2', 'oracle="bayesian", trials=4'))
     root = out / "search"
     kill_9_when(lambda: len(completed_trials(root)) >= 3, "run", path, "--out", out)
     finished = completed_trials(root)
@@ -149,7 +155,7 @@ def test_kill_9_during_the_narrow_search_continues_it(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in models_before} == models_before
     assert len(completed_trials(root)) == 2 * 4  # two searches of 4 trials, none started over
     narrow = pd.read_csv(root / "runs.csv").query("arm == 'narrow'")
-    assert set(narrow.tuner_trials) == {4}
+    assert set(narrow.search_trials) == {4}
 
 
 def test_ctrl_c_stops_cleanly_and_the_next_run_finishes(tmp_path):
@@ -172,7 +178,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_finishes(tmp_path):
     result = cli("run", path, "--out", out)
     assert result.returncode == 0, result.stderr
     assert {p: p.stat().st_mtime_ns for p in kept} == kept
-    assert len(pd.read_csv(root / "runs.csv")) == 10
+    assert len(pd.read_csv(root / "runs.csv")) == ROWS
 
 
 def test_a_partial_run_keeps_the_rest_of_the_study_in_the_reports(tmp_path):
@@ -182,7 +188,7 @@ def test_a_partial_run_keeps_the_rest_of_the_study_in_the_reports(tmp_path):
     result = cli("report", out / "partial")
     assert result.returncode == 0, result.stderr
     assert list(pd.read_csv(out / "partial" / "comparison.csv").target_sparsity) == [0.5, 0.9]
-    assert len(pd.read_csv(out / "partial" / "runs.csv")) == 10
+    assert len(pd.read_csv(out / "partial" / "runs.csv")) == ROWS
     assert len(list((out / "partial" / "history").glob("*.json"))) == 2
 
 
@@ -195,19 +201,21 @@ def test_two_runners_share_one_study(tmp_path):
     trained = [m.group(1) for o, _ in outputs for m in map(progress.match, o.splitlines()) if m]
     assert len(trained) == len(set(trained)), trained  # nothing was trained twice
     records = done_records(out / "shared")
-    assert len(records) == 10 and all(r["status"] == "ok" for r in records.values())
-    assert len(pd.read_csv(out / "shared" / "runs.csv")) == 10
+    assert len(records) == MODELS and all(r["status"] == "ok" for r in records.values())
+    assert len(pd.read_csv(out / "shared" / "runs.csv")) == ROWS
 
 
 def test_diverging_runs_are_recorded_as_failures_and_retried(tmp_path):
-    path, out = study_file(tmp_path, "diverge", lr=1e9, optimizer="sgd"), tmp_path / "out"
+    # Every learning rate the search may choose diverges.
+    path, out = study_file(tmp_path, "diverge", optimizer="sgd",
+                           tuning=", learning_rate_min=1e8, learning_rate_max=1e9"), tmp_path / "out"
     result = cli("run", path, "--out", out)
     assert result.returncode == 1
     assert "run(s) failed" in result.stdout + result.stderr
     failed = [r for r in done_records(out / "diverge").values() if r["status"] == "failed"]
     baselines = [r for r in failed if r["arm"] == "baseline"]
-    assert len(baselines) == 2 and all("non-finite" in r["error"] for r in baselines)
-    assert all("baseline of seed" in r["error"] for r in failed if r["arm"] == "pruned")
+    assert len(baselines) == 3 and all("non-finite" in r["error"] for r in baselines)  # with the search seed's
+    assert "pruned search sparsity=0.5: skipped, its baseline (seed 10000) did not train" in result.stdout
     status = cli("status", out / "diverge")
     assert "baseline  0/2 done, 2 failed" in status.stdout
     assert "failed: baseline seed=0" in status.stdout
@@ -215,7 +223,7 @@ def test_diverging_runs_are_recorded_as_failures_and_retried(tmp_path):
     again = cli("run", path, "--out", out)
     assert again.returncode == 1 and "run(s) failed (retried on the next run)" in again.stdout
     retried = [r for r in done_records(out / "diverge").values() if r["arm"] == "baseline"]
-    assert [r["attempts"] for r in retried] == [2, 2]
+    assert [r["attempts"] for r in retried] == [2, 2, 2]
     assert len(pd.read_csv(out / "diverge" / "runs.csv")) == 0
 
 

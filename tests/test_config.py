@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from widthvsprune import NarrowSearch, Pruning, Recipe, Study, StudyError, apply_overrides, load_study
+from widthvsprune import Pruning, Recipe, Study, StudyError, Tuning, apply_overrides, load_study
 
 
 def problems_of(**fields):
@@ -31,8 +31,13 @@ def problems_of(**fields):
     (dict(baseline=Recipe(optimizer="rmsprop")), "baseline.optimizer", "'rmsprop'"),
     (dict(pruning=Pruning(variant="l1")), "pruning.variant", "'l1'"),
     (dict(pruning=Pruning(frequency=0)), "pruning.frequency", "0"),
-    (dict(narrow=NarrowSearch(oracle="grid")), "narrow.oracle", "'grid'"),
-    (dict(narrow=NarrowSearch(max_trials=0)), "narrow.max_trials", "0"),
+    (dict(tuning=Tuning(oracle="grid")), "tuning.oracle", "'grid'"),
+    (dict(tuning=Tuning(trials=0)), "tuning.trials", "0"),
+    (dict(tuning=Tuning(variants=("layerwise", "l0"))), "tuning.variants", "('layerwise', 'l0')"),
+    (dict(tuning=Tuning(outputs=())), "tuning.outputs", "()"),
+    (dict(tuning=Tuning(frequencies=(0, 5))), "tuning.frequencies", "(0, 5)"),
+    (dict(tuning=Tuning(seed=1), seeds=(0, 1)), "tuning.seed", "1"),
+    (dict(min_effect=-0.1), "min_effect", "-0.1"),
     (dict(validation_fraction=1.5), "validation_fraction", "1.5"),
 ])
 def test_each_bad_field_is_named_with_its_value_and_what_is_accepted(fields, field, value):
@@ -60,13 +65,13 @@ def test_family_default_widths_fill_in():
 def test_study_round_trips_through_its_dict():
     from widthvsprune.config import study_from_dict
 
-    study = Study(name="s", seeds=(0, 1), narrow=NarrowSearch(epochs=3))
+    study = Study(name="s", seeds=(0, 1), tuning=Tuning(trials=3, frequencies=(5, 10)))
     assert study_from_dict(study.to_dict()) == study
 
 
 def test_overrides_set_top_level_and_nested_fields():
     study = apply_overrides(Study(name="s"), ["seeds=[0,1,2]", "finetune.epochs=5", "dataset=npz:my.npz",
-                                              "sparsities=[0.5, 0.9]", "narrow.epochs=None"])
+                                              "sparsities=[0.5, 0.9]", "tuning.trials=3"])
     assert study.seeds == (0, 1, 2)
     assert study.finetune == dataclasses.replace(Recipe(epochs=2), epochs=5)
     assert study.dataset == "npz:my.npz"
@@ -132,3 +137,15 @@ def test_study_file_name_defaults_to_the_file_stem(tmp_path):
     path = tmp_path / "my_study.py"
     path.write_text("from widthvsprune import Study\nSTUDY = Study()\n")
     assert load_study(path).name == "my_study"
+
+
+def test_the_search_seed_is_never_an_evaluation_seed():
+    assert Study(name="s", seeds=(0, 1, 2)).search_seed == 10_000
+    assert Study(name="s", seeds=(10_000, 10_001, 3)).search_seed == 10_002
+    assert Study(name="s", seeds=(0,), tuning=Tuning(seed=7)).search_seed == 7
+
+
+def test_the_pruned_search_chooses_among_the_frequency_and_its_fractions():
+    assert Study(name="s", pruning=Pruning(frequency=100)).frequencies == (100, 50, 25)
+    assert Study(name="s", pruning=Pruning(frequency=2)).frequencies == (2, 1)
+    assert Study(name="s", tuning=Tuning(frequencies=(7,))).frequencies == (7,)

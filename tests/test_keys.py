@@ -64,5 +64,6 @@ def test_the_quickstart_baseline_configuration_is_pinned():
     study = tiny_study()
     assert keys.canonical(planning.baseline_config(study)) == (
         '{"arm":"baseline","data":{"data_seed":0,"dataset":"digits","validation_fraction":0.1},"family":"mlp",'
-        '"recipe":{"batch_size":64,"epochs":2,"learning_rate":0.001,"optimizer":"adam"},"widths":[24,12]}'
+        '"recipe":{"batch_size":64,"epochs":2,"learning_rate":0.001,"optimizer":"adam"},"tuning":"untuned",'
+        '"widths":[24,12]}'
     )

@@ -59,7 +59,8 @@ def test_summary_counts_flops_and_nonzeros_by_hand():
     assert s["sparsity"] == 1 - 5 / 20
 
 
-def test_unpruned_layers_are_left_out_of_the_sparsity():
+def test_a_kernel_left_dense_counts_in_the_sparsity_of_the_size_point():
     layers = _hand_built()
     layers[1] = LayerWeights("dense", np.ones((4, 3), np.float32), None, pruned=False)
-    assert measuring.summarize(layers)["sparsity"] == 1 - 2 / 8
+    # conv: 2 of 8 nonzero; the dense output layer: all 12.
+    assert measuring.summarize(layers)["sparsity"] == 1 - (2 + 12) / (8 + 12)

@@ -2,62 +2,104 @@
 
 from conftest import tiny_study
 
-from widthvsprune import planning
+from widthvsprune import Tuning, planning
+
+CHOSEN = {"learning_rate": 0.003, "end_fraction": 0.5, "frequency": 2, "variant": "global", "prune_output": True}
 
 
-def ok(nonzeros):
+def ok(nonzeros=100):
     return {"status": "ok", "nonzero_params": nonzeros}
 
 
-def test_before_anything_trained_the_plan_has_baselines_and_pruned_runs():
-    study = tiny_study()
+def study_with_controls(controls=True):
+    return tiny_study(tuning=Tuning(oracle="random", trials=3, controls=controls))
+
+
+def searched(study, records=None, searches=None, arm="baseline", target=0.0, result=None):
+    """``searches`` with the result of one more search added."""
+    plan = planning.plan(study, records, searches)
+    search = plan.search_of(arm, target)
+    return {**(searches or {}), search.key: result}
+
+
+def test_before_anything_trained_the_plan_has_the_controls_and_the_baseline_search():
+    study = study_with_controls()
     plan = planning.plan(study)
-    assert [(r.arm, r.seed) for r in plan.runs_of("baseline")] == [("baseline", 0), ("baseline", 1)]
-    assert len(plan.runs_of("pruned")) == 4 and not plan.searches and not plan.runs_of("narrow")
-    base = {r.seed: r.id for r in plan.runs_of("baseline")}
-    assert all(r.needs == (base[r.seed],) for r in plan.runs_of("pruned"))
-    assert plan.max_trainings == 2 + 4 + 2 * (2 + 2)
+    assert [(r.tuning, r.seed) for r in plan.runs_of("baseline")] == [("untuned", 0), ("untuned", 1)]
+    assert [s.label for s in plan.searches] == ["baseline search"] and plan.searches[0].trials == 3
+    untuned = {r.seed: r.id for r in plan.runs_of("baseline")}
+    assert len(plan.runs_of("pruned", tuning="untuned")) == 4 and not plan.runs_of("pruned", tuning="tuned")
+    assert all(r.needs == (untuned[r.seed],) for r in plan.runs_of("pruned"))
+    # searches: 3 + 2 x 2 x 3 trials; baselines 2 tuned + 1 for the searches + 2 untuned; 2 x 2 x (2 + 2) others
+    assert plan.max_trainings == 3 + 12 + 5 + 16
 
 
-def test_a_search_appears_once_its_pruned_runs_are_settled_with_their_fewest_nonzeros():
-    study = tiny_study()
-    pruned = planning.plan(study).runs_of("pruned", 0.5)
-    plan = planning.plan(study, {pruned[0].id: ok(900)})
-    assert plan.search_of(0.5) is None  # seed 1 is not settled yet
-    plan = planning.plan(study, {pruned[0].id: ok(900), pruned[1].id: ok(880)})
-    search = plan.search_of(0.5)
-    assert search.budget == 880 and search.key.startswith("narrow-880-")
-    assert set(search.needs) == {r.id for r in pruned}
-    assert plan.search_of(0.9) is None and not plan.runs_of("narrow")
+def test_the_baseline_search_result_gives_the_tuned_baselines_and_the_pruned_searches():
+    study = study_with_controls()
+    searches = searched(study, result={"status": "ok", "learning_rate": 0.004})
+    plan = planning.plan(study, {}, searches)
+    tuned = plan.runs_of("baseline", tuning="tuned")
+    assert sorted(r.seed for r in tuned) == [0, 1, study.search_seed]
+    [helper] = [r for r in tuned if r.role == "search"]
+    assert helper.seed == study.search_seed and all(r.config["recipe"]["learning_rate"] == 0.004 for r in tuned)
+    assert len({r.key for r in tuned}) == 1 and tuned[0].key != plan.runs_of("baseline", tuning="untuned")[0].key
+    pruned_searches = [s for s in plan.searches if s.arm == "pruned"]
+    assert [s.target for s in pruned_searches] == [0.5, 0.9]
+    assert all(s.needs == (helper.id,) and s.stage == 2 for s in pruned_searches)
 
 
-def test_narrow_runs_take_the_search_result():
-    study = tiny_study()
-    pruned = planning.plan(study).runs_of("pruned", 0.5)
-    settled = {r.id: ok(880) for r in pruned}
-    search = planning.plan(study, settled).search_of(0.5)
+def test_a_pruned_search_result_gives_the_tuned_pruned_runs_with_what_it_chose():
+    study = study_with_controls()
+    searches = searched(study, result={"status": "ok", "learning_rate": 0.004})
+    searches = searched(study, {}, searches, "pruned", 0.5, {"status": "ok", "chosen": CHOSEN})
+    plan = planning.plan(study, {}, searches)
+    tuned = plan.runs_of("pruned", 0.5, "tuned")
+    assert [r.seed for r in tuned] == [0, 1] and all(r.stage == 3 for r in tuned)
+    assert tuned[0].config["pruning"]["variant"] == "global" and tuned[0].config["finetune"]["learning_rate"] == 0.003
+    base = {r.seed: r.id for r in plan.runs_of("baseline", tuning="tuned") if r.role == "eval"}
+    assert all(r.needs == (base[r.seed],) for r in tuned)
+    assert plan.search_of("narrow", 0.5) is None  # not every pruned run is settled yet
+
+
+def test_the_narrow_budget_is_the_fewest_nonzeros_of_every_pruned_run_and_both_narrow_arms_share_it():
+    study = study_with_controls()
+    searches = searched(study, result={"status": "ok", "learning_rate": 0.004})
+    searches = searched(study, {}, searches, "pruned", 0.5, {"status": "ok", "chosen": CHOSEN})
+    pruned = planning.plan(study, {}, searches).runs_of("pruned", 0.5)
+    assert len(pruned) == 4
+    records = {r.id: ok(900 - 10 * i) for i, r in enumerate(pruned)}
+    plan = planning.plan(study, records, searches)
+    tuned, untuned = plan.search_of("narrow", 0.5), plan.search_of("narrow", 0.5, "untuned")
+    assert tuned.budget == untuned.budget == 870 and tuned.key != untuned.key
+    assert tuned.trials == 3 and untuned.trials == 0 and set(tuned.needs) == {r.id for r in pruned}
     result = {"status": "ok", "widths": [9, 4], "learning_rate": 0.004}
-    plan = planning.plan(study, settled, {search.key: result})
-    narrow = plan.runs_of("narrow", 0.5)
-    assert [r.seed for r in narrow] == [0, 1]
-    assert all(r.key == search.key and r.widths == (9, 4) and r.config["learning_rate"] == 0.004 for r in narrow)
-    assert all(r.stage > search.stage > pruned[0].stage for r in narrow)
+    plan = planning.plan(study, records, {**searches, tuned.key: result, untuned.key: {**result, "widths": [8, 4]}})
+    assert [r.widths for r in plan.runs_of("narrow", 0.5, "tuned")] == [(9, 4), (9, 4)]
+    assert [r.widths for r in plan.runs_of("narrow", 0.5, "untuned")] == [(8, 4), (8, 4)]
+    assert all(r.key == tuned.key and r.stage == 5 for r in plan.runs_of("narrow", 0.5, "tuned"))
 
 
-def test_a_size_point_whose_pruned_runs_all_failed_has_no_narrow_arm():
-    study = tiny_study()
-    pruned = planning.plan(study).runs_of("pruned", 0.9)
-    plan = planning.plan(study, {r.id: {"status": "failed"} for r in pruned})
-    assert plan.search_of(0.9) is None and "no pruned model" in plan.skipped[0.9]
+def test_without_controls_only_the_tuned_arms_are_planned():
+    study = study_with_controls(controls=False)
+    assert not planning.plan(study).runs
+    searches = searched(study, result={"status": "ok", "learning_rate": 0.004})
+    assert {r.tuning for r in planning.plan(study, {}, searches).runs} == {"tuned"}
 
 
-def test_a_size_point_where_nothing_fits_is_skipped():
-    study = tiny_study()
-    pruned = planning.plan(study).runs_of("pruned", 0.9)
-    settled = {r.id: ok(10) for r in pruned}
-    search = planning.plan(study, settled).search_of(0.9)
-    plan = planning.plan(study, settled, {search.key: {"status": "no-narrow-fits", "note": "no-narrow-fits: ..."}})
-    assert plan.skipped[0.9].startswith("no-narrow-fits") and not plan.runs_of("narrow", 0.9)
+def test_a_size_point_whose_pruned_runs_all_failed_or_where_nothing_fits_is_skipped():
+    study = study_with_controls(controls=False)
+    searches = searched(study, result={"status": "ok", "learning_rate": 0.004})
+    for target in (0.5, 0.9):
+        searches = searched(study, {}, searches, "pruned", target, {"status": "ok", "chosen": CHOSEN})
+    plan = planning.plan(study, {}, searches)
+    records = {r.id: {"status": "failed"} for r in plan.runs_of("pruned", 0.9)}
+    records.update({r.id: ok(10) for r in plan.runs_of("pruned", 0.5)})
+    plan = planning.plan(study, records, searches)
+    assert "no pruned model" in plan.skipped[0.9] and plan.search_of("narrow", 0.9) is None
+    search = plan.search_of("narrow", 0.5)
+    nothing_fits = {"status": "no-narrow-fits", "note": "no-narrow-fits"}
+    plan = planning.plan(study, records, {**searches, search.key: nothing_fits})
+    assert plan.skipped[0.5] == "no-narrow-fits" and not plan.runs_of("narrow")
 
 
 def test_the_planner_imports_no_framework():

@@ -1,4 +1,4 @@
-"""Statistics and the verdict rule on hand-written numbers: pure, no TensorFlow."""
+"""Statistics and the verdict rules on constructed numbers: pure, no framework."""
 
 import math
 
@@ -15,38 +15,71 @@ def test_t_interval_by_hand():
     assert s["ci_high"] - s["mean"] == pytest.approx(4.302653 * 0.02 / math.sqrt(3), rel=1e-5)
 
 
-def test_single_seed_has_no_interval():
+def test_single_seed_has_no_interval_of_the_mean():
     s = stats.summary([0.9])
     assert s["n"] == 1 and math.isnan(s["ci_low"])
 
 
-def test_verdict_pruned_when_interval_excludes_zero():
-    verdict, delta, low, high = stats.verdict([0.95, 0.96, 0.955], [0.90, 0.91, 0.905])
-    assert verdict == "pruned" and delta == pytest.approx(0.05) and low > 0
+def test_equal_means_with_zero_seed_spread_still_get_an_interval_of_nonzero_width():
+    diff = stats.difference([0.9, 0.9, 0.9], [0.9, 0.9, 0.9], n_test=360)
+    assert diff.delta == 0 and diff.low < 0 < diff.high
+    # Only the test set's error is left: two binomial variances with p shrunk to (0.9 * 360 + 2) / 364.
+    p = (0.9 * 360 + 2) / 364
+    assert diff.se == pytest.approx(math.sqrt(2 * p * (1 - p) / 360))
+    assert diff.high - diff.low == pytest.approx(2 * 1.959964 * diff.se, rel=1e-5)  # infinite df: normal
+    assert stats.verdict(diff, min_effect=0.0) == "tie"
+    # Even a perfect score on both sides leaves an interval.
+    assert stats.difference([1.0, 1.0], [1.0, 1.0], n_test=100).se > 0
 
 
-def test_verdict_narrow_when_interval_is_below_zero():
-    assert stats.verdict([0.80, 0.81, 0.805], [0.90, 0.91, 0.905])[0] == "narrow"
+def test_a_one_image_difference_on_a_small_test_set_is_not_a_win():
+    one_image = 1 / 360
+    diff = stats.difference([0.9 + one_image] * 3, [0.9] * 3, n_test=360)
+    assert stats.verdict(diff, min_effect=0.0) == "tie"
 
 
-def test_verdict_tie_when_interval_straddles_zero():
-    verdict, delta, low, high = stats.verdict([0.90, 0.95, 0.85], [0.91, 0.89, 0.90])
-    assert verdict == "tie" and low < 0 < high
+def test_seed_spread_and_the_test_set_add_up_with_welch_satterthwaite_degrees_of_freedom():
+    a, b = [0.90, 0.92, 0.94], [0.80, 0.81, 0.82, 0.83]
+    diff = stats.difference(a, b, n_test=10_000)
+    va, vb = 0.0004 / 3, (0.0001 * 5 / 3) / 4
+    test = stats.binomial_variance(0.92, 10_000) + stats.binomial_variance(0.815, 10_000)
+    assert diff.se == pytest.approx(math.sqrt(va + vb + test))
+    assert diff.df == pytest.approx((va + vb + test) ** 2 / (va**2 / 2 + vb**2 / 3))
+    assert diff.seed_spread
 
 
-def test_verdict_with_one_seed_uses_the_margin():
-    assert stats.verdict([0.903], [0.900], tie_margin=0.005)[0] == "tie"
-    assert stats.verdict([0.91], [0.90], tie_margin=0.005)[0] == "pruned"
-    assert stats.verdict([0.89], [0.90], tie_margin=0.005)[0] == "narrow"
+def test_a_difference_below_min_effect_is_a_tie():
+    diff = stats.difference([0.930, 0.931, 0.929], [0.920, 0.921, 0.919], n_test=1_000_000)
+    assert diff.low > 0  # clearly not zero ...
+    assert stats.verdict(diff, min_effect=0.005) == "pruned"
+    assert stats.verdict(diff, min_effect=0.02) == "tie"  # ... but smaller than what matters
+    assert stats.verdict(stats.difference([0.920] * 3, [0.950] * 3, n_test=10**6), min_effect=0.02) == "narrow"
 
 
-def test_welch_interval_matches_a_worked_example():
-    a, b = [1.0, 2.0, 3.0, 4.0], [2.0, 4.0, 6.0]
-    low, high = stats.welch_interval(a, b)
-    # var(a)/4 = (5/3)/4, var(b)/3 = 4/3: se = sqrt(1.75) = 1.322876;
-    # Welch df = 1.75**2 / ((5/12)**2/3 + (4/3)**2/2) = 3.234719; t(0.975, df) = 3.055713
-    assert (low + high) / 2 == pytest.approx(-1.5)
-    assert high - low == pytest.approx(2 * 1.322876 * 3.055713, rel=1e-5)
+def test_the_correction_across_size_points_turns_a_borderline_win_into_a_tie():
+    a, b = [0.950, 0.958, 0.954], [0.940, 0.948, 0.944]
+    alone = stats.difference(a, b, n_test=20_000, comparisons=1)
+    corrected = stats.difference(a, b, n_test=20_000, comparisons=5)
+    assert alone.level == 0.95 and corrected.level == pytest.approx(0.99)
+    assert stats.verdict(alone, min_effect=0.005) == "pruned"
+    assert stats.verdict(corrected, min_effect=0.005) == "tie"
+    assert corrected.low < 0 < alone.low
+
+
+def test_an_underfilled_narrow_model_makes_a_pruned_win_inconclusive_but_a_narrow_win_stands():
+    pruned_better = stats.difference([0.95] * 3, [0.90] * 3, n_test=10_000)
+    assert stats.verdict(pruned_better, 0.01, fill=0.95) == "pruned"
+    assert stats.verdict(pruned_better, 0.01, fill=0.83) == "inconclusive-underfilled"
+    narrow_better = stats.difference([0.90] * 3, [0.95] * 3, n_test=10_000)
+    assert stats.verdict(narrow_better, 0.01, fill=0.83) == "narrow"
+
+
+def test_the_detectable_difference_shrinks_with_more_test_examples():
+    small = stats.difference([0.9, 0.91], [0.9, 0.91], n_test=360)
+    large = stats.difference([0.9, 0.91], [0.9, 0.91], n_test=100_000)
+    assert large.detectable < small.detectable
+    assert small.detectable == pytest.approx((small.high - small.delta) / small.se * small.se
+                                             + 0.841621 * small.se, rel=1e-4)
 
 
 def test_pareto_flags():

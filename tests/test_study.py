@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from conftest import tiny_study
 
-from widthvsprune import Recipe, keys, measuring, planning, run_study, storing
+from widthvsprune import Recipe, Tuning, comparing, keys, measuring, planning, run_study, storing
 from widthvsprune.records import read_run
 
 REQUIRED = ["study", "arm", "family", "dataset", "widths", "seed", "target_sparsity", "sparsity",
@@ -19,7 +19,7 @@ REQUIRED = ["study", "arm", "family", "dataset", "widths", "seed", "target_spars
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
-    study = tiny_study()
+    study = tiny_study(tuning=Tuning(oracle="random", trials=2, controls=True))
     stream = io.StringIO()
     result = run_study(study, out, stream=stream, workers=1)
     return study, out, result, stream.getvalue()
@@ -34,12 +34,58 @@ def test_runs_csv_has_one_row_per_trained_model(finished):
     root = out / study.name
     runs = pd.read_csv(root / "runs.csv")
     assert set(REQUIRED) <= set(runs.columns)
-    assert (runs.arm == "baseline").sum() == len(study.seeds)
-    assert (runs.arm == "pruned").sum() == len(study.seeds) * len(study.sparsities)
-    assert (runs.arm == "narrow").sum() == len(study.seeds) * len(study.sparsities)
-    assert sorted(runs[runs.arm == "baseline"].seed) == sorted(study.seeds)
+    for tuning in ("tuned", "untuned"):  # the tuned arms and the controls
+        rows = runs[runs.tuning == tuning]
+        assert (rows.arm == "baseline").sum() == len(study.seeds)
+        assert (rows.arm == "pruned").sum() == len(study.seeds) * len(study.sparsities)
+        assert (rows.arm == "narrow").sum() == len(study.seeds) * len(study.sparsities)
+        assert sorted(rows[rows.arm == "baseline"].seed) == sorted(study.seeds)
     assert not result.failed
     assert f"runs.csv:       {root / 'runs.csv'}" in text
+
+
+def test_every_arm_is_searched_with_the_same_number_of_trials(finished):
+    study, out, _, text = finished
+    root = out / study.name
+    survey = planning_survey(study, root)
+    trials = {(s.arm, s.target): survey.searches[s.key]["trials"] for s in survey.plan.searches if s.trials}
+    assert trials.pop(("baseline", 0.0)) == study.tuning.trials
+    assert trials == {(arm, t): study.tuning.trials for arm in ("pruned", "narrow") for t in study.sparsities}
+    runs = pd.read_csv(root / "runs.csv")
+    tuned = runs[runs.tuning == "tuned"]
+    assert set(tuned.search_trials) == {study.tuning.trials}
+    assert (runs[runs.tuning == "untuned"].search_trials == 0).all()
+    assert "Search compute per arm" in text and "Verdicts by tuning" in text
+
+
+def test_no_search_trains_with_an_evaluation_seed(finished):
+    study, out, _, _ = finished
+    root = out / study.name
+    survey = planning_survey(study, root)
+    assert study.search_seed not in study.seeds
+    assert {r["seed"] for r in survey.searches.values() if r.get("trials")} == {study.search_seed}
+    for search in survey.plan.searches:
+        if search.trials:
+            assert json.loads((root / "runs" / search.key / "config.json").read_text())["search"]["seed"] == \
+                study.search_seed
+    # The pruned searches fine-tune a baseline trained at the search seed, not an evaluated one.
+    [helper] = [r for r in survey.plan.runs if r.role == "search"]
+    assert helper.seed == study.search_seed and survey.states[helper.id].done
+    assert all(s.needs == (helper.id,) for s in survey.plan.searches if s.arm == "pruned")
+    assert set(pd.read_csv(root / "runs.csv").seed) == set(study.seeds)
+
+
+def test_a_pruned_model_and_its_narrow_opponent_take_the_same_optimizer_steps(finished):
+    study, out, _, _ = finished
+    runs = pd.read_csv(out / study.name / "runs.csv")
+    assert set(runs[runs.arm == "pruned"].steps) == set(runs[runs.arm == "narrow"].steps)
+    assert len(set(runs[runs.arm != "baseline"].steps)) == 1
+
+
+def planning_survey(study, root):
+    from widthvsprune import results
+
+    return results.survey(study, root)
 
 
 def test_pruned_rows_reach_their_target_sparsity(finished):
@@ -63,21 +109,23 @@ def test_narrow_rows_fit_their_budget(finished):
         assert set(budget) == {pruned.nonzero_params.min()}
 
 
-def test_comparison_has_one_row_per_sparsity(finished):
+def test_comparison_has_one_row_per_contrast_and_sparsity(finished):
     study, out, _, text = finished
     comparison = pd.read_csv(out / study.name / "comparison.csv")
-    assert list(comparison.target_sparsity) == list(study.sparsities)
-    assert set(comparison.verdict) <= {"pruned", "narrow", "tie"}
+    assert list(comparison.contrast) == [c for c in comparing.CONTRASTS.values() for _ in study.sparsities]
+    assert list(comparison.target_sparsity) == list(study.sparsities) * 4
+    assert set(comparison.verdict) <= {"pruned", "narrow", "tie", "inconclusive-underfilled"}
     assert np.allclose(comparison.delta, comparison.pruned_test_accuracy - comparison.narrow_test_accuracy)
-    assert np.all(comparison.n_seeds == len(study.seeds))
-    assert "large-sparse beat small-dense at" in text
+    assert np.all(comparison.n_pruned == len(study.seeds)) and np.all(comparison.n_narrow == len(study.seeds))
+    assert np.allclose(comparison.ci_level, 1 - 0.05 / len(study.sparsities))
+    assert "tuned vs tuned: large-sparse beat small-dense at" in text
 
 
 def test_frontier_and_figures_are_written(finished):
     study, out, _, _ = finished
     root = out / study.name
     frontier = pd.read_csv(root / "frontier.csv")
-    assert {"arm", "mean", "std", "n", "ci_low", "ci_high", "pareto", "sparse_bytes"} <= set(frontier.columns)
+    assert {"arm", "tuning", "mean", "std", "n", "ci_low", "ci_high", "pareto", "sparse_bytes"} <= set(frontier.columns)
     assert frontier.pareto.any()
     for name in ("frontier.png", "frontier.svg", "report.md"):
         assert (root / name).stat().st_size > 0
@@ -159,7 +207,7 @@ def test_a_truncated_weights_file_is_retrained_and_nothing_else(finished):
 
     result, output = retrain_after(study, out, truncate)
     assert result.trained == 1
-    assert "pruned sparsity=0.9 seed=1 (layerwise): weights.npz does not match its checksum" in output
+    assert "pruned untuned sparsity=0.9 seed=1 (layerwise): weights.npz does not match its checksum" in output
 
 
 def test_a_truncated_record_is_retrained_and_nothing_else(finished):
@@ -171,16 +219,17 @@ def test_a_truncated_record_is_retrained_and_nothing_else(finished):
 
     result, output = retrain_after(study, out, truncate)
     assert result.trained == 1
-    assert "pruned sparsity=0.9 seed=1 (layerwise): record.json is unreadable" in output
+    assert "pruned untuned sparsity=0.9 seed=1 (layerwise): record.json is unreadable" in output
 
 
 def test_run_keys_are_stable_and_ignore_the_seed():
     def key(study, arm, target=0.0):
         return next(r.key for r in planning.plan(study).runs if r.arm == arm and r.target == target)
 
-    study = tiny_study()
-    assert key(study, "baseline") == key(tiny_study(seeds=(5,)), "baseline")
-    assert key(study, "baseline") != key(tiny_study(baseline=Recipe(epochs=3, batch_size=64)), "baseline")
+    study = tiny_study(tuning=Tuning(controls=True))
+    assert key(study, "baseline") == key(tiny_study(seeds=(5,), tuning=Tuning(controls=True)), "baseline")
+    assert key(study, "baseline") != key(tiny_study(baseline=Recipe(epochs=3, batch_size=64),
+                                                    tuning=Tuning(controls=True)), "baseline")
     assert key(study, "pruned", 0.5) != key(study, "pruned", 0.9)
     # Pinned: the canonical text of a run configuration must not drift.
     assert keys.canonical({"b": [1, 2], "a": {"y": 0.5, "x": None}}) == '{"a":{"x":null,"y":0.5},"b":[1,2]}'
@@ -224,14 +273,19 @@ def test_reports_status_and_dry_run_work_where_tensorflow_cannot_be_imported(fin
             "assert not loaded, loaded\n")
     regenerated = python("-c", code, root)
     assert regenerated.returncode == 0, regenerated.stderr
-    assert len(pd.read_csv(root / "runs.csv")) == 10
+    survey = planning_survey(study, root)
+    evaluated = [r for r in survey.plan.runs if r.role == "eval"]
+    assert len(pd.read_csv(root / "runs.csv")) == len(evaluated)
     report = python("-m", "widthvsprune", "report", root)
     assert report.returncode == 0 and "large-sparse beat small-dense at" in report.stdout, report.stderr
     status = python("-m", "widthvsprune", "status", root)
-    assert status.returncode == 0 and "narrow    4/4 done, 0 failed, 0 missing" in status.stdout, status.stderr
+    narrow = len(survey.plan.runs_of("narrow"))
+    assert status.returncode == 0 and f"narrow    {narrow}/{narrow} done, 0 failed, 0 missing" in status.stdout, \
+        status.stdout + status.stderr
     path = tmp_path / "tiny.py"
     path.write_text(f"import json\nfrom widthvsprune.config import study_from_dict\n"
                     f"STUDY = study_from_dict(json.loads({json.dumps(json.dumps(study.to_dict()))}))\n")
     dry = python("-m", "widthvsprune", "run", path, "--out", out, "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert dry.stdout.count(": done") == 10 and "to train" not in dry.stdout
+    searched = [s for s in survey.plan.searches if s.trials]
+    assert dry.stdout.count(": done") == len(survey.plan.runs) + len(searched) and "to train" not in dry.stdout

@@ -6,7 +6,8 @@ import without any training framework; an engine is imported only when a
 study trains.
 """
 
-from widthvsprune.config import NarrowSearch, Pruning, Recipe, Study
+from widthvsprune.comparing import compare, load_results
+from widthvsprune.config import Pruning, Recipe, Study, Tuning
 from widthvsprune.errors import DataError, ResultsError, StudyError, WidthVsPruneError
 from widthvsprune.families import Family, get_family, register_family
 from widthvsprune.studyfiles import apply_overrides, load_study
@@ -16,15 +17,17 @@ __version__ = "0.2.0"
 __all__ = [
     "DataError",
     "Family",
-    "NarrowSearch",
     "Pruning",
     "Recipe",
     "ResultsError",
     "Study",
     "StudyError",
+    "Tuning",
     "WidthVsPruneError",
     "apply_overrides",
+    "compare",
     "get_family",
+    "load_results",
     "load_study",
     "register_family",
     "run_study",

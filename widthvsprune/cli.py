@@ -65,14 +65,19 @@ def _dry_run(study, out):
     preflight(study, out)
     root = storing.study_dir(out, study.name)
     survey = results.survey(study, root)
+    plan = survey.plan
     print(f"study {study.name!r}: {study.family} {study.widths} on {study.dataset}, results in {root}")
-    for run in survey.plan.runs:
+    print(f"every search: {study.tuning.trials} {study.tuning.oracle} trials with search seed {study.search_seed}")
+    for search in plan.searches:
+        if search.trials:
+            print(f"  {search.label}: {'done' if search.key in survey.searches else 'to search'}")
+    for run in plan.runs:
         print(f"  {run.label}: {'done' if survey.states[run.id].done else 'to train'}")
-    for target in study.sparsities:
-        if survey.plan.search_of(target) is None or not survey.plan.runs_of("narrow", target):
-            print(f"  narrow sparsity={target:g}: search of {study.narrow.max_trials} trials once the pruned runs "
-                  f"are done, then {len(study.seeds)} model(s)")
-    print(f"at most {survey.plan.max_trainings} models; nothing was trained (--dry-run)")
+    later = [f"{arm} sparsity={t:g}" for t in study.sparsities for arm in ("pruned", "narrow")
+             if not plan.runs_of(arm, t, "tuned")]
+    if later:
+        print(f"  known once their searches are done: {', '.join(later)}")
+    print(f"at most {plan.max_trainings} models; nothing was trained (--dry-run)")
 
 
 def _status(target, out, overrides):
@@ -87,14 +92,16 @@ def _status(target, out, overrides):
         root = storing.study_dir(out, study.name)
     survey = results.survey(study, root)
     print(f"study {study.name!r} in {root}")
-    expected = {"baseline": len(study.seeds), "pruned": len(study.seeds) * len(study.sparsities),
-                "narrow": len(study.seeds) * len(study.sparsities)}
+    tunings = ("tuned", "untuned") if study.tuning.controls else ("tuned",)
+    per_arm = len(study.seeds) * len(tunings)
+    expected = {"baseline": per_arm, "pruned": per_arm * len(study.sparsities),
+                "narrow": per_arm * len(study.sparsities)}
     for arm, n in expected.items():
-        states = [survey.states[r.id] for r in survey.plan.runs if r.arm == arm]
+        states = [survey.states[r.id] for r in survey.plan.runs if r.arm == arm and r.role == "eval"]
         ok = sum(s.status == "ok" for s in states)
         failed = sum(s.status == "failed" for s in states)
         invalid = sum(s.status == "invalid" for s in states)
-        nofit = len(study.seeds) * sum(v.startswith("no-narrow-fits") for v in survey.plan.skipped.values())
+        nofit = per_arm * sum(v.startswith("no-narrow-fits") for v in survey.plan.skipped.values())
         nofit = nofit if arm == "narrow" else 0
         line = f"  {arm:<9} {ok}/{n} done, {failed} failed, {n - ok - failed - nofit} missing"
         if invalid:
@@ -102,6 +109,8 @@ def _status(target, out, overrides):
         if nofit:
             line += f", {nofit} with no dense model small enough"
         print(line)
+    searched = sum(s.key in survey.searches for s in survey.plan.searches if s.trials)
+    print(f"  searches  {searched} done of {1 + 2 * len(study.sparsities)} ({study.tuning.trials} trials each)")
     for run in survey.plan.runs:
         state = survey.states[run.id]
         if state.status == "failed":

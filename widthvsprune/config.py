@@ -16,7 +16,9 @@ from widthvsprune.errors import StudyError
 
 OPTIMIZERS = ("adam", "sgd")
 PRUNING_VARIANTS = ("layerwise", "global", "random")
-ORACLES = ("bayesian", "random", "hyperband")
+ORACLES = ("bayesian", "random")
+OUTPUTS = ("pruned", "dense")
+SEARCH_SEED = 10_000
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -119,48 +121,89 @@ class Pruning:
 
 
 @dataclasses.dataclass(frozen=True)
-class NarrowSearch:
-    """How the narrow arm's shapes and learning rate are searched.
+class Tuning:
+    """How every arm is tuned: one oracle, the same number of trials per search.
+
+    Each arm gets a search over its own natural knobs, scored on validation
+    accuracy: the wide baseline's learning rate (one search, shared by all
+    size points); at each size point, the pruned arm's fine-tune learning
+    rate, schedule and spread of sparsity over layers, and the narrow arm's
+    learning rate and split of width between layers. The chosen
+    configurations are then trained once per evaluation seed.
 
     Args:
-        oracle: KerasTuner oracle: ``"bayesian"``, ``"random"`` or ``"hyperband"``.
-        max_trials: models trained per search (per size point).
-        epochs: epochs per narrow model; ``None`` gives the pruned arm's total
-            (baseline epochs plus fine-tune epochs), the fair-compute default.
-        learning_rate_min: lower end of the log-scale learning-rate range.
+        oracle: KerasTuner oracle of every search: ``"bayesian"`` or ``"random"``.
+        trials: trials of every search.
+        learning_rate_min: lower end of every arm's log-scale learning-rate range.
         learning_rate_max: upper end of that range.
-        split_range: how far, as a factor, each knob's share of the width may
-            move from the wide model's proportions (families with several knobs).
+        end_fraction_min: pruned arm: the lowest ``pruning.end_fraction`` the
+            search may choose (the highest is 1.0).
+        frequencies: pruned arm: mask-update frequencies to choose from;
+            ``None`` gives ``pruning.frequency`` and its half and quarter.
+        variants: pruned arm: how sparsity may be spread over layers
+            (``"layerwise"``, ``"global"``); a ``random`` study is not tuned on it.
+        outputs: pruned arm: the output layer's treatment: ``"pruned"`` like
+            the others, or ``"dense"`` (the other layers then take its share
+            of the zeros, so the size point stays the same).
+        split_range: narrow arm: how far, as a factor, each knob's share of
+            the width may move from the wide model's proportions.
+        controls: also train the untuned arms (the recipes as written; the
+            narrow arm at the wide model's proportions and the baseline's
+            learning rate), for the 2x2 table of verdicts.
+        seed: the seed every search trains its trials with; ``None`` derives
+            one that is never an evaluation seed (:attr:`Study.search_seed`).
     """
 
     oracle: str = "bayesian"
-    max_trials: int = 8
-    epochs: Optional[int] = None
+    trials: int = 8
     learning_rate_min: float = 1e-4
     learning_rate_max: float = 3e-2
+    end_fraction_min: float = 0.25
+    frequencies: Optional[Tuple[int, ...]] = None
+    variants: Tuple[str, ...] = ("layerwise", "global")
+    outputs: Tuple[str, ...] = ("pruned", "dense")
     split_range: float = 4.0
+    controls: bool = True
+    seed: Optional[int] = None
 
-    def problems(self, prefix="narrow"):
+    def __post_init__(self):
+        for field in ("frequencies", "variants", "outputs"):
+            if isinstance(getattr(self, field), list):
+                object.__setattr__(self, field, tuple(getattr(self, field)))
+
+    def problems(self, prefix="tuning"):
         out = []
         if self.oracle not in ORACLES:
             out.append(problem(f"{prefix}.oracle", f"one of {list(ORACLES)}", self.oracle))
-        if not is_int(self.max_trials) or self.max_trials <= 0:
-            out.append(problem(f"{prefix}.max_trials", "an integer > 0", self.max_trials))
-        if self.epochs is not None and (not is_int(self.epochs) or self.epochs <= 0):
-            out.append(problem(f"{prefix}.epochs", "None or an integer > 0", self.epochs))
+        if not is_int(self.trials) or self.trials <= 0:
+            out.append(problem(f"{prefix}.trials", "an integer > 0", self.trials))
         lo, hi = self.learning_rate_min, self.learning_rate_max
         if not is_number(lo) or not math.isfinite(lo) or lo <= 0:
             out.append(problem(f"{prefix}.learning_rate_min", "a finite number > 0", lo))
         elif not is_number(hi) or not math.isfinite(hi) or hi <= lo:
-            out.append(
-                problem(f"{prefix}.learning_rate_max", f"a finite number > {lo!r}", hi)
-            )
+            out.append(problem(f"{prefix}.learning_rate_max", f"a finite number > {lo!r}", hi))
+        if not is_number(self.end_fraction_min) or not 0 < self.end_fraction_min <= 1:
+            out.append(problem(f"{prefix}.end_fraction_min", "a number in (0, 1]", self.end_fraction_min))
+        if self.frequencies is not None and (not isinstance(self.frequencies, tuple) or not self.frequencies
+                                             or not all(is_int(f) and f > 0 for f in self.frequencies)):
+            out.append(problem(f"{prefix}.frequencies", "None or a non-empty tuple of integers > 0",
+                               self.frequencies))
+        for field, accepted in (("variants", ("layerwise", "global")), ("outputs", OUTPUTS)):
+            value = getattr(self, field)
+            if not isinstance(value, tuple) or not value or not set(value) <= set(accepted) \
+                    or len(set(value)) != len(value):
+                out.append(problem(f"{prefix}.{field}", f"a non-empty tuple of distinct values from {list(accepted)}",
+                                   value))
         if not is_number(self.split_range) or self.split_range < 1:
             out.append(problem(f"{prefix}.split_range", "a number >= 1", self.split_range))
+        if not isinstance(self.controls, bool):
+            out.append(problem(f"{prefix}.controls", "True or False", self.controls))
+        if self.seed is not None and (not is_int(self.seed) or self.seed < 0):
+            out.append(problem(f"{prefix}.seed", "None or an integer >= 0", self.seed))
         return out
 
 
-SUBCONFIGS = {"baseline": Recipe, "finetune": Recipe, "pruning": Pruning, "narrow": NarrowSearch}
+SUBCONFIGS = {"baseline": Recipe, "finetune": Recipe, "pruning": Pruning, "tuning": Tuning}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,14 +221,16 @@ class Study:
         seeds: training seeds; every arm is trained once per seed.
         baseline: recipe of the wide dense model.
         finetune: recipe of the pruning fine-tune that starts from the baseline.
-        pruning: the pruning schedule and variant.
-        narrow: the narrow arm's search.
+        pruning: the pruning schedule and variant (the untuned pruned arm's,
+            and where the pruned search starts).
+        tuning: the searches of every arm (:class:`Tuning`).
         validation_fraction: share of the training split held out for
             validation (carved with ``data_seed``); the test split is never
             used for any choice.
         data_seed: seed of the train/validation split.
-        tie_margin: with fewer than two seeds per arm no interval exists, and
-            a difference of test accuracy below this margin is a tie.
+        min_effect: the smallest difference of test accuracy that can name a
+            winner: a side wins only when the corrected interval excludes zero
+            and the difference is at least this.
         tensorboard: write TensorBoard logs for every run.
 
     Example:
@@ -205,10 +250,10 @@ class Study:
     baseline: Recipe = Recipe()
     finetune: Recipe = Recipe(epochs=2)
     pruning: Pruning = Pruning()
-    narrow: NarrowSearch = NarrowSearch()
+    tuning: Tuning = Tuning()
     validation_fraction: float = 0.1
     data_seed: int = 0
-    tie_margin: float = 0.005
+    min_effect: float = 0.01
     tensorboard: bool = False
 
     def __post_init__(self):
@@ -287,18 +332,34 @@ class Study:
             )
         if not is_int(self.data_seed) or self.data_seed < 0:
             out.append(problem("data_seed", "an integer >= 0", self.data_seed))
-        if not is_number(self.tie_margin) or self.tie_margin < 0:
-            out.append(problem("tie_margin", "a number >= 0", self.tie_margin))
+        if not is_number(self.min_effect) or not 0 <= self.min_effect < 1:
+            out.append(problem("min_effect", "a number in [0, 1)", self.min_effect))
+        if isinstance(self.tuning, Tuning) and isinstance(seeds, tuple) and self.tuning.seed in seeds:
+            out.append(problem("tuning.seed", f"a seed that is not an evaluation seed {list(seeds)}",
+                               self.tuning.seed))
         if not isinstance(self.tensorboard, bool):
             out.append(problem("tensorboard", "True or False", self.tensorboard))
         return out
 
     @property
-    def narrow_epochs(self):
-        """Epochs of each narrow model: by default the pruned arm's total."""
-        if self.narrow.epochs is not None:
-            return self.narrow.epochs
-        return self.baseline.epochs + self.finetune.epochs
+    def search_seed(self):
+        """The seed every search trains with: ``tuning.seed``, or the smallest integer from 10,000 up that is not
+        an evaluation seed. A search never trains with an evaluation seed, so no evaluated model is the best of
+        several draws."""
+        if self.tuning.seed is not None:
+            return int(self.tuning.seed)
+        seed = SEARCH_SEED
+        while seed in self.seeds:
+            seed += 1
+        return seed
+
+    @property
+    def frequencies(self):
+        """The mask-update frequencies the pruned search chooses from."""
+        if self.tuning.frequencies is not None:
+            return tuple(self.tuning.frequencies)
+        f = self.pruning.frequency
+        return tuple(dict.fromkeys((f, max(1, f // 2), max(1, f // 4))))
 
     def to_dict(self):
         """The canonical JSON-ready form of the study."""

@@ -71,3 +71,20 @@ def random_masks(kernels, masks, target, rng):
             mask[rng.choice(alive, size=extra, replace=False)] = False
         out.append(mask.reshape(kernel.shape).astype(kernel.dtype))
     return out
+
+
+def wrapped_target(target, kernel_sizes, prune_output=True):
+    """The sparsity of the pruned kernels that makes ``target`` the sparsity of all kernels together.
+
+    With ``prune_output`` False the output kernel (the last) stays dense and the
+    other kernels take its share of the zeros, so that a size point has the same
+    number of zeros whichever layers hold them.
+
+    Returns:
+        The sparsity for the pruned kernels; above 1 when the others cannot
+        hold that many zeros (the treatment is then impossible at ``target``).
+    """
+    sizes = [int(s) for s in kernel_sizes]
+    if prune_output or len(sizes) < 2:
+        return float(target)
+    return float(target) * sum(sizes) / sum(sizes[:-1])

@@ -65,18 +65,19 @@ def summarize(layers: Sequence[LayerWeights], extra_params=0):
 
     Returns:
         A dict with ``total_params``, ``nonzero_params``, ``sparsity`` (zeros
-        over the kernels that pruning may touch), ``dense_bytes``,
+        over all the kernels, the quantity a size point's target sets; a
+        kernel left dense counts too), ``dense_bytes``,
         ``sparse_bytes``, ``gzip_bytes``, ``flops`` and ``nonzero_flops``.
     """
     counts = layer_counts(layers)
     total = sum(c["kernel_params"] + c["bias_params"] for c in counts) + extra_params
     nonzero = sum(c["kernel_nonzero"] + c["bias_nonzero"] for c in counts) + extra_params
-    prunable = sum(c["kernel_params"] for c in counts if c["pruned"])
-    prunable_nz = sum(c["kernel_nonzero"] for c in counts if c["pruned"])
+    kernels = sum(c["kernel_params"] for c in counts)
+    kernels_nz = sum(c["kernel_nonzero"] for c in counts)
     return {
         "total_params": int(total),
         "nonzero_params": int(nonzero),
-        "sparsity": 1.0 - prunable_nz / prunable if prunable else 0.0,
+        "sparsity": 1.0 - kernels_nz / kernels if kernels else 0.0,
         "dense_bytes": dense_bytes(total),
         "sparse_bytes": sparse_bytes(layers) + 4 * int(extra_params),
         "gzip_bytes": gzip_bytes([a for layer in layers for a in (layer.kernel, layer.bias) if a is not None]),

@@ -5,15 +5,24 @@ returns a :class:`Plan`. The runner, the reports, ``status``, ``--dry-run``,
 the progress totals and the benchmark all ask it; nothing else derives run
 lists or reads configurations out of folder names.
 
-A study's work, stage by stage (a stage starts once every run of the earlier
-stages is settled):
+Both arms get the same treatment: each is tuned by a search with the same
+oracle and number of trials, on the validation split, with a search seed
+that is never an evaluation seed; the chosen configurations are then trained
+once per evaluation seed. With ``tuning.controls``, the untuned arms (the
+recipes as written) are trained too. Stage by stage (a stage starts once
+every run of the earlier stages is settled):
 
-0. ``baseline``, one run per seed: the wide dense model;
-1. ``pruned``, one run per (target sparsity, seed): that seed's baseline,
-   magnitude-pruned while fine-tuned;
-2. the narrow ``search`` of each target sparsity, once its pruned runs are
-   settled: its budget is their fewest nonzero parameters;
-3. ``narrow``, one run per (target, seed): the search's best configuration.
+0. the baseline ``search`` (its learning rate); the untuned baselines;
+1. the tuned baselines, at every evaluation seed and at the search seed;
+2. each target sparsity's pruned ``search`` (fine-tune learning rate,
+   schedule, spread over layers), fine-tuning the search-seed baseline; the
+   untuned pruned runs;
+3. the tuned pruned runs;
+4. each target's narrow searches, once every pruned run of the target is
+   settled (the budget is their fewest nonzeros): the tuned one (learning
+   rate and split of width) and the untuned one (no trials: the wide model's
+   proportions and the baseline's learning rate);
+5. the narrow runs.
 """
 
 import dataclasses
@@ -23,6 +32,7 @@ from widthvsprune import keys
 from widthvsprune.families import describe_widths
 
 ARMS = ("baseline", "pruned", "narrow")
+TUNINGS = ("tuned", "untuned")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +41,7 @@ class Run:
 
     Attributes:
         arm: ``"baseline"``, ``"pruned"`` or ``"narrow"``.
+        tuning: ``"tuned"`` (the configuration a search chose) or ``"untuned"``.
         target: the size point's target sparsity (0 for the baseline).
         seed: its training seed.
         key: its configuration's key (the folder ``runs/<key>/seed-<seed>``).
@@ -38,9 +49,12 @@ class Run:
         needs: ``(key, seed)`` of the runs whose results it starts from.
         search: the key of the search that chose its configuration, if any.
         stage: its stage (see the module docstring).
+        role: ``"eval"``, or ``"search"`` for the baseline the pruned
+            searches fine-tune (trained at the search seed, not evaluated).
     """
 
     arm: str
+    tuning: str
     target: float
     seed: int
     key: str
@@ -48,6 +62,7 @@ class Run:
     needs: Tuple[Tuple[str, int], ...] = ()
     search: Optional[str] = None
     stage: int = 0
+    role: str = "eval"
 
     @property
     def id(self):
@@ -60,38 +75,46 @@ class Run:
 
     @property
     def label(self):
+        tag = "" if self.tuning == "tuned" else " untuned"
         if self.arm == "baseline":
-            return f"baseline seed={self.seed} widths={describe_widths(self.widths)}"
+            role = " (for the searches)" if self.role == "search" else ""
+            return f"baseline{tag} seed={self.seed} widths={describe_widths(self.widths)}{role}"
         if self.arm == "pruned":
-            return f"pruned sparsity={self.target:g} seed={self.seed} ({self.config['pruning']['variant']})"
-        return f"narrow sparsity={self.target:g} seed={self.seed} widths={describe_widths(self.widths)}"
+            return f"pruned{tag} sparsity={self.target:g} seed={self.seed} ({self.config['pruning']['variant']})"
+        return f"narrow{tag} sparsity={self.target:g} seed={self.seed} widths={describe_widths(self.widths)}"
 
 
 @dataclasses.dataclass(frozen=True)
 class Search:
-    """One search: a size point's narrow models, tuned on the validation split.
+    """One search: an arm's configuration at one size point, chosen on the validation split.
 
     Attributes:
-        arm: the arm it tunes (``"narrow"``).
-        target: the size point.
-        key: the key its runs share (``runs/<key>/search``).
-        config: the search's configuration (what its key hashes).
-        budget: the parameter budget every candidate must fit.
+        arm: the arm it tunes.
+        tuning: ``"tuned"``, or ``"untuned"`` for the narrow control, whose
+            "search" only solves the widths at the wide model's proportions.
+        target: the size point (0 for the baseline's).
+        key: its key; the narrow runs it chooses share it.
+        config: what its key hashes.
+        budget: the narrow arm's parameter budget.
         needs: the runs that must be settled first.
         stage: its stage.
+        trials: trials it trains (0 for the narrow control).
     """
 
     arm: str
+    tuning: str
     target: float
     key: str
     config: dict
     budget: Optional[int] = None
     needs: Tuple[Tuple[str, int], ...] = ()
-    stage: int = 2
+    stage: int = 0
+    trials: int = 0
 
     @property
     def label(self):
-        return f"{self.arm} search sparsity={self.target:g}"
+        where = "" if self.arm == "baseline" else f" sparsity={self.target:g}"
+        return f"{self.arm}{'' if self.tuning == 'tuned' else ' untuned'} search{where}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +123,7 @@ class Plan:
 
     Attributes:
         runs: every run whose configuration is known.
-        searches: every search whose budget is known.
+        searches: every search whose configuration is known.
         skipped: ``target -> reason`` for size points with no narrow arm.
         max_trainings: models the whole study trains at most (trials included).
     """
@@ -111,11 +134,12 @@ class Plan:
     skipped: dict
     max_trainings: int
 
-    def runs_of(self, arm, target=None):
-        return [r for r in self.runs if r.arm == arm and (target is None or r.target == target)]
+    def runs_of(self, arm, target=None, tuning=None):
+        return [r for r in self.runs if r.arm == arm and (target is None or r.target == target)
+                and (tuning is None or r.tuning == tuning)]
 
-    def search_of(self, target):
-        return next((s for s in self.searches if s.target == target), None)
+    def search_of(self, arm, target=0.0, tuning="tuned"):
+        return next((s for s in self.searches if s.arm == arm and s.target == target and s.tuning == tuning), None)
 
 
 # --------------------------------------------------------------------------
@@ -126,47 +150,51 @@ def data_config(study):
     return {"dataset": study.dataset, "validation_fraction": study.validation_fraction, "data_seed": study.data_seed}
 
 
-def baseline_config(study):
-    return {
-        "arm": "baseline",
-        "data": data_config(study),
-        "family": study.family,
-        "widths": list(study.widths),
-        "recipe": keys.config_dict(study.baseline),
+def search_config(study, arm):
+    """The settings of an arm's search that its key hashes."""
+    t = study.tuning
+    out = {"oracle": t.oracle, "trials": t.trials, "seed": study.search_seed,
+           "learning_rate": [t.learning_rate_min, t.learning_rate_max]}
+    if arm == "pruned":
+        out.update(end_fraction_min=t.end_fraction_min, frequencies=list(study.frequencies),
+                   variants=list(t.variants), outputs=list(t.outputs))
+    if arm == "narrow":
+        out.update(split_range=t.split_range)
+    return out
+
+
+def baseline_config(study, tuning="untuned", learning_rate=None):
+    recipe = keys.config_dict(study.baseline)
+    if learning_rate is not None:
+        recipe["learning_rate"] = float(learning_rate)
+    return {"arm": "baseline", "tuning": tuning, "data": data_config(study), "family": study.family,
+            "widths": list(study.widths), "recipe": recipe}
+
+
+def pruned_config(study, target, tuning="untuned", baseline=None, chosen=None):
+    """A pruned run's configuration; ``chosen`` holds a search's choices (``learning_rate`` and pruning fields)."""
+    pruning, finetune = keys.config_dict(study.pruning), keys.config_dict(study.finetune)
+    for name, value in (chosen or {}).items():
+        (finetune if name == "learning_rate" else pruning)[name] = value
+    return {"arm": "pruned", "tuning": tuning, "baseline": baseline or baseline_config(study),
+            "target_sparsity": float(target), "pruning": pruning, "finetune": finetune}
+
+
+def narrow_config(study, budget, tuning):
+    """A narrow search's configuration: the budget, the compute it matches and how its shape is chosen."""
+    config = {
+        "arm": "narrow", "tuning": tuning, "data": data_config(study), "family": study.family,
+        "wide_widths": list(study.widths), "budget": int(budget),
+        # The narrow model trains for as many optimizer steps as the pruned arm's baseline and fine-tune together.
+        "recipe": {"batch_size": study.baseline.batch_size, "optimizer": study.baseline.optimizer,
+                   "matched_to": {"baseline": keys.config_dict(study.baseline),
+                                  "finetune": keys.config_dict(study.finetune)}},
     }
-
-
-def pruned_config(study, target):
-    return {
-        "arm": "pruned",
-        "baseline": baseline_config(study),
-        "target_sparsity": float(target),
-        "pruning": keys.config_dict(study.pruning),
-        "finetune": keys.config_dict(study.finetune),
-    }
-
-
-def search_seed(study):
-    """The seed the narrow search trains its trials with."""
-    return int(study.seeds[0])
-
-
-def narrow_config(study, budget):
-    return {
-        "arm": "narrow",
-        "data": data_config(study),
-        "family": study.family,
-        "wide_widths": list(study.widths),
-        "budget": int(budget),
-        "search": keys.config_dict(study.narrow),
-        "search_seed": search_seed(study),
-        "recipe": {
-            "epochs": study.narrow_epochs,
-            "batch_size": study.baseline.batch_size,
-            "optimizer": study.baseline.optimizer,
-            "learning_rate": "searched",
-        },
-    }
+    if tuning == "tuned":
+        config["search"] = search_config(study, "narrow")
+    else:
+        config.update(proportions="wide", learning_rate=study.baseline.learning_rate)
+    return config
 
 
 def budget_of(pruned_records):
@@ -177,9 +205,10 @@ def budget_of(pruned_records):
 
 def max_trainings(study):
     """Models the study trains when nothing is done yet (search trials included)."""
-    n_seeds, n_targets = len(study.seeds), len(study.sparsities)
-    trials = study.narrow.max_trials if study.narrow.oracle != "hyperband" else 0
-    return n_seeds + n_targets * n_seeds + n_targets * (trials + n_seeds)
+    seeds, targets, trials = len(study.seeds), len(study.sparsities), study.tuning.trials
+    controls = seeds if study.tuning.controls else 0
+    baselines = trials + seeds + 1 + controls
+    return baselines + targets * 2 * (trials + seeds + controls)
 
 
 # --------------------------------------------------------------------------
@@ -199,14 +228,53 @@ def plan(study, records=None, searches=None):
         A :class:`Plan`.
     """
     records, searches = records or {}, searches or {}
-    base_key = keys.run_key(baseline_config(study), "baseline")
-    runs = [Run("baseline", 0.0, s, base_key, baseline_config(study), stage=0) for s in study.seeds]
-    found, skipped = [], {}
+    runs, found, skipped = [], [], {}
+    controls, trials = study.tuning.controls, study.tuning.trials
+
+    def add_runs(arm, tuning, target, key, config, stage, needs=None, search=None, seeds=None):
+        seeds = study.seeds if seeds is None else seeds
+        made = [Run(arm, tuning, float(target), s, key, config, needs(s) if needs else (), search, stage)
+                for s in seeds]
+        runs.extend(made)
+        return made
+
+    def add_search(arm, tuning, target, config, stage, prefix, budget=None, needs=(), n=trials):
+        search = Search(arm, tuning, float(target), keys.run_key(config, prefix), config, budget, needs, stage, n)
+        found.append(search)
+        return search, searches.get(search.key)
+
+    untuned_base = {}
+    if controls:
+        config = baseline_config(study)
+        key = keys.run_key(config, "baseline")
+        untuned_base = {r.seed: r.id for r in add_runs("baseline", "untuned", 0, key, config, 0)}
+    base_search, base_result = add_search("baseline", "tuned", 0, {**baseline_config(study, "search"),
+                                          "search": search_config(study, "baseline")}, 0, "search-baseline")
+    tuned_base = None
+    if base_result is not None:
+        config = baseline_config(study, "tuned", base_result["learning_rate"])
+        key = keys.run_key(config, "baseline")
+        made = add_runs("baseline", "tuned", 0, key, config, 1, search=base_search.key)
+        search_run = Run("baseline", "tuned", 0.0, study.search_seed, key, config, (), base_search.key, 1, "search")
+        runs.append(search_run)
+        tuned_base = (config, {r.seed: r.id for r in made}, search_run.id)
     for target in study.sparsities:
-        config = pruned_config(study, target)
+        pruned = []
+        if controls:
+            config = pruned_config(study, target)
+            key = keys.run_key(config, f"pruned-{target:g}")
+            pruned += add_runs("pruned", "untuned", target, key, config, 2, lambda s: (untuned_base[s],))
+        if tuned_base is None:
+            continue
+        config, ids, search_id = tuned_base
+        search_cfg = {**pruned_config(study, target, "search", config), "search": search_config(study, "pruned")}
+        search, result = add_search("pruned", "tuned", target, search_cfg, 2, f"search-pruned-{target:g}",
+                                    needs=(search_id,))
+        if result is None:
+            continue
+        config = pruned_config(study, target, "tuned", config, result["chosen"])
         key = keys.run_key(config, f"pruned-{target:g}")
-        pruned = [Run("pruned", float(target), s, key, config, needs=((base_key, s),), stage=1) for s in study.seeds]
-        runs += pruned
+        pruned += add_runs("pruned", "tuned", target, key, config, 3, lambda s, ids=ids: (ids[s],), search.key)
         settled = [records.get(r.id) for r in pruned]
         if any(r is None for r in settled):
             continue  # the budget is not known yet
@@ -214,17 +282,16 @@ def plan(study, records=None, searches=None):
         if budget is None:
             skipped[target] = "skipped, no pruned model trained"
             continue
-        config = narrow_config(study, budget)
-        search = Search("narrow", float(target), keys.run_key(config, f"narrow-{int(budget)}"), config, int(budget),
-                        tuple(r.id for r in pruned), stage=2)
-        found.append(search)
-        result = searches.get(search.key)
-        if result is None:
-            continue
-        if result["status"] == "no-narrow-fits":
-            skipped[target] = result["note"]
-            continue
-        resolved = {**config, "widths": list(result["widths"]), "learning_rate": result["learning_rate"]}
-        runs += [Run("narrow", float(target), s, search.key, resolved, search=search.key, stage=3)
-                 for s in study.seeds]
+        for tuning in ("tuned", "untuned") if controls else ("tuned",):
+            n = trials if tuning == "tuned" else 0
+            search, result = add_search("narrow", tuning, target, narrow_config(study, budget, tuning), 4,
+                                        f"narrow-{budget}", budget, tuple(r.id for r in pruned), n)
+            if result is None:
+                continue
+            if result["status"] == "no-narrow-fits":
+                skipped[target] = result["note"]
+                continue
+            resolved = {**search.config, "widths": list(result["widths"]),
+                        "learning_rate": float(result["learning_rate"])}
+            add_runs("narrow", tuning, target, search.key, resolved, 5, search=search.key)
     return Plan(study, tuple(runs), tuple(found), skipped, max_trainings(study))

@@ -19,26 +19,28 @@ _LABELS = {
     "nonzero_flops": "nonzero multiply-adds per example",
 }
 _STYLE = {"baseline": ("black", "*"), "pruned": ("tab:red", "o"), "narrow": ("tab:blue", "s")}
+_NAMES = {"baseline": "wide dense (baseline)", "pruned": "large-sparse", "narrow": "small-dense (size-matched)"}
 
 
-def frontier_figure(study, runs, frontier, comparison, size, root):
-    """Writes ``frontier.png`` and ``frontier.svg`` into ``root``."""
+def frontier_figure(study, frontier, comparison, size, root):
+    """Writes ``frontier.png`` and ``frontier.svg`` into ``root``: tuned arms solid, untuned controls dashed."""
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
-    for (arm, variant), group in frontier.groupby(["arm", "pruning"], sort=False):
+    for (arm, tuning), group in frontier.groupby(["arm", "tuning"], sort=False):
         group = group.sort_values(size)
         color, marker = _STYLE.get(arm, ("gray", "^"))
-        label = {
-            "baseline": "wide dense (baseline)",
-            "pruned": f"large-sparse ({variant} pruning)",
-            "narrow": "small-dense (tuned, size-matched)",
-        }.get(arm, arm)
+        label = _NAMES.get(arm, arm) + ("" if tuning == "tuned" else ", untuned")
+        if arm == "pruned":
+            variants = sorted(set(group.pruning))
+            label += f" ({'/'.join(variants)})"
+        dense = arm == "baseline"
         ax.plot(group[size], 100 * group["mean"], marker=marker, color=color, label=label,
-                linestyle="none" if arm == "baseline" else "-", markersize=8 if arm == "baseline" else 5)
+                linestyle="none" if dense else ("-" if tuning == "tuned" else "--"), markersize=8 if dense else 5,
+                alpha=1.0 if tuning == "tuned" else 0.6)
         low, high = group["ci_low"], group["ci_high"]
-        if low.notna().any():
+        if low.notna().any() and tuning == "tuned":
             ax.fill_between(group[size], 100 * low, 100 * high, color=color, alpha=0.15, linewidth=0)
-    # Matched pairs: a thin line from each pruned point to its narrow opponent.
-    for _, row in comparison.iterrows():
+    # The headline's matched pairs: a thin line from each pruned point to its narrow opponent.
+    for _, row in comparison[comparison.contrast == "tuned vs tuned"].iterrows():
         if all(math.isfinite(v) for v in (row.pruned_size, row.narrow_size,
                                            row.pruned_test_accuracy, row.narrow_test_accuracy)):
             ax.plot([row.pruned_size, row.narrow_size],

@@ -29,25 +29,42 @@ class Column:
 RUN_COLUMNS = (
     Column("study", "study name"),
     Column("arm", "`baseline`, `pruned` or `narrow`"),
-    Column("pruning", "the pruning variant (pruned rows)"),
+    Column("tuning", "`tuned` (the configuration its arm's search chose) or `untuned` (the recipe as written: the "
+                     "controls)"),
+    Column("pruning", "pruned rows: the pruning variant used (`layerwise`, `global` or `random`)"),
     Column("family", "the model family"),
     Column("dataset", "the dataset"),
     Column("widths", "the model's widths (`128x64`)"),
-    Column("seed", "training seed"),
-    Column("target_sparsity", "the pruned arm's target (the size point a narrow row was matched to; 0 for the "
+    Column("seed", "evaluation seed (initial weights and batch order)"),
+    Column("target_sparsity", "the size point: the pruned arm's target (a narrow row's opponent's; 0 for the "
                               "baseline)"),
-    Column("sparsity", "measured fraction of zeros over the kernels pruning may touch"),
+    Column("sparsity", "measured fraction of zeros over all the model's prunable kernels"),
     Column("total_params", "every parameter of the plain (stripped) model, biases included"),
     Column("nonzero_params", "nonzero parameters of the stripped weights (kernels and biases; tfmot never prunes "
                              "biases). Dense models count every parameter"),
-    Column("budget", "narrow rows: the pruned nonzero count they were matched to (the fewest over the seeds); "
-                     "`total_params <= budget` always"),
+    Column("budget", "narrow rows: the fewest nonzeros of the pruned models at this size point (every seed, tuned "
+                     "and untuned); `total_params <= budget` always"),
+    Column("fill", "narrow rows: `total_params / budget`"),
     Column("test_accuracy", "test accuracy after training"),
+    Column("test_examples", "test examples the accuracy was measured on"),
     Column("val_accuracy", "validation accuracy after training"),
-    Column("epochs", "epochs the model cost in total (pruned: baseline + fine-tune)"),
+    Column("epochs", "epochs the model cost in total (pruned: baseline + fine-tune; narrow: the same number of "
+                     "optimizer steps at the baseline's batch size, so possibly fractional)"),
+    Column("steps", "optimizer steps the model cost in total; equal for a pruned model and its narrow opponent"),
     Column("train_seconds", "wall time of its training (pruned: baseline + fine-tune)"),
-    Column("tuner_trials", "narrow rows: trials of the search"),
     Column("learning_rate", "the learning rate used (pruned: the fine-tune's)"),
+    Column("search_trials", "tuned rows: trials of the search that chose this configuration (pruned rows: the "
+                            "pruned search of this size point; the baseline search is on the baseline rows)"),
+    Column("search_epochs", "tuned rows: epochs those trials trained in all"),
+    Column("search_seconds", "tuned rows: wall time of those trials"),
+    Column("frequency", "pruned rows: steps between mask updates"),
+    Column("end_fraction", "pruned rows: share of the fine-tune after which masks stop changing"),
+    Column("prune_output", "pruned rows: whether the output layer was pruned (if not, the other layers took its "
+                           "share of the zeros)"),
+    Column("mask_updates", "pruned rows: mask updates the schedule made"),
+    Column("recovery_fraction", "pruned rows: share of the fine-tune trained at the final sparsity"),
+    Column("accuracy_drop", "pruned rows: test accuracy lost against its own baseline"),
+    Column("output_kept_per_class_min", "pruned rows: the fewest output-layer weights any class kept"),
     Column("dense_bytes", "float32 storage of all weights: `4 * total_params`"),
     Column("sparse_bytes", "per kernel the cheapest of dense float32, or 4 bytes per nonzero plus a bitmask or a "
                            "CSR index; biases dense"),

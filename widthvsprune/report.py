@@ -2,8 +2,9 @@
 
 Everything written here can be regenerated at any time with
 ``widthvsprune report DIR``: ``runs.csv`` (one row per trained model),
-``comparison.csv`` (one row per target sparsity), ``frontier.csv`` (one row
-per arm and size point), ``frontier.png``/``frontier.svg`` and ``report.md``.
+``comparison.csv`` (one row per contrast and size point),
+``frontier.csv`` (one row per arm and size point), ``frontier.png`` /
+``frontier.svg`` and ``report.md``. No framework is imported.
 """
 
 import math
@@ -11,123 +12,157 @@ import sys
 
 import pandas as pd
 
-from widthvsprune import planning, records, results, stats, storing
+from widthvsprune import comparing, diagnostics, records, results, storing
 from widthvsprune.errors import ResultsError
 from widthvsprune.measuring import SIZE_AXES
 
-COMPARISON_COLUMNS = [
-    "target_sparsity", "pruned_nonzero_params", "narrow_params", "narrow_widths",
-    "pruned_test_accuracy", "narrow_test_accuracy", "delta", "delta_ci_low", "delta_ci_high",
-    "n_seeds", "verdict", "size_axis", "pruned_size", "narrow_size", "note",
-]
-
-
-def collect(root, study=None):
-    """Every record (done or failed) of the study's planned runs, and the survey they come from."""
-    study = study or results.load_study(root)
-    survey = results.survey(study, root)
-    return survey.records(), survey
+HEADLINE = "tuned vs tuned"
 
 
 def runs_frame(records_):
-    rows = [records.ok_row(r) for r in records_ if r.get("status") == "ok"]
+    """``runs.csv``: one row per evaluated model that trained (:data:`widthvsprune.records.COLUMNS`)."""
+    rows = [records.ok_row(r) for r in records_ if r.get("status") == "ok" and r.get("role", "eval") == "eval"]
     frame = pd.DataFrame(rows, columns=records.COLUMNS)
-    return frame.sort_values(["arm", "target_sparsity", "seed"], kind="stable").reset_index(drop=True)
+    return frame.sort_values(["arm", "tuning", "target_sparsity", "seed"], kind="stable").reset_index(drop=True)
 
 
-def comparison_frame(study, records, survey, size="nonzero_params"):
+def search_compute(survey):
+    """Per arm: searches that trained, their trials, epochs and seconds."""
     rows = []
-    for target in study.sparsities:
-        pruned = [r for r in records if r["arm"] == "pruned" and r.get("target_sparsity") == target]
-        narrow = [r for r in records if r["arm"] == "narrow" and r.get("target_sparsity") == target]
-        ok_p = [r for r in pruned if r.get("status") == "ok"]
-        ok_n = [r for r in narrow if r.get("status") == "ok"]
-        row = {c: float("nan") for c in COMPARISON_COLUMNS}
-        row.update(target_sparsity=target, size_axis=size, note="", narrow_widths="")
-        row["pruned_nonzero_params"] = planning.budget_of(ok_p) if ok_p else float("nan")
-        row["pruned_test_accuracy"] = _mean(r["test_accuracy"] for r in ok_p)
-        row["pruned_size"] = _mean(r.get(size) for r in ok_p)
-        row["n_seeds"] = min(len(ok_p), len(ok_n))
-        skipped = survey.plan.skipped.get(target, "")
-        if skipped.startswith("no-narrow-fits"):
-            row.update(verdict="no-narrow-fits", note=skipped)
-        elif not ok_p or not ok_n:
-            failed = [r for r in pruned + narrow if r.get("status") == "failed"]
-            row.update(verdict="missing", note=f"{len(failed)} failed run(s)" if failed else "not trained yet")
-        else:
-            row["narrow_params"] = ok_n[0]["total_params"]
-            row["narrow_widths"] = ok_n[0]["widths"]
-            row["narrow_test_accuracy"] = _mean(r["test_accuracy"] for r in ok_n)
-            row["narrow_size"] = _mean(r.get(size) for r in ok_n)
-            verdict, delta, low, high = stats.verdict(
-                [r["test_accuracy"] for r in ok_p], [r["test_accuracy"] for r in ok_n], study.tie_margin
-            )
-            row.update(verdict=verdict, delta=delta, delta_ci_low=low, delta_ci_high=high)
-            row["note"] = ok_n[0].get("note", "") or ""
-        rows.append(row)
-    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+    for arm in ("baseline", "pruned", "narrow"):
+        found = [survey.searches[s.key] for s in survey.plan.searches
+                 if s.arm == arm and s.trials and s.key in survey.searches]
+        rows.append({"arm": arm, "searches": len(found), "trials": sum(r.get("trials", 0) for r in found),
+                     "epochs": sum(r.get("epochs", 0.0) for r in found),
+                     "seconds": sum(r.get("seconds", 0.0) for r in found)})
+    return pd.DataFrame(rows)
 
 
-def frontier_frame(records, size="nonzero_params"):
-    ok = [r for r in records if r.get("status") == "ok"]
-    groups = {}
-    for r in ok:
-        point = (r["arm"], r.get("pruning", ""), r.get("target_sparsity", 0.0), r["widths"])
-        groups.setdefault(point, []).append(r)
-    rows = []
-    for (arm, variant, target, widths), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][2])):
-        s = stats.summary([r["test_accuracy"] for r in rs])
-        row = {"arm": arm, "pruning": variant, "target_sparsity": target, "widths": widths}
-        row.update(s)
-        for column in SIZE_AXES:
-            row[column] = _mean(r.get(column) for r in rs)
-        rows.append(row)
-    frame = pd.DataFrame(rows)
-    if not frame.empty:
-        frame["pareto"] = stats.pareto_flags(frame[size], frame["mean"])
-    return frame
+def tables(root, size="nonzero_params"):
+    """Every table of a study folder, from its records: ``(Results, survey, failures, warnings, compute)``."""
+    if size not in SIZE_AXES:
+        raise ResultsError(f"size: Expected one of {list(SIZE_AXES)}. Received: size={size!r}")
+    study = results.load_study(root)
+    survey = results.survey(study, root)
+    found = survey.records()
+    runs = runs_frame(found)
+    comparison = comparing.compare(runs, study.min_effect, size, survey.plan.skipped)
+    frontier = comparing.frontier(runs, size)
+    failures = [r for r in found if r.get("status") == "failed"]
+    warnings = diagnostics.schedule_warnings(runs)
+    return comparing.Results(study, runs, comparison, frontier), survey, failures, warnings, search_compute(survey)
 
 
-def _mean(values):
-    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    return float(sum(values) / len(values)) if values else float("nan")
+def write_reports(root, size="nonzero_params", stream=None, plots=True):
+    """Regenerates every table and figure of a study folder from its records, and prints the verdict.
+
+    Returns:
+        A :class:`widthvsprune.comparing.Results`.
+    """
+    stream = stream or sys.stdout
+    found, survey, failures, warnings, compute = tables(root, size)
+    study, runs, comparison, frontier = found.study, found.runs, found.comparison, found.frontier
+    storing.write_csv(storing.table(root, "runs.csv"), runs)
+    storing.write_csv(storing.table(root, "comparison.csv"), comparison)
+    storing.write_csv(storing.table(root, "frontier.csv"), frontier)
+    if plots and not frontier.empty:
+        from widthvsprune import plotting
+
+        plotting.frontier_figure(study, frontier, comparison, size, root)
+    storing.write_bytes(storing.table(root, "report.md"),
+                        markdown(study, comparison, compute, warnings, failures, size).encode())
+    print(f"\nruns.csv:       {storing.table(root, 'runs.csv')} ({len(runs)} models)", file=stream)
+    print(f"comparison.csv: {storing.table(root, 'comparison.csv')}", file=stream)
+    print("\n" + text(study, comparison, compute, warnings), file=stream)
+    if failures:
+        print(f"\n{len(failures)} run(s) failed (retried on the next run):", file=stream)
+        for r in failures:
+            print(f"  {r.get('label', r.get('arm'))}: {r.get('error')}", file=stream)
+    return found
 
 
-def verdict_sentence(comparison):
-    counts = comparison["verdict"].value_counts().to_dict()
-    compared = sum(counts.get(k, 0) for k in ("pruned", "narrow", "tie"))
-    if not compared:
-        return "No size point has both arms trained yet."
-    parts = [f"large-sparse beat small-dense at {counts.get('pruned', 0)} of {compared} sizes"]
-    extra = []
-    if counts.get("narrow"):
-        extra.append(f"small-dense won {counts['narrow']}")
-    if counts.get("tie"):
-        extra.append(f"{counts['tie']} tie{'s' if counts['tie'] > 1 else ''}")
-    if counts.get("no-narrow-fits"):
-        extra.append(f"{counts['no-narrow-fits']} with no dense model small enough")
-    if extra:
-        parts.append(f"({', '.join(extra)})")
-    return " ".join(parts)
+# --------------------------------------------------------------------------
+# Text.
 
-
-_HEADERS = ("sparsity", "nonzeros", "narrow", "pruned acc", "narrow acc", "delta", "95% CI", "verdict")
+_HEADERS = ("sparsity", "nonzeros", "narrow", "fill", "pruned acc", "narrow acc", "delta", "CI", "verdict")
 
 
 def _cells(r):
     """One comparison row as text cells, shared by the terminal table and report.md."""
     ci = f"[{r.delta_ci_low:+.4f}, {r.delta_ci_high:+.4f}]" if math.isfinite(r.delta_ci_low) else "n/a"
-    return [f"{r.target_sparsity:g}", _int(r.pruned_nonzero_params), _int(r.narrow_params),
+    fill = f"{r.narrow_fill:.0%}" if math.isfinite(r.narrow_fill) else ""
+    return [f"{r.target_sparsity:g}", _int(r.pruned_nonzero_params), _int(r.narrow_params), fill,
             _pct(r.pruned_test_accuracy), _pct(r.narrow_test_accuracy), _signed(r.delta), ci, r.verdict]
 
 
-def comparison_text(comparison):
-    rows = [list(_HEADERS)] + [_cells(r) for _, r in comparison.iterrows()]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADERS))]
-    return "\n".join(
-        "  ".join(cell.rjust(w) if i < len(_HEADERS) - 1 else cell for i, (cell, w) in enumerate(zip(row, widths)))
-        for row in rows
-    )
+def _aligned(rows, left_first=False):
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    last = len(rows[0]) - 1
+
+    def fit(i, cell, w):
+        return cell.ljust(w) if i == 0 and left_first else cell if i == last else cell.rjust(w)
+
+    return "\n".join("  ".join(fit(i, cell, w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
+                     for row in rows)
+
+
+def comparison_text(comparison, contrast=HEADLINE):
+    rows = comparison[comparison.contrast == contrast]
+    level = rows.ci_level.dropna()
+    headers = list(_HEADERS)
+    headers[7] = f"{level.iloc[0]:.2%} CI" if len(level) else "CI"
+    return _aligned([headers] + [_cells(r) for _, r in rows.iterrows()])
+
+
+def grid(comparison):
+    """The 2x2 table of verdict counts: rows the pruned arm's tuning, columns the narrow arm's."""
+    counts = comparing.tally(comparison)
+
+    def cell(p, n):
+        c = counts.get(comparing.CONTRASTS[p, n])
+        if c is None:
+            return "-"
+        return (f"{c.get('pruned', 0)} / {c.get('narrow', 0)} / {c.get('tie', 0)}"
+                + (f" (+{c['inconclusive-underfilled']} inconclusive)" if c.get("inconclusive-underfilled") else ""))
+
+    rows = [["", "narrow tuned", "narrow untuned"]]
+    rows += [[f"pruned {p}", cell(p, "tuned"), cell(p, "untuned")] for p in ("tuned", "untuned")]
+    return rows
+
+
+def compute_rows(compute):
+    rows = [["arm", "searches", "trials", "epochs", "seconds"]]
+    rows += [[r.arm, str(r.searches), str(r.trials), f"{r.epochs:.0f}", f"{r.seconds:.1f}"]
+             for r in compute.itertuples()]
+    return rows
+
+
+def text(study, comparison, compute, warnings):
+    """What ``run`` and ``report`` print: the headline table and verdict, the 2x2 table, the search compute."""
+    out = [f"{HEADLINE} (each arm tuned with {study.tuning.trials} {study.tuning.oracle} trials per search):",
+           comparison_text(comparison), "", comparing.sentence(comparison) + "."]
+    if len(set(comparison.contrast)) > 1:
+        out += ["", "Verdicts by tuning, pruned wins / narrow wins / ties over the size points:",
+                _aligned(grid(comparison), left_first=True)]
+    out += ["", "Search compute per arm (the pruned arm also starts from the baseline search):",
+            _aligned(compute_rows(compute), left_first=True)]
+    detectable = _detectable(comparison)
+    if detectable:
+        out += ["", f"With {len(study.seeds)} seed(s) and this test set, the smallest difference this study could "
+                f"detect (80% power, corrected) is {detectable}; below min_effect={study.min_effect:g} no difference "
+                "names a winner."]
+    if warnings:
+        out += ["", "Warnings:"] + [f"- {w}" for w in warnings]
+    return "\n".join(out)
+
+
+def _detectable(comparison, contrast=HEADLINE):
+    """The smallest detectable difference of the headline's size points, as text (a range when they differ)."""
+    values = comparison[comparison.contrast == contrast].detectable.dropna()
+    if values.empty:
+        return ""
+    low, high = float(values.min()), float(values.max())
+    return f"{low:.1%}" if round(low, 3) == round(high, 3) else f"{low:.1%} to {high:.1%} across the size points"
 
 
 def _int(v):
@@ -142,72 +177,54 @@ def _signed(v):
     return "" if isinstance(v, float) and math.isnan(v) else f"{v:+.4f}"
 
 
-def write_reports(root, size="nonzero_params", stream=None, plots=True):
-    """Regenerates every table and figure of a study folder from its records.
-
-    Returns:
-        ``(runs, comparison, frontier, failures)``: the three DataFrames and
-        the list of failed records.
-    """
-    stream = stream or sys.stdout
-    if size not in SIZE_AXES:
-        raise ResultsError(f"size: Expected one of {list(SIZE_AXES)}. Received: size={size!r}")
-    study = results.load_study(root)
-    records, survey = collect(root, study)
-    runs = runs_frame(records)
-    comparison = comparison_frame(study, records, survey, size)
-    frontier = frontier_frame(records, size)
-    failures = [r for r in records if r.get("status") == "failed"]
-    storing.write_csv(storing.table(root, "runs.csv"), runs)
-    storing.write_csv(storing.table(root, "comparison.csv"), comparison)
-    storing.write_csv(storing.table(root, "frontier.csv"), frontier)
-    sentence = verdict_sentence(comparison)
-    if plots and not frontier.empty:
-        from widthvsprune import plotting
-
-        plotting.frontier_figure(study, runs, frontier, comparison, size, root)
-    storing.write_bytes(
-        storing.table(root, "report.md"),
-        markdown(study, comparison, sentence, failures, size).encode(),
-    )
-    print(f"\nruns.csv:       {storing.table(root, 'runs.csv')} ({len(runs)} models)", file=stream)
-    print(f"comparison.csv: {storing.table(root, 'comparison.csv')}", file=stream)
-    print("\n" + comparison_text(comparison), file=stream)
-    print(f"\n{sentence}.", file=stream)
-    if failures:
-        print(f"\n{len(failures)} run(s) failed (retried on the next run):", file=stream)
-        for r in failures:
-            print(f"  {r.get('label', r.get('arm'))}: {r.get('error')}", file=stream)
-    return runs, comparison, frontier, failures
+def _md_table(rows):
+    return ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])] + [
+        "| " + " | ".join(row) + " |" for row in rows[1:]]
 
 
-def markdown(study, comparison, sentence, failures, size):
-    fair = " (the pruned arm's total)" if study.narrow.epochs is None else ""
+def markdown(study, comparison, compute, warnings, failures, size):
+    t = study.tuning
     lines = [
         f"# {study.name}: large-sparse versus small-dense",
         "",
         f"Family `{study.family}` (wide widths {'x'.join(map(str, study.widths))}) on `{study.dataset}`, "
-        f"{len(study.seeds)} seed(s), {study.pruning.variant} magnitude pruning to "
-        f"{', '.join(f'{s:g}' for s in study.sparsities)} sparsity. Each narrow model is a dense "
-        f"model of the same family with no more parameters than the pruned model's nonzeros, its "
-        f"shape and learning rate chosen by {study.narrow.oracle} search over "
-        f"{study.narrow.max_trials} trials on the validation split, trained for "
-        f"{study.narrow_epochs} epochs{fair}.",
+        f"{len(study.seeds)} evaluation seed(s), pruned to {', '.join(f'{s:g}' for s in study.sparsities)} sparsity. "
+        f"Each arm is tuned by a {t.oracle} search of {t.trials} trials on the validation split, with search seed "
+        f"{study.search_seed} (never an evaluation seed): the baseline's learning rate; per size point the pruned "
+        "arm's fine-tune learning rate, schedule and spread of sparsity over layers, and the narrow arm's learning "
+        "rate and split of width. A narrow model has no more parameters than the fewest nonzeros of the pruned "
+        "models at its size point, and trains for as many optimizer steps as they did in all.",
         "",
-        f"**{sentence}.**",
+        f"**{comparing.sentence(comparison)}.**",
         "",
-        "| sparsity | pruned nonzeros | narrow params | pruned test acc | narrow test acc | delta | 95% CI | verdict |",
-        "|---:|---:|---:|---:|---:|---:|---|---|",
     ]
-    lines += ["| " + " | ".join(_cells(r)) + " |" for _, r in comparison.iterrows()]
+    for contrast in comparing.CONTRASTS.values():
+        rows = comparison[comparison.contrast == contrast]
+        if rows.empty:
+            continue
+        lines += [f"## {contrast}", ""]
+        lines += _md_table([list(_HEADERS)] + [_cells(r) for _, r in rows.iterrows()]) + [""]
+    if len(set(comparison.contrast)) > 1:
+        lines += ["## Verdicts by tuning", "", "Pruned wins / narrow wins / ties over the size points.", ""]
+        lines += _md_table(grid(comparison)) + [""]
+    lines += ["## Search compute per arm", ""] + _md_table(compute_rows(compute)) + [""]
+    detectable = _detectable(comparison)
     lines += [
+        "## How the verdict is made",
         "",
-        "Accuracies are means over seeds. `delta` is pruned minus narrow. The verdict names a "
-        "winner only when the 95% Welch interval of `delta` excludes zero; with a single seed a "
-        f"difference within {study.tie_margin:g} is a tie.",
+        "Accuracies are means over seeds; `delta` is pruned minus narrow. The interval counts the seeds' spread and "
+        "the finite test set's sampling error (binomial, both arms counted as independent, which is conservative), "
+        f"with Bonferroni's correction over the {len(study.sparsities)} size points. A side wins only when the "
+        f"interval excludes zero and |delta| >= min_effect = {study.min_effect:g}. A pruned win over a narrow model "
+        "that fills less than 90% of its budget is `inconclusive-underfilled`.",
     ]
+    if detectable:
+        lines.append(f"The smallest difference this study could detect with its seeds and test set (80% power, "
+                     f"corrected) is {detectable}.")
     if size != "nonzero_params":
         lines.append(f"Sizes in the figure and the size columns are `{size}`.")
+    if warnings:
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in warnings]
     if failures:
-        lines += ["", f"{len(failures)} run(s) failed and are not in the table."]
+        lines += ["", f"{len(failures)} run(s) failed and are not in the tables."]
     return "\n".join(lines) + "\n"

@@ -1,9 +1,33 @@
-"""Statistics over seeds (pure: NumPy and SciPy, no TensorFlow)."""
+"""Statistics over seeds and test examples (pure: NumPy and SciPy, no framework).
 
+The verdict at one size point compares the mean test accuracy of the pruned
+models with that of their size-matched narrow opponents (``delta`` = pruned
+minus narrow). Its interval accounts for two sources of error:
+
+- the spread over seeds: each arm's sample variance over its seeds, divided
+  by its number of seeds (unknown with one seed, then left out and said);
+- the finite test set: each arm's accuracy is measured on ``n`` test
+  examples, a binomial sample whose variance does not shrink with more
+  seeds; it is taken as ``p(1 - p) / n`` per arm with ``p`` shrunk towards
+  1/2 (two successes and two failures added, Agresti and Coull), so the
+  interval never has zero width. Counting the arms as independent is
+  conservative, as both are tested on the same examples.
+
+The critical value is Student's t with Welch-Satterthwaite degrees of
+freedom (the test-set term counts as known), at a level corrected across the
+study's size points by Bonferroni (each of ``m`` intervals at ``1 - 0.05/m``,
+so all of them hold together with probability at least 95%). A side wins only
+when the corrected interval excludes zero and the difference is at least the
+study's ``min_effect``.
+"""
+
+import dataclasses
 import math
 
 import numpy as np
 from scipy import stats as _stats
+
+POWER = 0.8  # for the smallest detectable difference
 
 
 def summary(values, confidence=0.95):
@@ -27,53 +51,83 @@ def summary(values, confidence=0.95):
     return {"mean": mean, "std": std, "n": n, "ci_low": mean - half, "ci_high": mean + half}
 
 
-def welch_interval(a, b, confidence=0.95):
-    """Welch's interval for ``mean(a) - mean(b)``; ``(nan, nan)`` with fewer than 2 each.
+def binomial_variance(accuracy, n):
+    """Binomial variance of an accuracy measured on ``n`` examples, ``p`` shrunk by two successes and two failures."""
+    p = (accuracy * n + 2) / (n + 4)
+    return p * (1 - p) / n
 
-    Uses the Welch–Satterthwaite degrees of freedom. When both samples have
-    zero variance the interval is the difference itself.
+
+@dataclasses.dataclass(frozen=True)
+class Difference:
+    """``mean(pruned) - mean(narrow)`` with its corrected interval.
+
+    Attributes:
+        delta: the difference of mean test accuracies.
+        low, high: the interval at ``level``.
+        level: the interval's confidence level (corrected for ``comparisons``).
+        se: the standard error of ``delta``.
+        df: degrees of freedom of the critical value (``inf`` with one seed per arm).
+        p_value: two-sided, for ``delta != 0``, not corrected.
+        detectable: the smallest difference this comparison would detect with
+            80% power at the corrected level: ``(t_crit + z_0.8) * se``.
+        seed_spread: whether the seeds' spread is in ``se`` (two seeds or more per arm).
     """
-    a = np.asarray(a, dtype=float)
-    b = np.asarray(b, dtype=float)
-    if a.size < 2 or b.size < 2:
-        return float("nan"), float("nan")
-    delta = float(a.mean() - b.mean())
-    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return delta, delta
-    df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
-    half = float(_stats.t.ppf(0.5 + confidence / 2, df)) * se
-    return delta - half, delta + half
+
+    delta: float
+    low: float
+    high: float
+    level: float
+    se: float
+    df: float
+    p_value: float
+    detectable: float
+    seed_spread: bool
 
 
-def verdict(pruned, narrow, tie_margin=0.005, confidence=0.95):
-    """Who wins at one size: ``"pruned"``, ``"narrow"`` or ``"tie"``.
+def difference(pruned, narrow, n_test, comparisons=1, confidence=0.95):
+    """The difference of two arms' accuracies at one size point, with its interval.
 
-    The rule: with at least two seeds on each side, a side wins only when the
-    Welch interval of ``mean(pruned) - mean(narrow)`` excludes zero; otherwise
-    (one seed) a side wins when the difference exceeds ``tie_margin``.
+    Args:
+        pruned, narrow: test accuracies, one per seed.
+        n_test: test examples each accuracy was measured on.
+        comparisons: size points compared in the study (Bonferroni).
+        confidence: the family-wise confidence level.
 
     Returns:
-        ``(verdict, delta, ci_low, ci_high)``.
+        A :class:`Difference`.
     """
-    pruned = [v for v in pruned if v is not None and math.isfinite(v)]
-    narrow = [v for v in narrow if v is not None and math.isfinite(v)]
-    if not pruned or not narrow:
-        return "no-data", float("nan"), float("nan"), float("nan")
-    delta = float(np.mean(pruned) - np.mean(narrow))
-    low, high = welch_interval(pruned, narrow, confidence)
-    if math.isfinite(low):
-        if low > 0:
-            return "pruned", delta, low, high
-        if high < 0:
-            return "narrow", delta, low, high
-        return "tie", delta, low, high
-    if delta > tie_margin:
-        return "pruned", delta, low, high
-    if delta < -tie_margin:
-        return "narrow", delta, low, high
-    return "tie", delta, low, high
+    a = np.asarray(pruned, dtype=float)
+    b = np.asarray(narrow, dtype=float)
+    delta = float(a.mean() - b.mean())
+    test = binomial_variance(a.mean(), n_test) + binomial_variance(b.mean(), n_test)
+    spread = a.size >= 2 and b.size >= 2
+    va = a.var(ddof=1) / a.size if spread else 0.0
+    vb = b.var(ddof=1) / b.size if spread else 0.0
+    se = math.sqrt(va + vb + test)
+    denominator = (va**2 / (a.size - 1) + vb**2 / (b.size - 1)) if spread else 0.0
+    df = se**4 / denominator if denominator > 0 else math.inf
+    level = 1 - (1 - confidence) / max(1, int(comparisons))
+    critical = float(_stats.t.ppf(0.5 + level / 2, df))
+    p_value = float(2 * _stats.t.sf(abs(delta) / se, df))
+    detectable = (critical + float(_stats.norm.ppf(POWER))) * se
+    return Difference(delta, delta - critical * se, delta + critical * se, level, se, df, p_value, detectable,
+                      spread)
+
+
+def verdict(diff, min_effect, fill=1.0, underfilled_below=0.9):
+    """Who wins at one size point: ``"pruned"``, ``"narrow"``, ``"tie"`` or ``"inconclusive-underfilled"``.
+
+    A side wins only when the interval excludes zero and ``|delta|`` is at
+    least ``min_effect``. A pruned win over a narrow model that fills less
+    than ``underfilled_below`` of its budget is ``inconclusive-underfilled``
+    (the narrow model had fewer parameters to work with); a narrow win with
+    fewer parameters stands.
+    """
+    if diff.low > 0 and diff.delta >= min_effect:
+        return "inconclusive-underfilled" if fill < underfilled_below else "pruned"
+    if diff.high < 0 and -diff.delta >= min_effect:
+        return "narrow"
+    return "tie"
 
 
 def pareto_flags(sizes, scores):

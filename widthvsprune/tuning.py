@@ -1,6 +1,6 @@
 """Searches: KerasTuner oracles propose trials; the caller trains them.
 
-The oracles (Bayesian optimization by default, random search or Hyperband)
+The oracles (Bayesian optimization by default, or random search)
 own the trials and keep their state as JSON in the search's folder, written
 atomically; an interrupted search resumes from its last finished trial. They
 are driven here directly, without KerasTuner's ``Tuner`` (whose stock
@@ -23,7 +23,7 @@ from typing import Callable
 from widthvsprune import storing
 
 OBJECTIVE = "val_accuracy"
-ORACLES = ("bayesian", "random", "hyperband")
+COST = ("seconds", "epochs")  # kept with every trial, summed in the search's result
 MAX_CONCURRENT_TRIALS = 8
 
 
@@ -41,10 +41,9 @@ class SearchJob:
         directory: the folder holding its KerasTuner project (``search/``).
         space: ``f(hp)`` declaring the hyperparameters on a
             ``keras_tuner.HyperParameters``.
-        oracle: ``"bayesian"``, ``"random"`` or ``"hyperband"``.
-        max_trials: trials of the search (Hyperband sizes its own brackets).
+        oracle: ``"bayesian"`` or ``"random"``.
+        max_trials: trials of the search.
         seed: the oracle's seed.
-        max_epochs: Hyperband's largest number of epochs per trial.
         overwrite: start over instead of resuming.
         tag: any value, handed back with every trial.
     """
@@ -54,18 +53,16 @@ class SearchJob:
     oracle: str = "bayesian"
     max_trials: int = 8
     seed: int = 0
-    max_epochs: int = 1
     overwrite: bool = False
     tag: object = None
 
 
 @dataclasses.dataclass(frozen=True)
 class Proposal:
-    """A trial to train: its job's index, hyperparameter values and epochs (Hyperband sets them)."""
+    """A trial to train: its job's index and hyperparameter values."""
 
     job: int
     values: dict
-    epochs: int = None
 
 
 def _atomic(cls):
@@ -92,8 +89,6 @@ def make_oracle(job):
                   tune_new_entries=False)
     if job.oracle == "random":
         return _atomic(kt.oracles.RandomSearchOracle)(max_trials=job.max_trials, **common)
-    if job.oracle == "hyperband":
-        return _atomic(kt.oracles.HyperbandOracle)(max_epochs=job.max_epochs, factor=3, **common)
     return _atomic(kt.oracles.BayesianOptimizationOracle)(
         max_trials=job.max_trials, num_initial_points=min(3, job.max_trials), **common)
 
@@ -155,8 +150,8 @@ def _concurrency(oracle):
     """How many trials of one search can be trained side by side without changing the search.
 
     Trials that do not depend on one another's results: the random initial
-    points of Bayesian optimization, every trial of a random search. Hyperband
-    and the model-guided Bayesian trials go one at a time.
+    points of Bayesian optimization, every trial of a random search. The
+    model-guided Bayesian trials go one at a time.
     """
     kt = _kt()
     completed = sum(t.status == "COMPLETED" for t in oracle.trials.values())
@@ -173,7 +168,7 @@ def search_many(jobs, train, on_trial=None, on_reset=None, verbose=False):
     """Runs (or resumes) several searches side by side.
 
     Each search keeps its own order: a trial that depends on earlier results
-    (a model-guided Bayesian proposal, a Hyperband rung) is proposed only once
+    (a model-guided Bayesian proposal) is proposed only once
     those results are in; trials that depend on none (random initial points,
     random search) are proposed together. In each round, the next trials of
     every unfinished search are handed to ``train`` together; their scores go
@@ -182,7 +177,7 @@ def search_many(jobs, train, on_trial=None, on_reset=None, verbose=False):
     Args:
         jobs: :class:`SearchJob` s.
         train: ``f(proposals) -> [(score, info), ...]`` trains a list of
-            :class:`Proposal` s (all with the same ``epochs``) and returns one
+            :class:`Proposal` s side by side and returns one
             validation score (0 for a model that failed) and one dict of
             anything to report per proposal.
         on_trial: optional ``f(job, trial_number, values, score, info)``.
@@ -191,8 +186,9 @@ def search_many(jobs, train, on_trial=None, on_reset=None, verbose=False):
         verbose: show KerasTuner's own output.
 
     Returns:
-        One dict per job: ``values`` of the best trial, its ``score`` and the
-        number of ``trials`` completed.
+        One dict per job: ``values`` of the best trial, its ``score``, the
+        number of ``trials`` completed, and their total ``seconds`` and
+        ``epochs`` (from the ``info`` of each trial).
     """
     kt = _kt()
     status = kt.engine.trial.TrialStatus
@@ -221,24 +217,22 @@ def search_many(jobs, train, on_trial=None, on_reset=None, verbose=False):
                     raise RuntimeError("a search's oracle stopped proposing trials")
                 continue
             idle_rounds = 0
-            by_epochs = {}
-            for i, trial in batch:
-                epochs = trial.hyperparameters.values.get("tuner/epochs")
-                by_epochs.setdefault(epochs, []).append((i, trial))
-            for epochs, group in by_epochs.items():
-                proposals = [Proposal(i, dict(trial.hyperparameters.values), epochs) for i, trial in group]
-                results = train(proposals)
-                for (i, trial), (score, info) in zip(group, results):
-                    score = float(score) if score is not None and math.isfinite(score) else 0.0
-                    oracles[i].update_trial(trial.trial_id, {OBJECTIVE: score})
-                    trial.status = status.COMPLETED
-                    oracles[i].end_trial(trial)
-                    if on_trial is not None:
-                        on_trial(jobs[i], len(oracles[i].trials), trial.hyperparameters.values, score, info)
+            results = train([Proposal(i, dict(trial.hyperparameters.values)) for i, trial in batch])
+            for (i, trial), (score, info) in zip(batch, results):
+                score = float(score) if score is not None and math.isfinite(score) else 0.0
+                cost = {name: float(info[name]) for name in COST if name in info}
+                oracles[i].update_trial(trial.trial_id, {OBJECTIVE: score, **cost})
+                trial.status = status.COMPLETED
+                oracles[i].end_trial(trial)
+                if on_trial is not None:
+                    on_trial(jobs[i], len(oracles[i].trials), trial.hyperparameters.values, score, info)
     return [_result(oracle) for oracle in oracles]
 
 
 def _result(oracle):
     best = oracle.get_best_trials(1)[0]
     completed = [t for t in oracle.trials.values() if t.status == "COMPLETED"]
-    return {"values": dict(best.hyperparameters.values), "score": float(best.score), "trials": len(completed)}
+    cost = {name: sum(float(t.metrics.get_last_value(name) or 0.0) for t in completed if t.metrics.exists(name))
+            for name in COST}
+    return {"values": dict(best.hyperparameters.values), "score": float(best.score), "trials": len(completed),
+            **cost}

@@ -1,62 +1,99 @@
 """What each arm trains and records.
 
 Runs of the plan become :class:`~widthvsprune.engines.base.ModelSpec` s in
-packs for the engine; the engine's outcomes become records. The narrow arm's
-search space, its trials and its result live here too. No framework is
+packs for the engine; the engine's outcomes become records. No framework is
 imported: everything goes through the engine seam.
+
+Compute is matched between the arms' final models: a narrow model trains at
+the baseline's batch size for exactly as many optimizer steps as its pruned
+opponent took in total (the baseline's epochs plus the fine-tune's, each at
+its own batch size), so the last epoch may be partial.
 """
 
 import dataclasses
 import traceback
 
+import numpy as np
 import pandas as pd
 
-from widthvsprune import budgets, families, measuring, schedules, storing
-from widthvsprune.engines.base import ModelSpec, Pack, PruneSpec
+from widthvsprune import families, masks, measuring, schedules, storing
+from widthvsprune.engines.base import ModelSpec, Pack, PruneSpec, steps_per_epoch
 
 # --------------------------------------------------------------------------
-# Runs to packs.
+# Recipes and compute.
 
 
-def recipe_of(study, run):
-    """``(batch_size, optimizer, epochs)`` a run trains with; runs with the same recipe share a pack."""
-    if run.arm == "baseline":
-        r = study.baseline
-        return r.batch_size, r.optimizer, r.epochs
-    if run.arm == "pruned":
-        r = study.finetune
-        return r.batch_size, r.optimizer, r.epochs
-    return study.baseline.batch_size, study.baseline.optimizer, study.narrow_epochs
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How a pack trains: batch size, optimizer, epochs and (narrow models) an exact step count."""
+
+    batch_size: int
+    optimizer: str
+    epochs: int
+    max_steps: object = None
 
 
-def schedule(study, splits):
-    """The pruning fine-tune's schedule steps (``end_step`` on a mask update)."""
-    return schedules.schedule_steps(
-        len(splits.x_train), study.finetune.batch_size, study.finetune.epochs,
-        study.pruning.frequency, study.pruning.begin_step, study.pruning.end_fraction,
-    )
+def pruned_steps(study, n_train):
+    """Optimizer steps a pruned model costs in all: its baseline's and its fine-tune's."""
+    b, f = study.baseline, study.finetune
+    return b.epochs * steps_per_epoch(n_train, b.batch_size) + f.epochs * steps_per_epoch(n_train, f.batch_size)
 
 
-def model_spec(study, run, splits, initial_weights=None, log_dir=None):
-    """The engine's description of one run."""
-    if run.arm == "baseline":
-        lr = study.baseline.learning_rate
-        prune = None
-    elif run.arm == "pruned":
-        lr = study.finetune.learning_rate
-        p = study.pruning
-        prune = PruneSpec(p.variant, float(run.target), p.initial_sparsity, p.power, schedule(study, splits),
-                          p.prune_output, int(run.seed))
-    else:
-        lr = float(run.config["learning_rate"])
-        prune = None
-    weights = None if initial_weights is None else tuple(initial_weights)
-    return ModelSpec(study.family, tuple(run.widths), int(run.seed), lr, weights, prune, log_dir)
+def narrow_recipe(study, n_train):
+    """A narrow model's recipe: the baseline's batch size and optimizer, the pruned arm's step count."""
+    steps = pruned_steps(study, n_train)
+    per_epoch = steps_per_epoch(n_train, study.baseline.batch_size)
+    return Recipe(study.baseline.batch_size, study.baseline.optimizer, -(-steps // per_epoch), steps)
+
+
+def recipe_of(study, arm, n_train):
+    if arm == "baseline":
+        return Recipe(study.baseline.batch_size, study.baseline.optimizer, study.baseline.epochs)
+    if arm == "pruned":
+        return Recipe(study.finetune.batch_size, study.finetune.optimizer, study.finetune.epochs)
+    return narrow_recipe(study, n_train)
+
+
+def epochs_of(recipe, n_train):
+    """Epochs a recipe trains, fractional when the last one is partial."""
+    if recipe.max_steps is None:
+        return float(recipe.epochs)
+    return recipe.max_steps / steps_per_epoch(n_train, recipe.batch_size)
 
 
 def pack(recipe, specs, **options):
-    batch_size, optimizer, epochs = recipe
-    return Pack(tuple(specs), batch_size, optimizer, epochs, **options)
+    return Pack(tuple(specs), recipe.batch_size, recipe.optimizer, recipe.epochs, recipe.max_steps, **options)
+
+
+# --------------------------------------------------------------------------
+# Runs to model specs.
+
+
+def kernel_sizes(baseline_record):
+    """The sizes of the wide model's kernels, in order (the output layer's last), from a baseline record."""
+    return [layer["kernel_params"] for layer in baseline_record["layers"]]
+
+
+def prune_spec(study, pruning, finetune, target, n_train, sizes, seed):
+    """The engine's pruning of one model: ``pruning`` and ``finetune`` are config dicts (the study's or chosen)."""
+    steps = schedules.schedule_steps(n_train, finetune["batch_size"], finetune["epochs"], pruning["frequency"],
+                                     pruning["begin_step"], pruning["end_fraction"])
+    wrapped = masks.wrapped_target(target, sizes, pruning["prune_output"])
+    return PruneSpec(pruning["variant"], wrapped, min(pruning["initial_sparsity"], wrapped), pruning["power"], steps,
+                     pruning["prune_output"], int(seed))
+
+
+def model_spec(study, run, splits, initial_weights=None, baseline_record=None, log_dir=None):
+    """The engine's description of one run."""
+    weights = None if initial_weights is None else tuple(initial_weights)
+    if run.arm == "pruned":
+        c = run.config
+        prune = prune_spec(study, c["pruning"], c["finetune"], run.target, len(splits.x_train),
+                           kernel_sizes(baseline_record), run.seed)
+        return ModelSpec(study.family, run.widths, int(run.seed), float(c["finetune"]["learning_rate"]), weights,
+                         prune, log_dir)
+    lr = run.config["recipe"]["learning_rate"] if run.arm == "baseline" else run.config["learning_rate"]
+    return ModelSpec(study.family, run.widths, int(run.seed), float(lr), weights, None, log_dir)
 
 
 # --------------------------------------------------------------------------
@@ -68,6 +105,8 @@ def common(study, run):
     return {
         "study": study.name,
         "arm": run.arm,
+        "tuning": run.tuning,
+        "role": run.role,
         "family": study.family,
         "dataset": study.dataset,
         "seed": int(run.seed),
@@ -75,32 +114,56 @@ def common(study, run):
         "key": run.key,
         "widths": families.describe_widths(run.widths),
         "target_sparsity": float(run.target),
-        "pruning": study.pruning.variant if run.arm == "pruned" else "",
+        "pruning": run.config["pruning"]["variant"] if run.arm == "pruned" else "",
     }
 
 
-def arm_fields(study, run, splits, search=None):
-    """What a record says about how its arm trained it."""
-    if run.arm == "baseline":
-        return {"epochs": study.baseline.epochs, "learning_rate": study.baseline.learning_rate}
-    if run.arm == "pruned":
-        return {
-            "epochs": study.baseline.epochs + study.finetune.epochs,
-            "learning_rate": study.finetune.learning_rate,
-            "prune_output": study.pruning.prune_output,
-            "schedule": dataclasses.asdict(schedule(study, splits)),
-        }
-    search = search or {}
+def search_compute(result):
+    """The compute of the search that chose a configuration (nothing for untuned runs)."""
+    result = result or {}
+    return {"search_trials": int(result.get("trials", 0)), "search_epochs": float(result.get("epochs", 0.0)),
+            "search_seconds": float(result.get("seconds", 0.0))}
+
+
+def pruned_diagnostics(spec, outcome, baseline_record):
+    """How a pruned model's schedule went: mask updates, recovery, the drop against its own baseline."""
+    steps = spec.steps
+    updates = sum(schedules.updates_masks_at(t, steps.begin_step, steps.end_step, steps.frequency)
+                  for t in range(1, steps.total_steps + 1))
+    output = np.asarray(outcome.layers[-1].kernel)
+    per_class = np.count_nonzero(output.reshape(-1, output.shape[-1]), axis=0)
     return {
-        "budget": int(run.config["budget"]),
-        "epochs": study.narrow_epochs,
-        "learning_rate": float(run.config["learning_rate"]),
-        "tuner_trials": search.get("trials"),
-        "note": search.get("note", ""),
+        "mask_updates": int(updates),
+        "recovery_steps": int(steps.total_steps - steps.end_step),
+        "recovery_fraction": (steps.total_steps - steps.end_step) / steps.total_steps,
+        "baseline_test_accuracy": baseline_record["test_accuracy"],
+        "accuracy_drop": baseline_record["test_accuracy"] - outcome.test_accuracy,
+        "output_kept_per_class_min": int(per_class.min()),
     }
 
 
-def write_done(folder, study, run, outcome, splits, prior_seconds=0.0, search=None):
+def arm_fields(study, run, spec, outcome, splits, search=None, baseline_record=None):
+    """What a record says about how its arm trained it, and at what cost."""
+    n = len(splits.x_train)
+    base, fine = recipe_of(study, "baseline", n), recipe_of(study, "pruned", n)
+    out = search_compute(search)
+    if run.arm == "baseline":
+        out.update(epochs=float(base.epochs), steps=base.epochs * steps_per_epoch(n, base.batch_size),
+                   learning_rate=spec.learning_rate)
+    elif run.arm == "pruned":
+        p = run.config["pruning"]
+        out.update(epochs=float(base.epochs + fine.epochs), steps=pruned_steps(study, n),
+                   learning_rate=spec.learning_rate, prune_output=p["prune_output"], frequency=p["frequency"],
+                   end_fraction=p["end_fraction"], schedule=dataclasses.asdict(spec.prune.steps),
+                   **pruned_diagnostics(spec.prune, outcome, baseline_record))
+    else:
+        narrow = narrow_recipe(study, n)
+        out.update(budget=int(run.config["budget"]), epochs=epochs_of(narrow, n), steps=narrow.max_steps,
+                   learning_rate=spec.learning_rate, note=(search or {}).get("note", ""))
+    return out
+
+
+def write_done(folder, study, run, spec, outcome, splits, prior_seconds=0.0, search=None, baseline_record=None):
     """Saves a trained run's history and weights, then its record (last). Returns the record."""
     sizes = measuring.summarize(outcome.layers, extra_params=outcome.other_params)
     if run.arm != "pruned":
@@ -113,16 +176,19 @@ def write_done(folder, study, run, outcome, splits, prior_seconds=0.0, search=No
     }
     record = {
         **common(study, run),
-        **arm_fields(study, run, splits, search),
+        **arm_fields(study, run, spec, outcome, splits, search, baseline_record),
         **sizes,
         "status": "ok",
         "test_accuracy": outcome.test_accuracy,
         "test_loss": outcome.test_loss,
+        "test_examples": int(len(splits.y_test)),
         "val_accuracy": outcome.val_accuracy,
         "train_seconds": outcome.seconds + prior_seconds,
         "layers": measuring.layer_counts(outcome.layers),
         "files": files,
     }
+    if run.arm == "narrow":
+        record["fill"] = record["total_params"] / record["budget"]
     storing.write_json(storing.record_json(folder), record)
     return record
 
@@ -137,81 +203,3 @@ def write_failed(folder, study, run, error, previous, session, verbose=False):
         record["traceback"] = "".join(traceback.format_exception(error))
     storing.write_json(storing.record_json(folder), record)
     return record
-
-
-# --------------------------------------------------------------------------
-# The narrow arm's search.
-
-
-def narrow_space(study):
-    """The search space: learning rate (log scale) and the split of width between the knobs."""
-    narrow = study.narrow
-
-    def space(hp):
-        default_lr = min(max(study.baseline.learning_rate, narrow.learning_rate_min), narrow.learning_rate_max)
-        hp.Float("learning_rate", narrow.learning_rate_min, narrow.learning_rate_max, sampling="log",
-                 default=default_lr)
-        if narrow.split_range > 1:
-            for i in range(1, len(study.widths)):
-                hp.Float(f"share_{i}", 1.0 / narrow.split_range, narrow.split_range, sampling="log", default=1.0)
-
-    return space
-
-
-def shape_for(study, values, budget, input_shape, num_classes):
-    """The widths of a trial's split within ``budget``: a :class:`widthvsprune.budgets.Match`."""
-    multipliers = [values.get(f"share_{i}", 1.0) for i in range(1, len(study.widths))]
-    proportions = budgets.split_proportions(study.widths, multipliers)
-    return budgets.solve_widths(study.family, budget, proportions, input_shape, num_classes)
-
-
-def trial_pack(study, splits, items, epochs=None):
-    """The pack training narrow trials: ``items`` are ``(budget, values)``; returns ``(pack, matches)``."""
-    seed = int(study.seeds[0])
-    matches = [shape_for(study, values, budget, splits.input_shape, splits.num_classes) for budget, values in items]
-    specs = [ModelSpec(study.family, m.widths, seed, float(values["learning_rate"]))
-             for m, (_, values) in zip(matches, items)]
-    recipe = (study.baseline.batch_size, study.baseline.optimizer, int(epochs or study.narrow_epochs))
-    return pack(recipe, specs, validate="last_epoch", test=False, weights=False), matches
-
-
-def train_trials(study, splits, engine, proposals, budgets):
-    """Trains narrow trials side by side (:class:`widthvsprune.tuning.Proposal` s, ``budgets[job]`` each).
-
-    Returns:
-        ``[(val_accuracy, {"widths": ..., "seconds": ...}), ...]``; a model
-        that failed (a non-finite loss) scores 0.
-    """
-    items = [(budgets[p.job], p.values) for p in proposals]
-    trials, matches = trial_pack(study, splits, items, proposals[0].epochs)
-    outcomes = engine.train(trials, splits)
-    return [(o.val_accuracy if o.ok else 0.0, {"widths": m.widths, "seconds": o.seconds})
-            for o, m in zip(outcomes, matches)]
-
-
-def narrow_result(study, search, result, splits):
-    """``result.json`` of a finished narrow search."""
-    values = result["values"]
-    match = shape_for(study, values, search.budget, splits.input_shape, splits.num_classes)
-    return {
-        "status": "ok",
-        "widths": list(match.widths),
-        "params": match.params,
-        "learning_rate": float(values["learning_rate"]),
-        "val_accuracy": result["score"],
-        "trials": result["trials"],
-        "note": match.note,
-    }
-
-
-def no_fit(study, search, splits):
-    """``result.json`` of a size point where not even the smallest model fits, or ``None``."""
-    smallest = budgets.smallest_params(families.get_family(study.family), len(study.widths), splits.input_shape,
-                                       splits.num_classes)
-    if smallest <= search.budget:
-        return None
-    return {
-        "status": "no-narrow-fits",
-        "note": f"no-narrow-fits: the smallest {study.family} (every width 1) has {smallest} parameters, "
-                f"more than the budget of {search.budget}",
-    }

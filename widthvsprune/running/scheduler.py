@@ -17,7 +17,7 @@ import time
 import uuid
 
 from widthvsprune import records, results, storing, tuning
-from widthvsprune.running import arms
+from widthvsprune.running import arms, searches
 from widthvsprune.storing import DiskFullError
 
 POLL_SECONDS = 0.25
@@ -104,16 +104,11 @@ class Runner:
 
     def left(self, survey):
         """Models still to train in the whole study (an upper bound: search trials included)."""
-        plan, study = survey.plan, self.study
-        done = sum(self.settled(r, survey.states[r.id]) for r in plan.runs if r.arm != "narrow")
-        per_point = len(study.seeds) + (study.narrow.max_trials if study.narrow.oracle != "hyperband" else 0)
-        for target in study.sparsities:
-            search = plan.search_of(target)
-            if target in plan.skipped:
-                done += per_point
-            elif search is not None and self.search_settled(search, survey):
-                done += per_point - len(study.seeds)
-                done += sum(self.settled(r, survey.states[r.id]) for r in plan.runs_of("narrow", target))
+        plan = survey.plan
+        done = sum(self.settled(r, survey.states[r.id]) for r in plan.runs)
+        done += sum(s.trials for s in plan.searches if self.search_settled(s, survey))
+        per_point = len(self.study.seeds) * (2 if self.study.tuning.controls else 1) + self.study.tuning.trials
+        done += per_point * len(plan.skipped)
         return plan.max_trainings - done
 
     # ---- the loop ----------------------------------------------------------------
@@ -132,7 +127,7 @@ class Runner:
                 self._release_after(held_runs, self.train, survey)
             held_searches = self.claim(searches, lambda s: storing.run_dir(self.root, s.key), self._search_settled)
             if held_searches:
-                self._release_after(held_searches, self.search)
+                self._release_after(held_searches, self.search, survey)
             if not held_runs and not held_searches:
                 time.sleep(POLL_SECONDS)  # another process holds all that is left of this stage
 
@@ -177,27 +172,27 @@ class Runner:
         """Trains ``runs`` in one pack per recipe and records each."""
         groups = {}
         for run in runs:
-            groups.setdefault(arms.recipe_of(self.study, run), []).append(run)
+            groups.setdefault(arms.recipe_of(self.study, run.arm, len(self.splits.x_train)), []).append(run)
         for recipe, group in groups.items():
             self._train_group(recipe, group, survey)
 
     def _train_group(self, recipe, group, survey):
-        ready, specs, prior = [], [], {}
+        ready, specs, bases = [], [], {}
         for run in group:
             folder = storing.seed_dir(self.root, run.key, run.seed)
             storing.write_json(storing.config_json(folder), results.run_config(self.study, run))
             self.attempted.add(run.id)
-            weights, seconds = None, 0.0
+            weights, base = None, None
             if run.needs:
                 base = survey.states[run.needs[0]]
                 if not base.done:
                     self._fail(run, f"the baseline of seed {run.seed} did not train", survey)
                     continue
-                weights, seconds = self._weights(run.needs[0]), float(base.record.get("train_seconds") or 0.0)
+                weights = self._weights(run.needs[0])
             log_dir = storing.tensorboard_dir(folder) if self.study.tensorboard else None
-            specs.append(arms.model_spec(self.study, run, self.splits, weights, log_dir))
+            specs.append(arms.model_spec(self.study, run, self.splits, weights, base and base.record, log_dir))
             ready.append(run)
-            prior[run.id] = seconds
+            bases[run.id] = base.record if base else None
         if not ready:
             return
         more = f" (+{len(ready) - 1} more, trained together)" if len(ready) > 1 else ""
@@ -210,14 +205,15 @@ class Runner:
             for run in ready:
                 self._fail(run, error, survey)
             return
-        for run, outcome in zip(ready, outcomes):
+        for run, spec, outcome in zip(ready, specs, outcomes):
             if not outcome.ok:
                 self._fail(run, outcome.error, survey)
                 continue
-            folder = storing.seed_dir(self.root, run.key, run.seed)
+            folder, base = storing.seed_dir(self.root, run.key, run.seed), bases[run.id]
             try:
-                record = arms.write_done(folder, self.study, run, outcome, self.splits, prior[run.id],
-                                         survey.searches.get(run.search))
+                record = arms.write_done(folder, self.study, run, spec, outcome, self.splits,
+                                         float(base.get("train_seconds") or 0.0) if base else 0.0,
+                                         survey.searches.get(run.search), base)
             except DiskFullError:
                 raise
             except Exception as error:
@@ -245,35 +241,46 @@ class Runner:
 
     # ---- searches ----------------------------------------------------------------
 
-    def search(self, searches):
-        """Runs (or resumes) the claimed narrow searches side by side and writes their results."""
-        study, splits, jobs = self.study, self.splits, []
-        for search in searches:
+    def search(self, claimed, survey):
+        """Runs (or resumes) the claimed searches side by side and writes their results."""
+        study, splits, jobs, contexts = self.study, self.splits, [], []
+        for search in claimed:
             self.attempted.add(search.key)
             storing.write_json(storing.config_json(storing.run_dir(self.root, search.key)),
                                {**search.config, "study": study.name})
-            result = arms.no_fit(study, search, splits)
-            if result is not None:
-                storing.write_json(storing.search_result_json(self.root, search.key), result)
-                self.progress.note(f"narrow sparsity={search.target:g}: {result['note']}")
+            done = None
+            if search.arm == "narrow":
+                done = searches.no_fit(study, search, splits)
+                if done is None and search.tuning == "untuned":
+                    done = searches.untuned_narrow(study, search, splits)
+            if done is not None:
+                storing.write_json(storing.search_result_json(self.root, search.key), done)
+                if done["status"] != "ok":
+                    self.progress.note(f"narrow sparsity={search.target:g}: {done['note']}")
                 continue
+            context = searches.Context(search)
+            if search.arm == "pruned":
+                base = survey.states[search.needs[0]]
+                if not base.done:
+                    self.progress.note(f"{search.label}: skipped, its baseline (seed {study.search_seed}) did not "
+                                       "train")
+                    continue
+                context = searches.Context(search, self._weights(search.needs[0]), base.record)
             directory = storing.search_dir(self.root, search.key)
-            jobs.append(tuning.SearchJob(
-                str(directory), arms.narrow_space(study), study.narrow.oracle, study.narrow.max_trials,
-                seed=int(study.seeds[0]), max_epochs=study.narrow_epochs, overwrite=self.force and directory.exists(),
-                tag=search,
-            ))
+            contexts.append(context)
+            jobs.append(tuning.SearchJob(str(directory), searches.space(study, search, context.baseline_record and
+                                                                        arms.kernel_sizes(context.baseline_record)),
+                                         study.tuning.oracle, study.tuning.trials, seed=study.search_seed,
+                                         overwrite=self.force and directory.exists(), tag=search))
         if not jobs:
             return
 
         def train(proposals):
-            return arms.train_trials(study, splits, self.engine, proposals, [job.tag.budget for job in jobs])
+            return searches.train_trials(study, splits, self.engine, contexts, proposals)
 
         def on_trial(job, number, values, score, info):
-            self.progress.line(
-                f"narrow sparsity={job.tag.target:g} trial {number} widths="
-                f"{'x'.join(map(str, info['widths']))} lr={values['learning_rate']:.2g}",
-                info["seconds"], val_acc=score)
+            shown = " ".join(f"{k}={v}" for k, v in _shown(values, info).items())
+            self.progress.line(f"{job.tag.label} trial {number} {shown}", info["seconds"], val_acc=score)
 
         def on_reset(job, problem):
             self.progress.note(f"{job.tag.label}: {problem}; the search starts over")
@@ -281,4 +288,16 @@ class Runner:
         found = tuning.search_many(jobs, train, on_trial, on_reset, self.verbose)
         for job, result in zip(jobs, found):
             storing.write_json(storing.search_result_json(self.root, job.tag.key),
-                               arms.narrow_result(study, job.tag, result, splits))
+                               searches.result(study, job.tag, result, splits))
+
+
+def _shown(values, info):
+    """What a search trial's progress line shows."""
+    out = {}
+    if "widths" in info:
+        out["widths"] = "x".join(map(str, info["widths"]))
+    out["lr"] = f"{values['learning_rate']:.2g}"
+    if "end_fraction" in values:
+        out.update(end=f"{values['end_fraction']:.2f}", freq=values["frequency"], variant=info.get("variant"),
+                   output=values["output"])
+    return out
