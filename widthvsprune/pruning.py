@@ -67,7 +67,7 @@ def wrap(model, schedule, prune_output=True):
     def clone(layer):
         if layer is not keep_dense and layer in prunable:
             return sparsity.prune_low_magnitude(layer, pruning_schedule=schedule)
-        return layer.__class__.from_config(layer.get_config())
+        return layer  # reused with its weights, as tfmot reuses the layers it wraps
 
     return keras.models.clone_model(model, clone_function=clone)
 
