@@ -55,12 +55,13 @@ def make_schedule(target, pruning, steps):
 
 
 def wrap(model, schedule, prune_output=True):
-    """Wraps the model's Dense/Conv layers (all, or all but the last) for pruning."""
+    """Wraps the model's Dense, Conv and recurrent layers (all, or all but the last) for pruning."""
     if prune_output:
         return sparsity.prune_low_magnitude(model, pruning_schedule=schedule)
     prunable = [
         layer for layer in model.layers
-        if isinstance(layer, (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D))
+        if isinstance(layer, (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D,
+                              keras.layers.GRU, keras.layers.LSTM, keras.layers.SimpleRNN))
     ]
     keep_dense = prunable[-1] if prunable else None
 
