@@ -19,7 +19,7 @@ from typing import Optional, Tuple
 from widthvsprune import families
 from widthvsprune.errors import StudyError
 
-DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
+DATASETS = ("digits", "mnist1d", "mnist", "fashion_mnist", "cifar10")
 OPTIMIZERS = ("adam", "sgd")
 PRUNING_VARIANTS = ("layerwise", "global", "random")
 ORACLES = ("bayesian", "random", "hyperband")
@@ -176,8 +176,8 @@ class Study:
     Args:
         name: folder name of the results (``results/<name>/``); a study file
             that leaves it empty is named after the file.
-        dataset: ``"digits"``, ``"mnist"``, ``"fashion_mnist"``, ``"cifar10"``
-            or ``"npz:PATH"``.
+        dataset: ``"digits"``, ``"mnist1d"``, ``"mnist"``, ``"fashion_mnist"``,
+            ``"cifar10"`` or ``"npz:PATH"``.
         family: a registered model family (``seed_cnn``, ``mlp``, ``lenet5``).
         widths: the wide (baseline) model's widths; ``None`` for the family's.
         sparsities: target sparsities of the pruned arm, each in [0, 1).
