@@ -66,7 +66,7 @@ def done_records(root):
 
 @pytest.mark.parametrize("override,field", [
     ("dataset=imagenet", "dataset"),
-    ("family=resnet", "family"),
+    ("family=vgg16", "family"),
     ("sparsities=[0.5,1.0]", "sparsities"),
     ("seeds=[]", "seeds"),
     ("widths=[0,4]", "widths"),

@@ -15,7 +15,7 @@ def problems_of(**fields):
 
 @pytest.mark.parametrize("fields,field,value", [
     (dict(dataset="imagenet"), "dataset", "'imagenet'"),
-    (dict(family="resnet"), "family", "'resnet'"),
+    (dict(family="vgg16"), "family", "'vgg16'"),
     (dict(sparsities=(0.5, 1.0)), "sparsities", "(0.5, 1.0)"),
     (dict(sparsities=(-0.1,)), "sparsities", "(-0.1,)"),
     (dict(sparsities=()), "sparsities", "()"),

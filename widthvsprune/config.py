@@ -213,8 +213,8 @@ class Study:
     Args:
         name: folder name of the results (``results/<name>/``); a study file
             that leaves it empty is named after the file.
-        dataset: ``"digits"``, ``"mnist"``, ``"fashion_mnist"``, ``"cifar10"``
-            or ``"npz:PATH"``.
+        dataset: ``"digits"``, ``"mnist1d"``, ``"mnist"``, ``"fashion_mnist"``,
+            ``"cifar10"`` or ``"npz:PATH"``.
         family: a registered model family (``seed_cnn``, ``mlp``, ``lenet5``).
         widths: the wide (baseline) model's widths; ``None`` for the family's.
         sparsities: target sparsities of the pruned arm, each in [0, 1).

@@ -13,6 +13,7 @@ import gzip
 import os
 import pathlib
 import pickle
+import random
 import tarfile
 import tempfile
 import urllib.request
@@ -21,7 +22,7 @@ import numpy as np
 
 from widthvsprune.errors import DataError
 
-DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
+DATASETS = ("digits", "mnist1d", "mnist", "fashion_mnist", "cifar10")
 _KERAS_BASE = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 _FASHION = ("train-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz",
             "t10k-images-idx3-ubyte.gz")
@@ -140,6 +141,51 @@ def _keras_dataset(name):
     return x_train, y_train.reshape(-1), x_test, y_test.reshape(-1)
 
 
+_GENERATED = {}  # datasets generated in this process, kept read-only
+
+
+def _mnist1d():
+    """MNIST-1D (Greydanus & Kobak, 2024), generated offline by the ``mnist1d`` package.
+
+    Calls ``make_dataset(get_dataset_args())``, the package's published
+    defaults: 5,000 sequences of length 40 (seed 42), the first 4,000 for
+    training and the last 1,000 for testing, 10 classes. The result equals
+    the published ``mnist1d_data.pkl``: labels exactly, sequences to float64
+    rounding and bit for bit once cast to float32. The package's
+    ``get_dataset`` downloads that file and is never called.
+
+    ``make_dataset`` reseeds Python's and NumPy's global random generators;
+    their states are restored afterwards. Generating takes about a second on
+    a 2-core CPU (plus about as long to import the package), so the arrays
+    are kept in this process rather than cached on disk; each call returns
+    copies.
+    """
+    if "mnist1d" not in _GENERATED:
+        try:
+            from mnist1d.data import get_dataset_args, make_dataset
+        except ImportError:
+            raise DataError(
+                "dataset: Expected the 'mnist1d' package to be installed (pip install mnist1d). "
+                "Received: dataset='mnist1d'"
+            ) from None
+        python_state, numpy_state = random.getstate(), np.random.get_state()
+        try:
+            generated = make_dataset(get_dataset_args())
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+        arrays = (
+            np.asarray(generated["x"], dtype="float32"),
+            np.asarray(generated["y"], dtype="int32"),
+            np.asarray(generated["x_test"], dtype="float32"),
+            np.asarray(generated["y_test"], dtype="int32"),
+        )
+        for array in arrays:
+            array.setflags(write=False)
+        _GENERATED["mnist1d"] = arrays
+    return tuple(array.copy() for array in _GENERATED["mnist1d"])
+
+
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
@@ -227,6 +273,7 @@ def load(name, validation_fraction=0.1, data_seed=0):
 
     Args:
         name: ``"digits"`` (scikit-learn's bundled 8x8 digits, offline),
+            ``"mnist1d"`` (MNIST-1D sequences of length 40, generated offline),
             ``"mnist"``, ``"fashion_mnist"``, ``"cifar10"`` (through
             ``keras.datasets``, cached after the first download) or
             ``"npz:PATH"`` (arrays ``x_train, y_train, x_test, y_test``).
@@ -244,6 +291,8 @@ def load(name, validation_fraction=0.1, data_seed=0):
     """
     if name == "digits":
         x_train, y_train, x_test, y_test = _digits()
+    elif name == "mnist1d":
+        x_train, y_train, x_test, y_test = _mnist1d()
     elif name in _KERAS_FILES:
         x_train, y_train, x_test, y_test = _keras_dataset(name)
     elif isinstance(name, str) and name.startswith("npz:"):

@@ -17,15 +17,17 @@ SIZE_AXES = ("nonzero_params", "total_params", "dense_bytes", "sparse_bytes", "g
 
 @dataclasses.dataclass(frozen=True)
 class LayerWeights:
-    """The weights of one Dense or Conv layer.
+    """One kernel of a model (a Dense or Conv layer's, a recurrent layer's kernel or recurrent kernel) and its bias.
 
     Attributes:
-        name: the layer's name.
+        name: the layer's name (with ``/kernel`` or ``/recurrent_kernel`` for recurrent layers).
         kernel: its kernel (``(..., fan_in, units)``; any rank).
         bias: its bias, or ``None``.
-        positions: output positions per example that reuse the kernel
-            (1 for Dense, ``H_out * W_out`` for Conv2D); used for FLOPs.
-        pruned: whether pruning may zero this kernel.
+        positions: output positions (or steps) per example that reuse the
+            kernel (1 for Dense, ``H_out * W_out`` for Conv2D); used for FLOPs.
+        pruned: whether pruning zeroed weights of this kernel in this model.
+        prunable: whether tfmot can prune this kind of kernel at all (not a
+            depthwise kernel); a size point's sparsity is over these.
     """
 
     name: str
@@ -33,6 +35,7 @@ class LayerWeights:
     bias: Optional[np.ndarray] = None
     positions: int = 1
     pruned: bool = True
+    prunable: bool = True
 
 
 def layer_counts(layers: Sequence[LayerWeights]):
@@ -46,6 +49,7 @@ def layer_counts(layers: Sequence[LayerWeights]):
             {
                 "layer": layer.name,
                 "pruned": bool(layer.pruned),
+                "prunable": bool(layer.prunable),
                 "kernel_params": int(kernel.size),
                 "kernel_nonzero": k_nz,
                 "bias_params": 0 if bias is None else int(bias.size),
@@ -65,15 +69,15 @@ def summarize(layers: Sequence[LayerWeights], extra_params=0):
 
     Returns:
         A dict with ``total_params``, ``nonzero_params``, ``sparsity`` (zeros
-        over all the kernels, the quantity a size point's target sets; a
-        kernel left dense counts too), ``dense_bytes``,
+        over the prunable kernels, the quantity a size point's target sets; a
+        prunable kernel left dense counts too), ``dense_bytes``,
         ``sparse_bytes``, ``gzip_bytes``, ``flops`` and ``nonzero_flops``.
     """
     counts = layer_counts(layers)
     total = sum(c["kernel_params"] + c["bias_params"] for c in counts) + extra_params
     nonzero = sum(c["kernel_nonzero"] + c["bias_nonzero"] for c in counts) + extra_params
-    kernels = sum(c["kernel_params"] for c in counts)
-    kernels_nz = sum(c["kernel_nonzero"] for c in counts)
+    kernels = sum(c["kernel_params"] for c in counts if c["prunable"])
+    kernels_nz = sum(c["kernel_nonzero"] for c in counts if c["prunable"])
     return {
         "total_params": int(total),
         "nonzero_params": int(nonzero),

@@ -117,11 +117,17 @@ def describe_widths(widths: Sequence[int]):
 
 
 def _register_shipped():
-    from widthvsprune.families import conv2d, dense
+    from widthvsprune.families import conv1d, conv2d, dense, mobilenet, recurrent, resnet
 
     register_family(Family("seed_cnn", (12,), conv2d.count_seed_cnn, conv2d.build_seed_cnn, 1, min_input_side=4))
     register_family(Family("mlp", (300, 100), dense.count_mlp, dense.build_mlp, None))
     register_family(Family("lenet5", (6, 16, 120, 84), conv2d.count_lenet5, conv2d.build_lenet5, 4, min_input_side=4))
+    register_family(Family("cnn1d", (25, 25, 25), conv1d.count_cnn1d, conv1d.build_cnn1d, 3))
+    register_family(Family("gru", (6,), recurrent.count_gru, recurrent.build_gru, 1))
+    register_family(Family("resnet", (16, 32, 64), resnet.count_resnet, resnet.build_resnet, 3,
+                           min_input_side=resnet.MIN_SIDE))
+    register_family(Family("mobilenet", (32, 64, 128, 256, 512, 1024), mobilenet.count_mobilenet,
+                           mobilenet.build_mobilenet, 6, min_input_side=mobilenet.MIN_SIDE))
 
 
 _register_shipped()

@@ -70,8 +70,8 @@ def pack(recipe, specs, **options):
 
 
 def kernel_sizes(baseline_record):
-    """The sizes of the wide model's kernels, in order (the output layer's last), from a baseline record."""
-    return [layer["kernel_params"] for layer in baseline_record["layers"]]
+    """The sizes of the wide model's prunable kernels, in order (the output layer's last), from a baseline record."""
+    return [layer["kernel_params"] for layer in baseline_record["layers"] if layer.get("prunable", True)]
 
 
 def prune_spec(study, pruning, finetune, target, n_train, sizes, seed):

@@ -1,5 +1,6 @@
 """Building family models in tf_keras and reading their weights back for the size accounting."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -25,41 +26,96 @@ def build(family, widths, input_shape, num_classes, seed=None):
     return model
 
 
+def _is_recurrent(layer):
+    """A recurrent layer whose cell has a kernel and a recurrent kernel (GRU, LSTM, SimpleRNN)."""
+    cell = getattr(layer, "cell", None)
+    return isinstance(layer, keras.layers.RNN) and hasattr(cell, "kernel") and hasattr(cell, "recurrent_kernel")
+
+
+def _holds_kernels(layer):
+    return isinstance(
+        layer, (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
+    ) or _is_recurrent(layer) or (isinstance(layer, keras.layers.Bidirectional) and _is_recurrent(layer.forward_layer))
+
+
 def weighted_layers(model):
-    """The Dense and Conv layers of a (possibly wrapped) model, in order."""
+    """The layers of a (possibly wrapped) model that hold kernels, in order.
+
+    Dense, Conv1D, Conv2D, DepthwiseConv2D, recurrent layers (GRU, LSTM,
+    SimpleRNN) and ``Bidirectional`` recurrent layers, inside tfmot wrappers
+    and nested models.
+    """
     out = []
     for layer in model.layers:
         inner = layer.layer if isinstance(layer, PruneLowMagnitude) else layer
         if isinstance(inner, keras.Model):
             out += weighted_layers(inner)
-        elif isinstance(inner, (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D)):
+        elif _holds_kernels(inner):
             out.append(layer)
     return out
 
 
+def _recurrent_weights(layer, name, steps):
+    """A recurrent layer's kernel and recurrent kernel as two entries, each used once per step.
+
+    With two bias vectors (a GRU with ``reset_after=True``) the input bias goes
+    with the kernel and the recurrent bias with the recurrent kernel;
+    otherwise the single bias goes with the kernel. tfmot prunes both kernels.
+    """
+    cell = layer.cell
+    bias = cell.bias.numpy() if getattr(cell, "use_bias", False) else None
+    input_bias, recurrent_bias = (bias[0], bias[1]) if bias is not None and bias.ndim == 2 else (bias, None)
+    return [
+        LayerWeights(name=f"{name}/kernel", kernel=cell.kernel.numpy(), bias=input_bias, positions=steps),
+        LayerWeights(name=f"{name}/recurrent_kernel", kernel=cell.recurrent_kernel.numpy(), bias=recurrent_bias,
+                     positions=steps),
+    ]
+
+
+def _entries(layer):
+    """One stripped layer as :class:`LayerWeights` entries (``pruned`` as tfmot prunes them)."""
+    if isinstance(layer, (keras.layers.Bidirectional, keras.layers.RNN)):
+        steps = int(layer.input_shape[1] or 1)
+        if isinstance(layer, keras.layers.Bidirectional):
+            return (_recurrent_weights(layer.forward_layer, f"{layer.name}/forward", steps)
+                    + _recurrent_weights(layer.backward_layer, f"{layer.name}/backward", steps))
+        return _recurrent_weights(layer, layer.name, steps)
+    bias = layer.bias.numpy() if getattr(layer, "use_bias", False) else None
+    if isinstance(layer, keras.layers.DepthwiseConv2D):  # tfmot's registry prunes no depthwise weight
+        positions = int(math.prod(layer.output_shape[1:-1]))
+        return [LayerWeights(name=layer.name, kernel=layer.depthwise_kernel.numpy(), bias=bias,
+                             positions=positions, pruned=False, prunable=False)]
+    positions = 1
+    if isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D)):
+        positions = int(math.prod(layer.output_shape[1:-1]))
+    return [LayerWeights(name=layer.name, kernel=layer.kernel.numpy(), bias=bias, positions=positions)]
+
+
 def layer_weights(model, prune_output=True):
-    """Reads a stripped model's Dense and Conv layers as :class:`LayerWeights`."""
+    """Reads a stripped model's kernels as :class:`LayerWeights`, zeros included.
+
+    Each Dense, Conv1D and Conv2D layer is one entry; a DepthwiseConv2D layer
+    is one entry with ``pruned=False, prunable=False`` (tfmot leaves depthwise
+    kernels dense);
+    a recurrent layer is two entries, its kernel and its recurrent kernel,
+    each with ``positions`` equal to the sequence length (each is multiplied
+    once per step, so FLOPs count ``size * steps`` multiply-adds for each);
+    a ``Bidirectional`` layer gives both directions' entries. With
+    ``prune_output=False`` the last layer's entries are marked not pruned.
+    """
     layers = weighted_layers(model)
     out = []
     for i, layer in enumerate(layers):
-        positions = 1
-        if isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D)):
-            positions = int(math.prod(layer.output_shape[1:-1]))
-        bias = layer.bias.numpy() if getattr(layer, "use_bias", False) else None
-        out.append(
-            LayerWeights(
-                name=layer.name,
-                kernel=layer.kernel.numpy(),
-                bias=bias,
-                positions=positions,
-                pruned=prune_output or i < len(layers) - 1,
-            )
-        )
+        is_output = i == len(layers) - 1
+        for entry in _entries(layer):
+            if is_output and not prune_output:
+                entry = dataclasses.replace(entry, pruned=False)
+            out.append(entry)
     return out
 
 
 def other_params(model):
-    """Parameters outside Dense and Conv layers (counted as dense)."""
+    """Parameters outside :func:`layer_weights` (batch normalization, ...), counted as dense."""
     counted = sum(
         int(np.prod(w.shape)) for layer in weighted_layers(model) for w in layer.weights
     )

@@ -56,19 +56,20 @@ def make_schedule(spec):
 
 
 def wrap(model, schedule, prune_output=True):
-    """Wraps the model's Dense/Conv layers (all, or all but the last) for pruning."""
+    """Wraps the model's Dense, Conv and recurrent layers (all, or all but the last) for pruning."""
     if prune_output:
         return sparsity.prune_low_magnitude(model, pruning_schedule=schedule)
     prunable = [
         layer for layer in model.layers
-        if isinstance(layer, (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D))
+        if isinstance(layer, (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D,
+                              keras.layers.GRU, keras.layers.LSTM, keras.layers.SimpleRNN))
     ]
     keep_dense = prunable[-1] if prunable else None
 
     def clone(layer):
         if layer is not keep_dense and layer in prunable:
             return sparsity.prune_low_magnitude(layer, pruning_schedule=schedule)
-        return layer.__class__.from_config(layer.get_config())
+        return layer  # reused with its weights, as tfmot reuses the layers it wraps
 
     return keras.models.clone_model(model, clone_function=clone)
 
