@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 import re
 import signal
 import subprocess
@@ -260,3 +261,27 @@ def test_python_study_file_runs_itself(tmp_path):
                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "study 'selfrun'" in result.stdout
+
+
+def fake_cifar_cache(home):
+    """A Keras cache holding a tiny CIFAR-10 in its own format (pickled batches of 3x32x32 uint8 rows)."""
+    import pickle
+
+    import numpy as np
+
+    folder = home / ".keras" / "datasets" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (40, 3072), dtype=np.uint8), b"labels": list(range(10)) * 4}
+        (folder / name).write_bytes(pickle.dumps(batch))
+
+
+@pytest.mark.parametrize("study", ["cifar10_resnet", "cifar10_mobilenet"])
+def test_the_cifar_studies_dry_run_from_a_cached_file(tmp_path, study):
+    fake_cifar_cache(tmp_path)
+    path = pathlib.Path(__file__).resolve().parent.parent / "studies" / f"{study}.py"
+    result = cli("run", path, "--out", tmp_path / "out", "--dry-run", env={**os.environ, "HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert f"study {study!r}" in result.stdout and "baseline search: to search" in result.stdout
+    assert "nothing was trained" in result.stdout

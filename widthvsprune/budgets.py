@@ -38,20 +38,47 @@ class Match:
         return self.params / self.budget if self.budget else 0.0
 
 
-def _count(family, widths, input_shape, num_classes):
-    return int(family.count_params(tuple(widths), tuple(input_shape), int(num_classes)))
+def counter(family, input_shape, num_classes, count=None):
+    """``f(widths) -> int``: the exact parameter count, memoized.
+
+    Args:
+        family: a :class:`widthvsprune.families.Family` or its name.
+        count: ``f(family_name, widths, input_shape, num_classes)`` counting by
+            building the model (an engine's ``count_params``), for a family
+            without a count function.
+
+    Raises:
+        ValueError: if the family has no count function and no ``count`` is given.
+    """
+    if isinstance(family, str):
+        family = families.get_family(family)
+    if family.count_params is None and count is None:
+        raise ValueError(f"Expected a count function for family {family.name!r}, which has none: pass an engine's "
+                         f"count_params. Received: count=None")
+    memo = {}
+
+    def exact(widths):
+        widths = tuple(int(w) for w in widths)
+        if widths not in memo:
+            if family.count_params is not None:
+                memo[widths] = int(family.count_params(widths, tuple(input_shape), int(num_classes)))
+            else:
+                memo[widths] = int(count(family.name, widths, tuple(input_shape), int(num_classes)))
+        return memo[widths]
+
+    return exact
 
 
-def smallest_params(family, n_widths, input_shape, num_classes):
+def smallest_params(family, n_widths, input_shape, num_classes, count=None):
     """Parameter count of the family's smallest model (every width 1)."""
-    return _count(family, (1,) * n_widths, input_shape, num_classes)
+    return counter(family, input_shape, num_classes, count)((1,) * n_widths)
 
 
 def _scaled(proportions, scale):
     return tuple(max(1, int(math.floor(scale * p))) for p in proportions)
 
 
-def solve_widths(family, budget, proportions, input_shape, num_classes):
+def solve_widths(family, budget, proportions, input_shape, num_classes, count=None):
     """The widest widths of ``family`` in the given proportions within ``budget``.
 
     The widths are ``max(1, floor(s * p_i))`` for the largest scale ``s`` that
@@ -68,6 +95,10 @@ def solve_widths(family, budget, proportions, input_shape, num_classes):
             width between the knobs (the wide widths give uniform narrowing).
         input_shape: the shape of one example, without the batch dimension.
         num_classes: number of output classes.
+        count: for a family without a count function,
+            ``f(family_name, widths, input_shape, num_classes)`` counting by
+            building the model (an engine's ``count_params``). Every candidate
+            is then built once (memoized): a few dozen builds per solve.
 
     Returns:
         A :class:`Match`.
@@ -86,7 +117,7 @@ def solve_widths(family, budget, proportions, input_shape, num_classes):
             f"Expected positive proportions. Received: proportions={proportions!r}"
         )
     budget = int(budget)
-    count = lambda w: _count(family, w, input_shape, num_classes)  # noqa: E731
+    count = counter(family, input_shape, num_classes, count)
     smallest = (1,) * len(proportions)
     if count(smallest) > budget:
         return Match(

@@ -23,7 +23,10 @@ class Family:
         name: registry name, used in study files (``family="mlp"``).
         default_widths: the wide model's widths.
         count_params: ``f(widths, input_shape, num_classes) -> int``, the exact
-            number of parameters of the model that ``build`` returns.
+            number of parameters of the model that ``build`` returns; or
+            ``None``, and then counts come from building the model with the
+            engine's Keras (no training; cached per widths, a few dozen builds
+            per budget solved).
         build: ``f(widths, input_shape, num_classes, keras) -> keras.Model``
             returning an un-compiled model whose output is logits. ``keras``
             is the engine's Keras module, passed in so that a family needs no
@@ -36,7 +39,7 @@ class Family:
 
     name: str
     default_widths: Shape
-    count_params: Callable[[Shape, Shape, int], int]
+    count_params: Optional[Callable[[Shape, Shape, int], int]]
     build: Callable
     n_widths: Optional[int] = None
     min_input_side: int = 1
@@ -109,6 +112,49 @@ def get_family(name):
 
 def family_names():
     return sorted(_FAMILIES)
+
+
+def multiplier_family(name, build, default_multiplier=1.0, count_params=None, steps=100, min_input_side=1):
+    """A family from a builder that takes one width multiplier, as Zhu & Gupta shrink MobileNets.
+
+    Its one width ``k`` means the multiplier ``k / steps``: with the default
+    ``steps=100`` the wide model ``default_multiplier=1.0`` has widths
+    ``(100,)``, and the narrow arm can shrink it in steps of 0.01.
+
+    Args:
+        name: registry name.
+        build: ``f(multiplier, input_shape, num_classes, keras) -> keras.Model``.
+        default_multiplier: the wide model's multiplier.
+        count_params: ``f(multiplier, input_shape, num_classes) -> int``, or
+            ``None`` to count by building.
+        steps: widths per unit of multiplier.
+        min_input_side: as for :class:`Family`.
+
+    Returns:
+        A :class:`Family` (not registered: pass it to :func:`register_family`).
+
+    Example:
+
+    ```python
+    def build(multiplier, input_shape, num_classes, keras):
+        width = max(1, round(64 * multiplier))
+        return keras.Sequential([keras.Input(shape=input_shape), keras.layers.Flatten(),
+                                 keras.layers.Dense(width, activation="relu"), keras.layers.Dense(num_classes)])
+
+    register_family(multiplier_family("scaled_mlp", build))
+    ```
+    """
+
+    def build_widths(widths, input_shape, num_classes, keras):
+        (k,) = widths
+        return build(k / steps, input_shape, num_classes, keras)
+
+    count = None
+    if count_params is not None:
+        def count(widths, input_shape, num_classes):
+            return count_params(widths[0] / steps, input_shape, num_classes)
+
+    return Family(name, (int(round(default_multiplier * steps)),), count, build_widths, 1, min_input_side)
 
 
 def describe_widths(widths: Sequence[int]):

@@ -248,24 +248,24 @@ class Runner:
             self.attempted.add(search.key)
             storing.write_json(storing.config_json(storing.run_dir(self.root, search.key)),
                                {**search.config, "study": study.name})
-            done = None
+            done, count = None, self.engine.count_params
             if search.arm == "narrow":
-                done = searches.no_fit(study, search, splits)
+                done = searches.no_fit(study, search, splits, count)
                 if done is None and search.tuning == "untuned":
-                    done = searches.untuned_narrow(study, search, splits)
+                    done = searches.untuned_narrow(study, search, splits, count)
             if done is not None:
                 storing.write_json(storing.search_result_json(self.root, search.key), done)
                 if done["status"] != "ok":
                     self.progress.note(f"narrow sparsity={search.target:g}: {done['note']}")
                 continue
-            context = searches.Context(search)
+            context = searches.Context(search, count=count)
             if search.arm == "pruned":
                 base = survey.states[search.needs[0]]
                 if not base.done:
                     self.progress.note(f"{search.label}: skipped, its baseline (seed {study.search_seed}) did not "
                                        "train")
                     continue
-                context = searches.Context(search, self._weights(search.needs[0]), base.record)
+                context = searches.Context(search, self._weights(search.needs[0]), base.record, count)
             directory = storing.search_dir(self.root, search.key)
             contexts.append(context)
             jobs.append(tuning.SearchJob(str(directory), searches.space(study, search, context.baseline_record and
@@ -288,7 +288,7 @@ class Runner:
         found = tuning.search_many(jobs, train, on_trial, on_reset, self.verbose)
         for job, result in zip(jobs, found):
             storing.write_json(storing.search_result_json(self.root, job.tag.key),
-                               searches.result(study, job.tag, result, splits))
+                               searches.result(study, job.tag, result, splits, self.engine.count_params))
 
 
 def _shown(values, info):

@@ -74,11 +74,14 @@ def chosen(study, values):
     return out
 
 
-def shape_for(study, values, budget, input_shape, num_classes):
-    """The widths of a narrow trial's split within ``budget``: a :class:`widthvsprune.budgets.Match`."""
+def shape_for(study, values, budget, input_shape, num_classes, count=None):
+    """The widths of a narrow trial's split within ``budget``: a :class:`widthvsprune.budgets.Match`.
+
+    ``count`` is the engine's ``count_params``, used for a family without a count function.
+    """
     multipliers = [values.get(f"share_{i}", 1.0) for i in range(1, len(study.widths))]
     proportions = budgets.split_proportions(study.widths, multipliers)
-    return budgets.solve_widths(study.family, budget, proportions, input_shape, num_classes)
+    return budgets.solve_widths(study.family, budget, proportions, input_shape, num_classes, count)
 
 
 # --------------------------------------------------------------------------
@@ -87,11 +90,13 @@ def shape_for(study, values, budget, input_shape, num_classes):
 
 @dataclasses.dataclass(frozen=True)
 class Context:
-    """What a search's trials need beyond the study: the search, and for the pruned arm the baseline it prunes."""
+    """What a search's trials need beyond the study: the search, for the pruned arm the baseline it prunes, and
+    the engine's ``count_params`` for a family without a count function."""
 
     search: object
     weights: object = None
     baseline_record: object = None
+    count: object = None
 
 
 def trial(study, splits, context, values):
@@ -107,7 +112,7 @@ def trial(study, splits, context, values):
                                arms.kernel_sizes(context.baseline_record), seed)
         return recipe, ModelSpec(study.family, study.widths, seed, choice["learning_rate"],
                                  tuple(context.weights), spec), {"variant": pruning["variant"]}
-    match = shape_for(study, values, search.budget, splits.input_shape, splits.num_classes)
+    match = shape_for(study, values, search.budget, splits.input_shape, splits.num_classes, context.count)
     return recipe, ModelSpec(study.family, match.widths, seed, float(values["learning_rate"])), {
         "widths": match.widths}
 
@@ -137,7 +142,7 @@ def train_trials(study, splits, engine, contexts, proposals):
 # Results (``search/result.json``).
 
 
-def result(study, search, found, splits):
+def result(study, search, found, splits, count=None):
     """A finished search's result: what it chose and what it cost."""
     values = found["values"]
     out = {"status": "ok", "val_accuracy": found["score"], "trials": found["trials"], "epochs": found["epochs"],
@@ -147,24 +152,25 @@ def result(study, search, found, splits):
     elif search.arm == "pruned":
         out["chosen"] = chosen(study, values)
     else:
-        match = shape_for(study, values, search.budget, splits.input_shape, splits.num_classes)
+        match = shape_for(study, values, search.budget, splits.input_shape, splits.num_classes, count)
         out.update(widths=list(match.widths), params=match.params, learning_rate=float(values["learning_rate"]),
                    note=match.note)
     return out
 
 
-def untuned_narrow(study, search, splits):
+def untuned_narrow(study, search, splits, count=None):
     """The narrow control's result: the widths at the wide model's proportions, the baseline's learning rate."""
-    match = budgets.solve_widths(study.family, search.budget, study.widths, splits.input_shape, splits.num_classes)
+    match = budgets.solve_widths(study.family, search.budget, study.widths, splits.input_shape, splits.num_classes,
+                                 count)
     return {"status": "ok", "widths": list(match.widths), "params": match.params,
             "learning_rate": study.baseline.learning_rate, "note": match.note, "trials": 0, "epochs": 0.0,
             "seconds": 0.0}
 
 
-def no_fit(study, search, splits):
+def no_fit(study, search, splits, count=None):
     """The result of a size point where not even the smallest model fits, or ``None``."""
     smallest = budgets.smallest_params(families.get_family(study.family), len(study.widths), splits.input_shape,
-                                       splits.num_classes)
+                                       splits.num_classes, count)
     if smallest <= search.budget:
         return None
     return {"status": "no-narrow-fits",

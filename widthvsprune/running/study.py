@@ -3,8 +3,8 @@
 import os
 import uuid
 
+from widthvsprune import budgets, engines, families, results, storing, studyfiles
 from widthvsprune import config as config_module
-from widthvsprune import engines, families, results, storing, studyfiles
 from widthvsprune.errors import DataError, StudyError, WidthVsPruneError
 from widthvsprune.running import processes
 from widthvsprune.running.progress import Progress
@@ -43,10 +43,12 @@ def preflight(study, out):
     return splits
 
 
-def _shape_problems(study, splits):
+def _shape_problems(study, splits, count=None):
     family, shape, out = families.get_family(study.family), splits.input_shape, []
+    if family.count_params is None and count is None:
+        return []  # counted by building, once the engine is loaded (run_study checks it then)
     try:
-        params = family.count_params(tuple(study.widths), shape, splits.num_classes)
+        params = budgets.counter(family, shape, splits.num_classes, count)(study.widths)
     except Exception as error:  # a family that cannot take this input
         return [f"family: Expected a family that accepts inputs of shape {shape}. "
                 f"Received: family={study.family!r} ({type(error).__name__}: {error})"]
@@ -137,6 +139,10 @@ def run_study(study, out="results", force=False, verbose=False, stream=None, wor
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise StudyError(config_module.problem("workers", "an integer >= 1", workers))
     engine = engines.load(ENGINE)
+    if families.get_family(study.family).count_params is None:
+        problems = _shape_problems(study, splits, engine.count_params)
+        if problems:
+            raise StudyError(problems)
     workers = default_workers(engine) if workers is None else workers
     root = storing.study_dir(out, study.name)
     if force or (study_file is None and study.family not in families.SHIPPED) or _complete(study, root):
