@@ -5,7 +5,7 @@ import json
 import pytest
 from conftest import tiny_study
 
-from widthvsprune import Recipe, Tuning, data, engines, tuning
+from widthvsprune import Recipe, Tuning, data, executors, tuning
 from widthvsprune.families import dense
 from widthvsprune.planning import Search
 from widthvsprune.running import searches
@@ -18,7 +18,8 @@ def splits():
 
 @pytest.fixture(scope="module")
 def engine():
-    return engines.load("tf_keras")
+    """Trials train in this process, as the local runner trains them."""
+    return executors.LocalExecutor("tf_keras")
 
 
 def narrow(budget):

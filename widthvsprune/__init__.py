@@ -34,12 +34,12 @@ __all__ = [
 ]
 
 
-def run_study(study, out="results", force=False, verbose=False, stream=None, workers=None, study_file=None):
+def run_study(study, out="results", **options):
     """Trains every missing run of ``study`` and writes its reports.
 
-    See :func:`widthvsprune.running.run_study`.
+    See :func:`widthvsprune.running.run_study` for the options (``force``,
+    ``workers``, ``executor="ray"``, ``address`` ...).
     """
     from widthvsprune import running
 
-    return running.run_study(study, out=out, force=force, verbose=verbose, stream=stream, workers=workers,
-                             study_file=study_file)
+    return running.run_study(study, out=out, **options)

@@ -37,6 +37,14 @@ def _parser():
     run.add_argument("--dry-run", action="store_true", help="check the study and its data, list its runs only")
     run.add_argument("--workers", type=int, default=None, metavar="N",
                      help="training processes (default: one per CPU core, at most 4; 1 with a GPU)")
+    run.add_argument("--executor", default="local", choices=("local", "ray"),
+                     help="where packs train: this machine's processes (default) or a Ray cluster")
+    run.add_argument("--address", default=None, metavar="ADDRESS",
+                     help="the Ray cluster to join (ray start --head prints it); default: a local Ray instance")
+    run.add_argument("--cpus-per-pack", type=float, default=None, metavar="N", help="CPUs each pack asks of Ray "
+                     "(default 1)")
+    run.add_argument("--gpus-per-pack", type=float, default=None, metavar="F",
+                     help="GPU share each pack asks of Ray, e.g. 0.25 puts four packs on one GPU (default 0)")
     run.add_argument("-v", "--verbose", action="store_true", help="show the frameworks' own output")
 
     status = sub.add_parser("status", help="what is done, failed and missing")
@@ -139,7 +147,8 @@ def main(argv=None):
             from widthvsprune.running import run_study
 
             result = run_study(study, args.out, force=args.force, verbose=args.verbose, workers=args.workers,
-                               study_file=args.study)
+                               study_file=args.study, executor=args.executor, address=args.address,
+                               cpus_per_pack=args.cpus_per_pack, gpus_per_pack=args.gpus_per_pack)
             if result.failed:
                 print(f"{len(result.failed)} run(s) failed; run the same command again to retry them.",
                       file=sys.stderr)

@@ -49,7 +49,7 @@ def schedule_warnings(runs):
                     "left at the final sparsity, so the model had little chance to recover; lower "
                     "pruning.frequency (more, smaller steps) or pruning.end_fraction (more recovery), or fine-tune "
                     f"for more epochs (drop against its baseline: {p.loss:+.1%})")
-            neighbours = [points.loc[t].loss for t in targets[max(0, i - 1): i + 2] if t != target]
+            neighbours = [max(0.0, points.loc[t].loss) for t in targets[max(0, i - 1): i + 2] if t != target]
             if neighbours and p.loss - max(neighbours) > max(OUTLIER_MARGIN, max(neighbours)):
                 out.append(
                     f"{where}: lost {p.loss:.1%} against its baseline, much more than the neighbouring sizes "

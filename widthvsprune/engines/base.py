@@ -124,6 +124,7 @@ class Outcome:
         seconds: this model's share of the pack's training time.
         mask_updates: mask updates made while training (pruned models).
         error: why the model failed (a non-finite loss, say), or ``None``.
+        where: where it trained, when not in the driver (``host:pid`` of a Ray worker).
     """
 
     history: list
@@ -138,6 +139,7 @@ class Outcome:
     seconds: float = 0.0
     mask_updates: int = 0
     error: Optional[str] = None
+    where: str = ""
 
     @property
     def ok(self):

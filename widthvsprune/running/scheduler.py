@@ -16,7 +16,7 @@ import math
 import time
 import uuid
 
-from widthvsprune import records, results, storing, tuning
+from widthvsprune import executors, records, results, storing, tuning
 from widthvsprune.running import arms, searches
 from widthvsprune.storing import DiskFullError
 
@@ -47,7 +47,7 @@ class Runner:
         study: the study.
         root: its results folder.
         splits: the dataset's splits.
-        engine: the :class:`widthvsprune.engines.base.Engine`.
+        executor: trains packs (:mod:`widthvsprune.executors`).
         progress: a :class:`widthvsprune.running.progress.Progress`.
         force: train runs again although they are done (once per process).
         verbose: keep tracebacks in failure records; show KerasTuner's output.
@@ -55,8 +55,8 @@ class Runner:
         session: the id shared by the processes of one ``run`` command.
     """
 
-    def __init__(self, study, root, splits, engine, progress, force=False, verbose=False, workers=1, session=None):
-        self.study, self.root, self.splits, self.engine = study, root, splits, engine
+    def __init__(self, study, root, splits, executor, progress, force=False, verbose=False, workers=1, session=None):
+        self.study, self.root, self.splits, self.executor = study, root, splits, executor
         self.progress, self.force, self.verbose, self.workers = progress, force, verbose, workers
         self.session = session or uuid.uuid4().hex
         self.attempted = set()  # run ids and search keys this process trained, searched or failed
@@ -198,7 +198,8 @@ class Runner:
         more = f" (+{len(ready) - 1} more, trained together)" if len(ready) > 1 else ""
         self.progress.note(f"training {ready[0].label}{more} ...")
         try:
-            outcomes = self.engine.train(arms.pack(recipe, specs), self.splits)
+            parts = executors.split(arms.pack(recipe, specs), self.executor.slots)
+            outcomes = [o for group in self.executor.train(parts, self.splits) for o in group]
         except DiskFullError:
             raise
         except Exception as error:  # recorded for every run of the pack; the study goes on
@@ -221,8 +222,11 @@ class Runner:
                 continue
             self.result.trained += 1
             shown = {"sparsity": record["sparsity"]} if run.arm == "pruned" else {}
-            self.progress.line(run.label, outcome.seconds, **shown, nonzero=record["nonzero_params"],
-                               val_acc=record["val_accuracy"], test_acc=record["test_accuracy"])
+            shown.update(nonzero=record["nonzero_params"], val_acc=record["val_accuracy"],
+                         test_acc=record["test_accuracy"])
+            if outcome.where:
+                shown["on"] = outcome.where
+            self.progress.line(run.label, outcome.seconds, **shown)
 
     def _weights(self, run_id):
         if run_id not in self.baseline_weights:
@@ -248,7 +252,7 @@ class Runner:
             self.attempted.add(search.key)
             storing.write_json(storing.config_json(storing.run_dir(self.root, search.key)),
                                {**search.config, "study": study.name})
-            done, count = None, self.engine.count_params
+            done, count = None, self.executor.count_params
             if search.arm == "narrow":
                 done = searches.no_fit(study, search, splits, count)
                 if done is None and search.tuning == "untuned":
@@ -276,11 +280,12 @@ class Runner:
             return
 
         def train(proposals):
-            return searches.train_trials(study, splits, self.engine, contexts, proposals)
+            return searches.train_trials(study, splits, self.executor, contexts, proposals)
 
         def on_trial(job, number, values, score, info):
             shown = " ".join(f"{k}={v}" for k, v in _shown(values, info).items())
-            self.progress.line(f"{job.tag.label} trial {number} {shown}", info["seconds"], val_acc=score)
+            where = {"on": info["where"]} if info.get("where") else {}
+            self.progress.line(f"{job.tag.label} trial {number} {shown}", info["seconds"], val_acc=score, **where)
 
         def on_reset(job, problem):
             self.progress.note(f"{job.tag.label}: {problem}; the search starts over")
@@ -288,7 +293,7 @@ class Runner:
         found = tuning.search_many(jobs, train, on_trial, on_reset, self.verbose)
         for job, result in zip(jobs, found):
             storing.write_json(storing.search_result_json(self.root, job.tag.key),
-                               searches.result(study, job.tag, result, splits, self.engine.count_params))
+                               searches.result(study, job.tag, result, splits, self.executor.count_params))
 
 
 def _shown(values, info):

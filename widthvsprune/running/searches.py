@@ -18,7 +18,7 @@ budget's at the wide model's proportions, its learning rate the baseline's.
 
 import dataclasses
 
-from widthvsprune import budgets, families, masks
+from widthvsprune import budgets, executors, families, masks
 from widthvsprune.engines.base import ModelSpec
 from widthvsprune.running import arms
 
@@ -117,8 +117,9 @@ def trial(study, splits, context, values):
         "widths": match.widths}
 
 
-def train_trials(study, splits, engine, contexts, proposals):
-    """Trains proposals (:class:`widthvsprune.tuning.Proposal`) side by side, one pack per recipe.
+def train_trials(study, splits, executor, contexts, proposals):
+    """Trains proposals (:class:`widthvsprune.tuning.Proposal`) side by side, one pack per recipe (split over the
+    executor's slots).
 
     Returns:
         ``[(val_accuracy, info), ...]`` in order; ``info`` holds ``seconds``
@@ -126,15 +127,22 @@ def train_trials(study, splits, engine, contexts, proposals):
         model that failed (a non-finite loss) scores 0.
     """
     made = [trial(study, splits, contexts[p.job], p.values) for p in proposals]
-    out = [None] * len(made)
     groups = {}
     for i, (recipe, _, _) in enumerate(made):
         groups.setdefault(recipe, []).append(i)
+    packs, order = [], []
     for recipe, members in groups.items():
         trials = arms.pack(recipe, [made[i][1] for i in members], validate="last_epoch", test=False, weights=False)
-        for i, outcome in zip(members, engine.train(trials, splits)):
-            info = {**made[i][2], "seconds": outcome.seconds, "epochs": arms.epochs_of(recipe, len(splits.x_train))}
-            out[i] = (outcome.val_accuracy if outcome.ok else 0.0, info)
+        for part in executors.split(trials, executor.slots):
+            packs.append(part)
+            order += [(i, recipe) for i in members[: len(part.models)]]
+            members = members[len(part.models):]
+    out = [None] * len(made)
+    outcomes = [o for group in executor.train(packs, splits) for o in group]
+    for (i, recipe), outcome in zip(order, outcomes):
+        info = {**made[i][2], "seconds": outcome.seconds, "epochs": arms.epochs_of(recipe, len(splits.x_train)),
+                "where": outcome.where}
+        out[i] = (outcome.val_accuracy if outcome.ok else 0.0, info)
     return out
 
 

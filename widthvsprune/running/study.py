@@ -3,7 +3,7 @@
 import os
 import uuid
 
-from widthvsprune import budgets, engines, families, results, storing, studyfiles
+from widthvsprune import budgets, executors, families, results, storing, studyfiles
 from widthvsprune import config as config_module
 from widthvsprune.errors import DataError, StudyError, WidthVsPruneError
 from widthvsprune.running import processes
@@ -92,11 +92,11 @@ def _helper(study_dict, study_file, out, verbose, workers, session, index):
         study = config_module.study_from_dict(study_dict)
         from widthvsprune import data
 
-        engine = engines.load(ENGINE)
-        engine.limit_threads(workers)
+        executor = executors.LocalExecutor(ENGINE)
+        executor.engine.limit_threads(workers)
         splits = data.load(study.dataset, study.validation_fraction, study.data_seed)
         root = storing.study_dir(out, study.name)
-        runner = Runner(study, root, splits, engine, Progress(0, prefix=f"[w{index}]"), verbose=verbose,
+        runner = Runner(study, root, splits, executor, Progress(0, prefix=f"[w{index}]"), verbose=verbose,
                         workers=workers, session=session)
         with processes.single_threaded_blas():
             result = runner.run()
@@ -110,7 +110,8 @@ def _helper(study_dict, study_file, out, verbose, workers, session, index):
     processes.exit_now(code)
 
 
-def run_study(study, out="results", force=False, verbose=False, stream=None, workers=None, study_file=None):
+def run_study(study, out="results", force=False, verbose=False, stream=None, workers=None, study_file=None,
+              executor="local", address=None, cpus_per_pack=None, gpus_per_pack=None):
     """Trains every run of ``study`` that is not done yet and writes the tables.
 
     Args:
@@ -119,35 +120,53 @@ def run_study(study, out="results", force=False, verbose=False, stream=None, wor
         force: retrain runs that are already done.
         verbose: show the frameworks' and KerasTuner's own output.
         stream: where progress lines go (standard output by default).
-        workers: training processes (this one included); ``None`` for
-            :func:`default_workers`. Helpers share the work through the run
-            locks, exactly as separately started runners do.
+        workers: training processes on this machine (this one included),
+            ``local`` executor only; ``None`` for :func:`default_workers`.
+            Helpers share the work through the run locks, exactly as
+            separately started runners do.
         study_file: the study file, so helpers can register the families it
             defines; without it, a study of an unshipped family uses one process.
+        executor: ``"local"`` (this machine's processes) or ``"ray"`` (packs
+            as tasks on a Ray cluster; needs the ``ray`` extra).
+        address: the Ray cluster to join; ``None`` starts a local instance.
+        cpus_per_pack, gpus_per_pack: the resources each pack asks of Ray.
 
     Returns:
         A :class:`widthvsprune.running.scheduler.StudyResult`.
 
     Raises:
-        StudyError: if the study or its data is invalid (before any training).
+        StudyError: if the study, its data or the executor's options are
+            invalid (before any training).
         Interrupted: on Ctrl-C, once the helpers are stopped.
         DiskFullError: if the results folder's device is full.
     """
-    from widthvsprune import report
-
     splits = preflight(study, out)
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise StudyError(config_module.problem("workers", "an integer >= 1", workers))
-    engine = engines.load(ENGINE)
+    if executor != "local" and workers not in (None, 1):
+        raise StudyError(f"--workers: Expected no --workers with --executor {executor} (its slots share the work). "
+                         f"Received: --workers={workers}")
+    trainer = executors.create(executor, ENGINE, address, cpus_per_pack, gpus_per_pack, verbose)
+    try:
+        return _run(study, out, splits, trainer, force, verbose, stream, workers, study_file)
+    finally:
+        trainer.close()
+
+
+def _run(study, out, splits, trainer, force, verbose, stream, workers, study_file):
+    from widthvsprune import report
+
     if families.get_family(study.family).count_params is None:
-        problems = _shape_problems(study, splits, engine.count_params)
+        problems = _shape_problems(study, splits, trainer.count_params)
         if problems:
             raise StudyError(problems)
-    workers = default_workers(engine) if workers is None else workers
+    local = isinstance(trainer, executors.LocalExecutor)
+    workers = (default_workers(trainer.engine) if workers is None else workers) if local else 1
     root = storing.study_dir(out, study.name)
     if force or (study_file is None and study.family not in families.SHIPPED) or _complete(study, root):
         workers = 1  # (a finished study needs no helper, which would only import the framework)
-    engine.limit_threads(workers)
+    if local:
+        trainer.engine.limit_threads(workers)
     results.record_study(root, study)
     session = uuid.uuid4().hex
     helpers = []
@@ -155,7 +174,7 @@ def run_study(study, out="results", force=False, verbose=False, stream=None, wor
         helpers = processes.start(workers - 1, _helper, (study.to_dict(), None if study_file is None else
                                                         str(study_file), str(out), verbose, workers, session))
     progress = Progress(0, stream, prefix="[w1]" if helpers else "")
-    runner = Runner(study, root, splits, engine, progress, force, verbose, workers, session)
+    runner = Runner(study, root, splits, trainer, progress, force, verbose, workers, session)
     try:
         with processes.single_threaded_blas():
             result = runner.run()
