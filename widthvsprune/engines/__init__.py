@@ -7,7 +7,7 @@ study trains with it; nothing outside ``engines/`` imports a framework.
 
 import importlib
 
-ENGINES = ("tf_keras",)
+ENGINES = ("tf_keras", "jax")
 
 _LOADED = {}
 
