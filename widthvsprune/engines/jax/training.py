@@ -98,6 +98,11 @@ class GroupRun:
             group, lambda m, j: np.ones(m.layout.shapes[m.layout.trainable[j]], np.float32), shapes))
         self.state = self._initial_state()
         self.steps_run = 0
+        x, y, _ = data.val[0]
+        cache.prepare(self._eval_key(), self.program.evaluate, (self.state[0], self.state[1], x, y))
+
+    def _eval_key(self):
+        return "eval", self.group.key, self.group.size
 
     def _initial_state(self):
         group, layout = self.group, self.group.layout
@@ -213,8 +218,7 @@ class GroupRun:
         params, frozen = self.state[0], self.state[1]
         losses, hits = [], []
         for x, y, real in chunks:
-            ce, ok = self.cache.call(("eval", self.group.key, self.group.size), self.program.evaluate,
-                                     (params, frozen, x, y))
+            ce, ok = self.cache.call(self._eval_key(), self.program.evaluate, (params, frozen, x, y))
             losses.append(np.asarray(ce)[:, :real])
             hits.append(np.asarray(ok)[:, :real])
         ce, ok = np.concatenate(losses, axis=1), np.concatenate(hits, axis=1)
