@@ -64,10 +64,6 @@ class Group:
     members: List[Member]
     size: int
 
-    @property
-    def padded(self):
-        return any(m.layout.shapes != self.layout.shapes for m in self.members)
-
 
 class Templates:
     """Keras 3 models and layouts, built once per ``(family, widths, input_shape, num_classes)``."""
@@ -182,7 +178,7 @@ def stack(group, pick, shapes_of, fill=None):
     for j, shape in enumerate(shapes_of):
         rows = [models.embed(pick(m, j), shape) for m in group.members]
         extra = group.size - len(rows)
-        rows += [rows[0] if fill is None else np.full(shape, fill, np.float32)] * extra
-        out.append(np.stack(rows).astype(np.float32))
+        rows += [rows[0] if fill is None else np.full(shape, fill, rows[0].dtype)] * extra
+        out.append(np.stack(rows))
     return tuple(out)
 

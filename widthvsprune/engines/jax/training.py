@@ -71,6 +71,8 @@ class GroupRun:
         for spec in specs:
             if spec.prune is not None:
                 pruning.check(spec.prune)
+        if pack.max_steps is not None and int(pack.max_steps) < 1:
+            raise ValueError(f"Expected max_steps >= 1 or None. Received: max_steps={pack.max_steps!r}")
         if pack.optimizer not in programs.OPTIMIZERS:
             raise ValueError(
                 f"Expected optimizer to be one of {list(programs.OPTIMIZERS)}. Received: optimizer={pack.optimizer!r}"
