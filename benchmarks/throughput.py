@@ -19,8 +19,8 @@ run). Its last line is ``speedup: <ratio>`` for the quickstart workload.
 
 Usage::
 
-    python benchmarks/throughput.py                 # both workloads, 2 repeats
-    python benchmarks/throughput.py --workload quickstart --repeats 1
+    python benchmarks/throughput.py                 # both workloads, both engines, 2 repeats
+    python benchmarks/throughput.py --workload quickstart --engine jax --repeats 1
 """
 
 import argparse
@@ -236,9 +236,13 @@ def training_flops(study, jobs):
 
 
 def child(args):
-    import widthvsprune.engines.tf_keras.backend  # noqa: F401  (imported before timing)
+    import dataclasses
 
-    study = load_workload(args.workload, args.workdir)
+    from widthvsprune import engines
+
+    # The engine's framework is imported before timing (the naive way is always tf_keras).
+    engines.load(args.engine if args.approach == "runner" else "tf_keras")
+    study = dataclasses.replace(load_workload(args.workload, args.workdir), engine=args.engine)
     if args.approach == "runner":
         wall, accuracies = run_runner(study, args.results)
     else:
@@ -271,23 +275,23 @@ def mean(values):
     return sum(values) / len(values) if values else float("nan")
 
 
-def bench(workload, repeats, workdir):
+def bench(workload, engine, repeats, workdir):
     runner, naive = [], []
     reference = None
     for rep in range(repeats):
-        results = tempfile.mkdtemp(prefix=f"{workload}-runner-", dir=workdir)
-        runner.append(spawn("--workload", workload, "--approach", "runner", "--results", results,
+        results = tempfile.mkdtemp(prefix=f"{workload}-{engine}-runner-", dir=workdir)
+        runner.append(spawn("--workload", workload, "--engine", engine, "--approach", "runner", "--results", results,
                             "--workdir", workdir))
         reference = reference or results
-        naive.append(spawn("--workload", workload, "--approach", "naive", "--reference", reference,
-                           "--workdir", workdir))
-        print(f"  {workload} repeat {rep + 1}: runner {runner[-1]['wall']:.1f}s, naive {naive[-1]['wall']:.1f}s",
-              flush=True)
+        naive.append(spawn("--workload", workload, "--engine", engine, "--approach", "naive", "--reference",
+                           reference, "--workdir", workdir))
+        print(f"  {workload} ({engine}) repeat {rep + 1}: runner {runner[-1]['wall']:.1f}s, "
+              f"naive {naive[-1]['wall']:.1f}s", flush=True)
     t_runner = statistics.median(r["wall"] for r in runner)
     t_naive = statistics.median(r["wall"] for r in naive)
     info = naive[-1]
     ratio = t_naive / t_runner
-    print(f"\n== {workload}: {info['trainings']} trainings, {info['samples']:,} training samples, "
+    print(f"\n== {workload}, engine {engine}: {info['trainings']} trainings, {info['samples']:,} training samples, "
           f"{info['flops'] / 1e9:.1f} GFLOP of training arithmetic")
     print(f"{'':>22}{'naive':>12}{'widthvsprune':>14}")
     print(f"{'wall time (s)':>22}{t_naive:>12.1f}{t_runner:>14.1f}")
@@ -309,6 +313,8 @@ def bench(workload, repeats, workdir):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workload", choices=["quickstart", "seed_cnn", "both"], default="both")
+    parser.add_argument("--engine", choices=["tf_keras", "jax", "both"], default="both",
+                        help="the runner's engine (the naive way is always one tf_keras fit per model)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--approach", choices=["runner", "naive"], help=argparse.SUPPRESS)
@@ -322,11 +328,15 @@ def main():
     print(f"cores: {os.cpu_count()}, repeats: {args.repeats}, alternating runner / naive in fresh processes")
     ratios = {}
     for workload in (["seed_cnn", "quickstart"] if args.workload == "both" else [args.workload]):
-        ratios[workload] = bench(workload, args.repeats, workdir)
-    if "seed_cnn" in ratios:
-        print(f"\nseed_cnn speedup: {ratios['seed_cnn']:.2f}")
-    if "quickstart" in ratios:
-        print(f"speedup: {ratios['quickstart']:.2f}")
+        for engine in (["tf_keras", "jax"] if args.engine == "both" else [args.engine]):
+            ratios[workload, engine] = bench(workload, engine, args.repeats, workdir)
+    print()
+    for (workload, engine), ratio in ratios.items():
+        if workload != "quickstart":
+            print(f"{workload} speedup ({engine}): {ratio:.2f}")
+    for (workload, engine), ratio in ratios.items():
+        if workload == "quickstart":
+            print(f"speedup ({engine}): {ratio:.2f}")
 
 
 if __name__ == "__main__":

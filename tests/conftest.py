@@ -7,6 +7,9 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Keras 3 runs JAX in the test process, so the jax engine and the tf_keras engine (whose tf_keras is a separate
+# package) both load here; KerasTuner's oracles work on any backend.
+os.environ.setdefault("KERAS_BACKEND", "jax")
 
 
 @pytest.fixture(autouse=True)

@@ -230,7 +230,8 @@ def test_diverging_runs_are_recorded_as_failures_and_retried(tmp_path):
 
 def test_tensorboard_logs_are_written_per_run(tmp_path):
     path = study_file(tmp_path, "tb")
-    result = cli("run", path, "--out", tmp_path / "out", "--set", "tensorboard=True", "--set", "seeds=[0]",
+    result = cli("run", path, "--out", tmp_path / "out", "--engine", "tf_keras", "--set", "tensorboard=True",
+                 "--set", "seeds=[0]",
                  "--set", "sparsities=[0.5]")
     assert result.returncode == 0, result.stderr
     root = tmp_path / "out" / "tb"

@@ -61,9 +61,9 @@ def test_keys_hash_the_canonical_configuration_with_the_key_version():
 
 def test_the_quickstart_baseline_configuration_is_pinned():
     # A change here changes every key: it must come with a KEY_VERSION bump or an added_field.
-    study = tiny_study()
+    study = tiny_study(engine="tf_keras")
     assert keys.canonical(planning.baseline_config(study)) == (
-        '{"arm":"baseline","data":{"data_seed":0,"dataset":"digits","validation_fraction":0.1},"family":"mlp",'
-        '"recipe":{"batch_size":64,"epochs":2,"learning_rate":0.001,"optimizer":"adam"},"tuning":"untuned",'
-        '"widths":[24,12]}'
+        '{"arm":"baseline","data":{"data_seed":0,"dataset":"digits","validation_fraction":0.1},"engine":"tf_keras",'
+        '"family":"mlp","recipe":{"batch_size":64,"epochs":2,"learning_rate":0.001,"optimizer":"adam"},'
+        '"tuning":"untuned","widths":[24,12]}'
     )

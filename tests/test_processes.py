@@ -15,3 +15,21 @@ def test_blas_is_single_threaded_inside_a_study_only():
     with processes.single_threaded_blas():
         assert all(n == 1 for n in blas_threads())
     assert blas_threads() == before
+
+
+def test_a_swallowed_ctrl_c_is_not_printed_and_stops_the_study_at_the_next_check(capsys):
+    import sys
+    import types
+
+    import pytest
+
+    interrupts = processes.Interrupts()
+    with interrupts:
+        interrupts.check()  # nothing pending
+        # What Python does when a callback whose exceptions are ignored (a garbage-collection hook) raised it:
+        sys.unraisablehook(types.SimpleNamespace(exc_type=KeyboardInterrupt, exc_value=KeyboardInterrupt(),
+                                                 exc_traceback=None, err_msg=None, object=None))
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.check()
+    assert capsys.readouterr().err == ""
+    assert sys.unraisablehook is sys.__unraisablehook__ or sys.unraisablehook is not interrupts._unraisable

@@ -37,6 +37,8 @@ def _parser():
     run.add_argument("--dry-run", action="store_true", help="check the study and its data, list its runs only")
     run.add_argument("--workers", type=int, default=None, metavar="N",
                      help="training processes (default: one per CPU core, at most 4; 1 with a GPU)")
+    run.add_argument("--engine", default=None, choices=("auto", "tf_keras", "jax"),
+                     help="the training engine (overrides the study's engine field; auto: jax where installed)")
     run.add_argument("--executor", default="local", choices=("local", "ray"),
                      help="where packs train: this machine's processes (default) or a Ray cluster")
     run.add_argument("--address", default=None, metavar="ADDRESS",
@@ -70,11 +72,13 @@ def _dry_run(study, out):
     from widthvsprune import results, storing
     from widthvsprune.running import preflight
 
+    study = study.resolved()
     preflight(study, out)
     root = storing.study_dir(out, study.name)
     survey = results.survey(study, root)
     plan = survey.plan
-    print(f"study {study.name!r}: {study.family} {study.widths} on {study.dataset}, results in {root}")
+    print(f"study {study.name!r}: {study.family} {study.widths} on {study.dataset} with engine {study.engine}, "
+          f"results in {root}")
     print(f"every search: {study.tuning.trials} {study.tuning.oracle} trials with search seed {study.search_seed}")
     for search in plan.searches:
         if search.trials:
@@ -96,10 +100,10 @@ def _status(target, out, overrides):
         root = path
         study = results.load_study(root)
     else:
-        study = _load(path, overrides)
+        study = _load(path, overrides).resolved()
         root = storing.study_dir(out, study.name)
     survey = results.survey(study, root)
-    print(f"study {study.name!r} in {root}")
+    print(f"study {study.name!r} in {root} (engine {study.engine})")
     tunings = ("tuned", "untuned") if study.tuning.controls else ("tuned",)
     per_arm = len(study.seeds) * len(tunings)
     expected = {"baseline": per_arm, "pruned": per_arm * len(study.sparsities),
@@ -136,7 +140,7 @@ def main(argv=None):
 
     try:
         if args.command == "run":
-            study = _load(args.study, args.overrides)
+            study = _load(args.study, args.overrides + ([f"engine={args.engine}"] if args.engine else []))
             if args.workers is not None and args.workers < 1:
                 from widthvsprune.errors import StudyError
 

@@ -10,8 +10,9 @@ import math
 import re
 from typing import Optional, Tuple
 
-from widthvsprune import families, keys
+from widthvsprune import engines, families, keys
 from widthvsprune.data import DATASETS
+from widthvsprune.engines import CHOICES as ENGINE_CHOICES
 from widthvsprune.errors import StudyError
 
 OPTIMIZERS = ("adam", "sgd")
@@ -231,7 +232,10 @@ class Study:
         min_effect: the smallest difference of test accuracy that can name a
             winner: a side wins only when the corrected interval excludes zero
             and the difference is at least this.
-        tensorboard: write TensorBoard logs for every run.
+        engine: ``"tf_keras"``, ``"jax"`` or ``"auto"`` (``jax`` where JAX is
+            installed); both arms always train with the same engine, and the
+            engine is part of every run key.
+        tensorboard: write TensorBoard logs for every run (``tf_keras`` engine).
 
     Example:
 
@@ -254,6 +258,7 @@ class Study:
     validation_fraction: float = 0.1
     data_seed: int = 0
     min_effect: float = 0.01
+    engine: str = "auto"
     tensorboard: bool = False
 
     def __post_init__(self):
@@ -337,8 +342,13 @@ class Study:
         if isinstance(self.tuning, Tuning) and isinstance(seeds, tuple) and self.tuning.seed in seeds:
             out.append(problem("tuning.seed", f"a seed that is not an evaluation seed {list(seeds)}",
                                self.tuning.seed))
+        if self.engine not in ENGINE_CHOICES:
+            out.append(problem("engine", f"one of {list(ENGINE_CHOICES)}", self.engine))
         if not isinstance(self.tensorboard, bool):
             out.append(problem("tensorboard", "True or False", self.tensorboard))
+        elif self.tensorboard and self.engine == "jax":
+            out.append(problem("tensorboard", "False with engine 'jax' (TensorBoard logs come from tf_keras)",
+                               self.tensorboard))
         return out
 
     @property
@@ -360,6 +370,11 @@ class Study:
             return tuple(self.tuning.frequencies)
         f = self.pruning.frequency
         return tuple(dict.fromkeys((f, max(1, f // 2), max(1, f // 4))))
+
+    def resolved(self):
+        """This study with ``engine="auto"`` replaced by the engine it means here (:func:`engines.resolve`)."""
+        engine = engines.resolve(self.engine)
+        return self if engine == self.engine else dataclasses.replace(self, engine=engine)
 
     def to_dict(self):
         """The canonical JSON-ready form of the study."""

@@ -28,7 +28,7 @@ every run of the earlier stages is settled):
 import dataclasses
 from typing import Optional, Tuple
 
-from widthvsprune import keys
+from widthvsprune import engines, keys
 from widthvsprune.families import describe_widths
 
 ARMS = ("baseline", "pruned", "narrow")
@@ -163,12 +163,17 @@ def search_config(study, arm):
     return out
 
 
+def engine_of(study):
+    """The engine a study trains with (``auto`` resolved); part of every run key."""
+    return engines.resolve(study.engine)
+
+
 def baseline_config(study, tuning="untuned", learning_rate=None):
     recipe = keys.config_dict(study.baseline)
     if learning_rate is not None:
         recipe["learning_rate"] = float(learning_rate)
-    return {"arm": "baseline", "tuning": tuning, "data": data_config(study), "family": study.family,
-            "widths": list(study.widths), "recipe": recipe}
+    return {"arm": "baseline", "tuning": tuning, "engine": engine_of(study), "data": data_config(study),
+            "family": study.family, "widths": list(study.widths), "recipe": recipe}
 
 
 def pruned_config(study, target, tuning="untuned", baseline=None, chosen=None):
@@ -183,7 +188,8 @@ def pruned_config(study, target, tuning="untuned", baseline=None, chosen=None):
 def narrow_config(study, budget, tuning):
     """A narrow search's configuration: the budget, the compute it matches and how its shape is chosen."""
     config = {
-        "arm": "narrow", "tuning": tuning, "data": data_config(study), "family": study.family,
+        "arm": "narrow", "tuning": tuning, "engine": engine_of(study), "data": data_config(study),
+        "family": study.family,
         "wide_widths": list(study.widths), "budget": int(budget),
         # The narrow model trains for as many optimizer steps as the pruned arm's baseline and fine-tune together.
         "recipe": {"batch_size": study.baseline.batch_size, "optimizer": study.baseline.optimizer,

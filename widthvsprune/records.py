@@ -32,6 +32,7 @@ RUN_COLUMNS = (
     Column("tuning", "`tuned` (the configuration its arm's search chose) or `untuned` (the recipe as written: the "
                      "controls)"),
     Column("pruning", "pruned rows: the pruning variant used (`layerwise`, `global` or `random`)"),
+    Column("engine", "the engine that trained it: `tf_keras` or `jax` (both arms of a study use the same)"),
     Column("family", "the model family"),
     Column("dataset", "the dataset"),
     Column("widths", "the model's widths (`128x64`)"),

@@ -84,6 +84,7 @@ class RayExecutor:
     def __init__(self, engine_name, address=None, cpus_per_pack=None, gpus_per_pack=None, verbose=False):
         self.ray = ray = _import_ray()
         self.engine_name, self._engine, self._splits, self._tmp = engine_name, None, None, None
+        engines.prepare(engine_name)  # the driver's Keras (for KerasTuner) runs the engine's backend
         cpus = 1.0 if cpus_per_pack is None else float(cpus_per_pack)
         gpus = 0.0 if gpus_per_pack is None else float(gpus_per_pack)
         if cpus <= 0 or gpus < 0:

@@ -16,7 +16,7 @@ import traceback
 import numpy as np
 import pandas as pd
 
-from widthvsprune import families, masks, measuring, schedules, storing
+from widthvsprune import families, masks, measuring, planning, schedules, storing
 from widthvsprune.engines.base import ModelSpec, Pack, PruneSpec, steps_per_epoch
 
 # --------------------------------------------------------------------------
@@ -115,6 +115,7 @@ def common(study, run):
         "widths": families.describe_widths(run.widths),
         "target_sparsity": float(run.target),
         "pruning": run.config["pruning"]["variant"] if run.arm == "pruned" else "",
+        "engine": planning.engine_of(study),
     }
 
 

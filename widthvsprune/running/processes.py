@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 
 from threadpoolctl import threadpool_limits
 
@@ -33,6 +34,46 @@ def _sigint_ignored():
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+class Interrupts:
+    """Remembers Ctrl-C, so that it stops the study even where a library swallows the KeyboardInterrupt.
+
+    Python raises KeyboardInterrupt wherever the main thread happens to be;
+    raised inside a callback whose exceptions are ignored (JAX's garbage
+    collection hook, say), it would be printed with a traceback and lost.
+    Inside this context Ctrl-C still raises at once; a swallowed one is not
+    printed, and :meth:`check` raises it again at the runner's next safe point.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = self._hook = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._hook, sys.unraisablehook = sys.unraisablehook, self._unraisable
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested = True
+        raise KeyboardInterrupt
+
+    def _unraisable(self, info):
+        if issubclass(info.exc_type, KeyboardInterrupt):
+            self.requested = True  # swallowed where it was raised: raised again by check()
+            return
+        self._hook(info)
+
+    def check(self):
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            sys.unraisablehook = self._hook
 
 
 def start(count, target, args):

@@ -53,10 +53,14 @@ class Runner:
         verbose: keep tracebacks in failure records; show KerasTuner's output.
         workers: processes sharing the study (each claims its share of a stage).
         session: the id shared by the processes of one ``run`` command.
+        check: called between packs and rounds; raises to stop the study (a
+            remembered Ctrl-C, :class:`widthvsprune.running.processes.Interrupts`).
     """
 
-    def __init__(self, study, root, splits, executor, progress, force=False, verbose=False, workers=1, session=None):
+    def __init__(self, study, root, splits, executor, progress, force=False, verbose=False, workers=1, session=None,
+                 check=None):
         self.study, self.root, self.splits, self.executor = study, root, splits, executor
+        self.check = check or (lambda: None)
         self.progress, self.force, self.verbose, self.workers = progress, force, verbose, workers
         self.session = session or uuid.uuid4().hex
         self.attempted = set()  # run ids and search keys this process trained, searched or failed
@@ -116,6 +120,7 @@ class Runner:
     def run(self):
         """Works until every run and search of the study is settled; waits for work other processes hold."""
         while True:
+            self.check()
             survey = self.survey()
             self.progress.remaining(self.left(survey))
             work = self.pending(survey)
@@ -174,6 +179,7 @@ class Runner:
         for run in runs:
             groups.setdefault(arms.recipe_of(self.study, run.arm, len(self.splits.x_train)), []).append(run)
         for recipe, group in groups.items():
+            self.check()
             self._train_group(recipe, group, survey)
 
     def _train_group(self, recipe, group, survey):
@@ -280,6 +286,7 @@ class Runner:
             return
 
         def train(proposals):
+            self.check()
             return searches.train_trials(study, splits, self.executor, contexts, proposals)
 
         def on_trial(job, number, values, score, info):

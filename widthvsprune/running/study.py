@@ -10,8 +10,6 @@ from widthvsprune.running import processes
 from widthvsprune.running.progress import Progress
 from widthvsprune.running.scheduler import Runner
 
-ENGINE = "tf_keras"
-
 
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C stopped a study: its message says what is kept and how to resume."""
@@ -92,7 +90,7 @@ def _helper(study_dict, study_file, out, verbose, workers, session, index):
         study = config_module.study_from_dict(study_dict)
         from widthvsprune import data
 
-        executor = executors.LocalExecutor(ENGINE)
+        executor = executors.LocalExecutor(study.engine)
         executor.engine.limit_threads(workers)
         splits = data.load(study.dataset, study.validation_fraction, study.data_seed)
         root = storing.study_dir(out, study.name)
@@ -140,13 +138,14 @@ def run_study(study, out="results", force=False, verbose=False, stream=None, wor
         Interrupted: on Ctrl-C, once the helpers are stopped.
         DiskFullError: if the results folder's device is full.
     """
+    study = study.resolved()
     splits = preflight(study, out)
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise StudyError(config_module.problem("workers", "an integer >= 1", workers))
     if executor != "local" and workers not in (None, 1):
         raise StudyError(f"--workers: Expected no --workers with --executor {executor} (its slots share the work). "
                          f"Received: --workers={workers}")
-    trainer = executors.create(executor, ENGINE, address, cpus_per_pack, gpus_per_pack, verbose)
+    trainer = executors.create(executor, study.engine, address, cpus_per_pack, gpus_per_pack, verbose)
     try:
         return _run(study, out, splits, trainer, force, verbose, stream, workers, study_file)
     finally:
@@ -174,10 +173,12 @@ def _run(study, out, splits, trainer, force, verbose, stream, workers, study_fil
         helpers = processes.start(workers - 1, _helper, (study.to_dict(), None if study_file is None else
                                                         str(study_file), str(out), verbose, workers, session))
     progress = Progress(0, stream, prefix="[w1]" if helpers else "")
-    runner = Runner(study, root, splits, trainer, progress, force, verbose, workers, session)
+    interrupts = processes.Interrupts()
+    runner = Runner(study, root, splits, trainer, progress, force, verbose, workers, session, interrupts.check)
     try:
-        with processes.single_threaded_blas():
+        with interrupts, processes.single_threaded_blas():
             result = runner.run()
+            interrupts.check()
     except KeyboardInterrupt:
         processes.stop(helpers)
         raise Interrupted(_interrupted(study, root, runner)) from None

@@ -1,0 +1,79 @@
+"""The Keras 3 / JAX engine: every model of a pack trained by compiled JAX programs.
+
+Importing this package selects Keras 3's JAX backend (``KERAS_BACKEND=jax``)
+and stops JAX from preallocating most of a GPU's memory
+(``XLA_PYTHON_CLIENT_PREALLOCATE=false``), so several processes can share one
+device. It never imports TensorFlow, tf_keras or tfmot: pruning follows
+tfmot's algorithm (tested equal to it) without using it.
+
+Modules:
+
+- :mod:`.models`: building family models with Keras 3, their variable
+  layouts, the prunable kernels, padding a model into a wider one;
+- :mod:`.programs`: the compiled training and evaluation programs (loss,
+  tf_keras's legacy optimizers, tfmot's layerwise mask) and their cache;
+- :mod:`.pruning`: schedules and host-side mask updates (``global``,
+  ``random``) per model;
+- :mod:`.training`: a pack's groups, epochs, histories and outcomes;
+- :mod:`.engine`: the :class:`~widthvsprune.engines.base.Engine`.
+
+Design notes (measured on a 2-core CPU with the quickstart's packs, see
+``benchmarks/jax_engine.py``):
+
+- Compiling dominates: a training program takes 0.6-1.3 s to compile and an
+  epoch of a 12-model pack a few tens of milliseconds. Hence one program per
+  shape for a whole training (the step bounds are arguments), narrow models
+  padded into a common shape (the quickstart's 24 search trials: 2 programs
+  and 2.1 s padded, against 44 programs and 13.9 s grouped by exact widths;
+  grouped runs only win, 0.6 s against 1.4 s, once compiled), and the
+  evaluation program compiled in a background thread.
+- Keras 3's ``stateless_call`` costs nothing against a hand-written forward
+  pass (same compile time and epoch time for the MLP), so every family's
+  builder serves this engine. Keras 3's ``Adam.stateless_apply`` is as fast as
+  the hand-written update here but computes ``beta ** t`` with XLA's ``pow``
+  (one ulp from TensorFlow's); the hand-written update takes the powers from
+  the host and tf_keras's exact arithmetic.
+- The layerwise threshold is found by bitwise selection (31 counting passes),
+  12 times faster than the sort tfmot uses, with the same value.
+- Initial weights are computed without a compiled program per weight shape
+  (:mod:`.initializers`): Keras's own initialization took about 1.5 s per
+  model of new widths.
+- A process runs these programs on about one core; studies scale with
+  worker processes. ``log_dir`` (TensorBoard) is not written by this engine.
+"""
+
+import os
+import sys
+
+
+def _select_backend():
+    keras = sys.modules.get("keras")
+    if keras is not None:
+        backend = keras.backend.backend() if hasattr(keras, "backend") else os.environ.get("KERAS_BACKEND")
+        if backend != "jax":
+            raise RuntimeError(
+                "Expected Keras 3 to be imported with the JAX backend (or not imported yet) before the jax "
+                f"engine loads. Received: KERAS_BACKEND={backend!r}"
+            )
+    os.environ["KERAS_BACKEND"] = "jax"
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+
+_select_backend()
+
+
+def create(**options):
+    """The jax engine (see :class:`widthvsprune.engines.jax.engine.JaxEngine` for ``options``).
+
+    Example:
+
+    ```python
+    from widthvsprune.engines import jax as jax_engine
+
+    engine = jax_engine.create()
+    outcomes = engine.train(pack, splits)
+    ```
+    """
+    from widthvsprune.engines.jax.engine import JaxEngine
+
+    return JaxEngine(**options)

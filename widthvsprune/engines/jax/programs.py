@@ -1,0 +1,348 @@
+"""The compiled programs that train and evaluate a group of same-shape models.
+
+One program call runs a *segment* of an epoch, steps ``[start, stop)``, for
+every model of a group at once: a ``jax.lax.fori_loop`` over the steps, and
+inside it the models side by side (``jax.vmap`` over stacked weights), each
+with its own batch order, learning rate, optimizer state and masks. An
+epoch is one call unless masks are updated on the host (``global``,
+``random``) or the training stops early (``max_steps``). The step bounds are
+arguments, so one compiled program serves every segment, epoch and pack of
+the same shapes: :class:`ProgramCache` compiles each distinct program once
+per process (ahead of time, timed).
+
+What one step does for each model, in tfmot's and tf_keras's order:
+
+1. at the steps where tfmot's schedule prunes, the ``layerwise`` mask of each
+   pruned kernel is recomputed from the current kernel (:func:`layerwise_mask`,
+   tfmot's rule, with the kept count from the host);
+2. the kernel is multiplied by its mask (tfmot's ``weight_mask_op``);
+3. forward pass (Keras 3 ``stateless_call``), mean sparse categorical
+   cross-entropy from logits over the batch's real examples, gradients;
+4. gradients of padding (entries outside a narrow model's block) are zeroed
+   (always: one program then serves packs with and without padding);
+5. tf_keras's ``legacy.Adam`` or ``legacy.SGD(momentum=0.9)`` update, in the
+   fused kernels' arithmetic; the kernel is updated unmasked, as in tfmot.
+
+At the end of an epoch the kernels are multiplied by their masks again
+(tfmot's ``UpdatePruningStep.on_epoch_end``).
+
+The last batch of an epoch is short when the batch size does not divide the
+training set. It is padded to the full batch with weight-0 examples, and the
+loss is the mean over its real examples, as Keras computes it; models that
+normalize over the batch (``BatchNormalization``) run it at its own size
+instead (``exact_last_batch``: one more traced step in the program).
+"""
+
+import concurrent.futures
+import dataclasses
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+F32 = np.float32
+BETA_1, BETA_2, EPSILON = F32(0.9), F32(0.999), F32(1e-7)
+MOMENTUM = F32(0.9)
+ONE = F32(1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """What a program does (part of its cache key).
+
+    Attributes:
+        batch_size: examples per step.
+        num_examples: size of the training split.
+        optimizer: ``"adam"`` or ``"sgd"``.
+        masked: models carry pruning masks (applied before every step and at each epoch's end).
+        layerwise: masks are updated inside the program by tfmot's layerwise rule.
+        exact_last_batch: the short last batch runs at its own size.
+    """
+
+    batch_size: int
+    num_examples: int
+    optimizer: str
+    masked: bool
+    layerwise: bool
+    exact_last_batch: bool
+
+    @property
+    def full_steps(self):
+        return self.num_examples // self.batch_size
+
+    @property
+    def steps(self):
+        return -(-self.num_examples // self.batch_size)
+
+
+def cross_entropy(logits, labels):
+    """Sparse categorical cross-entropy from logits, one value per example."""
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    return -jnp.take_along_axis(logp, labels[:, None].astype(jnp.int32), axis=-1)[:, 0]
+
+
+def adam_powers(first_step, count):
+    """``beta_1 ** t`` and ``beta_2 ** t`` for ``t = first_step .. first_step + count - 1``, in float32.
+
+    Computed on the host with NumPy's float32 ``pow`` (as TensorFlow's
+    ``tf.pow`` computes them), and passed to the program per epoch.
+    """
+    t = np.arange(first_step, first_step + count, dtype=F32)
+    return np.stack([np.power(BETA_1, t), np.power(BETA_2, t)], axis=-1).astype(F32)
+
+
+def adam(params, slots, grads, lr, powers):
+    """tf_keras ``legacy.Adam`` (``ResourceApplyAdam``): one step for every variable.
+
+    ``alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)``; ``m += (g - m) * (1 -
+    beta_1)``; ``v += (g^2 - v) * (1 - beta_2)``; ``w -= m * alpha / (sqrt(v) + epsilon)``.
+    """
+    beta_1_power, beta_2_power = powers[0], powers[1]
+    alpha = lr * jnp.sqrt(ONE - beta_2_power) / (ONE - beta_1_power)
+    new_params, new_slots = [], []
+    for w, (m, v), g in zip(params, slots, grads):
+        m = m + (g - m) * (ONE - BETA_1)
+        v = v + (jnp.square(g) - v) * (ONE - BETA_2)
+        new_params.append(w - (m * alpha) / (jnp.sqrt(v) + EPSILON))
+        new_slots.append((m, v))
+    return new_params, new_slots
+
+
+def sgd(params, slots, grads, lr, powers):
+    """tf_keras ``legacy.SGD(momentum=0.9)`` (``ResourceApplyKerasMomentum``): ``a = a * 0.9 - g * lr; w += a``."""
+    del powers
+    new_params, new_slots = [], []
+    for w, (a,), g in zip(params, slots, grads):
+        a = a * MOMENTUM - g * lr
+        new_params.append(w + a)
+        new_slots.append((a,))
+    return new_params, new_slots
+
+
+OPTIMIZERS = {"adam": (adam, 2), "sgd": (sgd, 1)}
+
+
+def init_slots(optimizer, params):
+    """Zero optimizer slots for stacked ``params`` (on the device)."""
+    _, n = OPTIMIZERS[optimizer]
+    return tuple(tuple(jax.device_put(np.zeros(np.shape(p), np.float32)) for _ in range(n)) for p in params)
+
+
+def kth_largest(magnitudes, k):
+    """The ``k``-th largest of non-negative float32 ``magnitudes`` (``k >= 1``), exactly.
+
+    Non-negative floats order as their bit patterns do, so the answer is the
+    largest bit pattern ``t`` with at least ``k`` magnitudes ``>= t``, found
+    one bit at a time (31 counting passes): much cheaper than sorting, which
+    tfmot does (``top_k``), and the same value.
+    """
+    bits = jax.lax.bitcast_convert_type(magnitudes.reshape(-1), jnp.uint32)
+
+    def step(i, found):
+        candidate = found | (jnp.uint32(1) << (jnp.uint32(30) - i.astype(jnp.uint32)))
+        return jnp.where(jnp.sum(bits >= candidate) >= k, candidate, found)
+
+    found = jax.lax.fori_loop(0, 31, step, jnp.uint32(0))
+    return jax.lax.bitcast_convert_type(found, jnp.float32)
+
+
+def layerwise_mask(weight, kept, block=None):
+    """tfmot's magnitude mask with ``kept`` weights: every ``|w|`` at least the ``kept``-th largest is kept.
+
+    ``block`` (padding) is multiplied in; padding holds zeros, which never
+    outrank a real weight, so the threshold is that of the narrow kernel.
+    """
+    magnitudes = jnp.abs(weight)
+    mask = (magnitudes >= kth_largest(magnitudes, jnp.maximum(kept, 1))).astype(weight.dtype)
+    return mask if block is None else mask * block
+
+
+class Program:
+    """The training and evaluation programs of one template model and :class:`Config`.
+
+    Args:
+        model: the Keras 3 template (its variables are not used, only its ``stateless_call``).
+        layout: the template's :class:`~widthvsprune.engines.jax.models.Layout`.
+        config: the :class:`Config`.
+    """
+
+    def __init__(self, model, layout, config):
+        self.model, self.layout, self.config = model, layout, config
+        self.update, self.n_slots = OPTIMIZERS[config.optimizer]
+        self.prunable = layout.prunable
+
+    # -- one model ---------------------------------------------------------
+
+    def _mask(self, params, masks):
+        params = list(params)
+        for j, p in enumerate(self.prunable):
+            params[p] = params[p] * masks[j]
+        return params
+
+    def _model_step(self, params, frozen, slots, masks, block, lr, x, y, weight, powers):
+        if self.config.masked:
+            params = self._mask(params, masks)
+
+        def loss_fn(trainable):
+            logits, new_frozen = self.model.stateless_call(trainable, list(frozen), x, training=True)
+            ce = cross_entropy(logits, y)
+            if weight is None:
+                loss = jnp.mean(ce)
+            else:
+                loss = jnp.sum(jnp.where(weight > 0, ce, 0.0)) / jnp.sum(weight)
+            return loss, (logits, new_frozen)
+
+        (loss, (logits, frozen)), grads = jax.value_and_grad(loss_fn, has_aux=True)(list(params))
+        grads = [g * b for g, b in zip(grads, block)]
+        params, slots = self.update(params, slots, grads, lr, powers)
+        hits = (jnp.argmax(logits, axis=-1) == y).astype(jnp.float32)
+        correct = jnp.sum(hits) if weight is None else jnp.sum(hits * weight)
+        return tuple(params), tuple(frozen), tuple(slots), loss, correct
+
+    def _layerwise(self, params, masks, kept, block):
+        out = []
+        for j, p in enumerate(self.prunable):
+            new = layerwise_mask(params[p], kept[j], block[p])
+            out.append(jnp.where(kept[j] > 0, new, masks[j]))
+        return tuple(out)
+
+    # -- a group -----------------------------------------------------------
+
+    def _step(self, carry, inputs, index, batch, weight):
+        params, frozen, slots, masks, step, loss_sum, correct_sum = carry
+        x_all, y_all, lr, kept, block, powers = inputs
+        if self.config.layerwise:
+            kept_now = jax.lax.dynamic_index_in_dim(kept, index, axis=1, keepdims=False)
+            masks = jax.lax.cond(
+                jnp.any(kept_now > 0),
+                lambda: jax.vmap(self._layerwise)(params, masks, kept_now, block),
+                lambda: masks,
+            )
+        p = jax.lax.dynamic_index_in_dim(powers, index, axis=0, keepdims=False)
+        x, y = x_all[batch], y_all[batch]
+        params, frozen, slots, loss, correct = jax.vmap(
+            self._model_step, in_axes=(0, 0, 0, 0, 0, 0, 0, 0, None, None)
+        )(params, frozen, slots, masks, block, lr, x, y, weight, p)
+        return params, frozen, slots, masks, step + 1, loss_sum + loss, correct_sum + correct
+
+    def segment(self, state, data, orders, lr, kept, block, powers, start, stop, end_epoch):
+        """Runs steps ``[start, stop)`` of an epoch for every model of the group.
+
+        Args:
+            state: ``(params, frozen, slots, masks, step)``, stacked over models.
+            data: ``(x_train, y_train)``.
+            orders: ``(models, steps * batch_size)`` example indices of this
+                epoch, padded with zeros after the real ones.
+            lr: ``(models,)`` learning rates.
+            kept: ``(models, steps, prunable)`` kernels' kept counts at the
+                steps where the layerwise masks update (0: no update), or ``None``.
+            block: stacked padding blocks of the trainable variables (ones
+                where a model has the weight, zeros in its padding).
+            powers: ``(steps, 2)`` Adam's ``beta ** t`` per step of the epoch.
+            start, stop: the steps to run (``0 <= start <= stop <= steps``).
+            end_epoch: apply the masks at the end (the epoch ends here).
+
+        Returns:
+            ``(state, loss_sum, correct_sum)``: the sums over the segment's
+            steps of each model's batch loss and of its correct predictions.
+        """
+        cfg = self.config
+        bs, n = cfg.batch_size, cfg.num_examples
+        params, frozen, slots, masks, step = state
+        zeros = jnp.zeros(lr.shape, jnp.float32)
+        carry = (params, frozen, slots, masks, step, zeros, zeros)
+        inputs = (data[0], data[1], lr, kept, block, powers)
+        positions = jnp.arange(bs)
+
+        def body(i, carry):
+            batch = jax.lax.dynamic_slice_in_dim(orders, i * bs, bs, axis=1)
+            weight = None if cfg.exact_last_batch else ((i * bs + positions) < n).astype(jnp.float32)
+            return self._step(carry, inputs, i, batch, weight)
+
+        last = cfg.full_steps if cfg.exact_last_batch else cfg.steps
+        carry = jax.lax.fori_loop(start, jnp.minimum(stop, last), body, carry)
+        if cfg.exact_last_batch and cfg.steps > cfg.full_steps:
+            index = cfg.full_steps
+            carry = jax.lax.cond(
+                (start <= index) & (stop > index),
+                lambda c: self._step(c, inputs, index, orders[:, index * bs : n], None),
+                lambda c: c,
+                carry,
+            )
+        params, frozen, slots, masks, step, loss_sum, correct_sum = carry
+        if cfg.masked:
+            masked = jax.vmap(self._mask)(params, masks)
+            params = tuple(jnp.where(end_epoch, a, b) for a, b in zip(masked, params))
+        return (tuple(params), frozen, slots, masks, step), loss_sum, correct_sum
+
+    def evaluate(self, params, frozen, x, y):
+        """Per-example loss and correctness of every model on ``(x, y)``: two ``(models, examples)`` arrays."""
+
+        def one(params, frozen):
+            logits, _ = self.model.stateless_call(list(params), list(frozen), x, training=False)
+            return cross_entropy(logits, y), jnp.argmax(logits, axis=-1) == y
+
+        return jax.vmap(one)(params, frozen)
+
+
+class ProgramCache:
+    """Compiled programs, ahead of time, once per program and argument shapes.
+
+    A program can be *prepared*: lowered now and compiled in a background
+    thread while the caller goes on (XLA compiles without holding Python's
+    lock), so a group's evaluation program compiles while its training
+    program compiles or runs.
+
+    Attributes:
+        compile_seconds: wall time callers spent tracing, lowering and
+            waiting for compilations.
+        compiled: how many programs were compiled.
+    """
+
+    def __init__(self):
+        self._compiled = {}
+        self._programs = {}
+        self._pool = None
+        self.compile_seconds = 0.0
+        self.compiled = 0
+
+    def program(self, key, model, layout, config):
+        """The :class:`Program` of a template (``key``) and :class:`Config`, made once."""
+        if (key, config) not in self._programs:
+            self._programs[key, config] = Program(model, layout, config)
+        return self._programs[key, config]
+
+    @staticmethod
+    def _signature(key, args):
+        leaves, treedef = jax.tree.flatten(args)
+        return key, treedef, tuple((np.shape(a), np.dtype(getattr(a, "dtype", None) or np.result_type(a)).str)
+                                   for a in leaves)
+
+    def prepare(self, key, fn, args, donate=()):
+        """Lowers ``fn`` for ``args`` and compiles it in the background, unless that program exists."""
+        signature = self._signature(key, args)
+        if signature in self._compiled:
+            return
+        start = time.perf_counter()
+        lowered = jax.jit(fn, donate_argnums=donate).lower(*args)
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="xla-compile")
+        self._compiled[signature] = self._pool.submit(lowered.compile)
+        self.compiled += 1
+        self.compile_seconds += time.perf_counter() - start
+
+    def call(self, key, fn, args, donate=()):
+        """Runs ``fn(*args)``, compiling it first if no program of ``key`` and these shapes exists."""
+        signature = self._signature(key, args)
+        compiled = self._compiled.get(signature)
+        if not callable(compiled):
+            start = time.perf_counter()
+            if compiled is None:
+                compiled = jax.jit(fn, donate_argnums=donate).lower(*args).compile()
+                self.compiled += 1
+            else:
+                compiled = compiled.result()
+            self.compile_seconds += time.perf_counter() - start
+            self._compiled[signature] = compiled
+        return compiled(*args)

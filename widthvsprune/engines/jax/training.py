@@ -1,0 +1,299 @@
+"""Training a pack with the jax engine: groups, epochs, histories and outcomes.
+
+Per group (:mod:`.packing`), :class:`GroupRun` stacks the members' weights,
+runs each epoch as one or more calls of the group's compiled segment program
+(:mod:`.programs`), cut where the host writes ``global`` or ``random`` masks,
+where ``max_steps`` ends the training, or where a caller observes the state,
+and validates with the group's compiled evaluation program. Python does work
+per epoch and per host mask update, never per step.
+"""
+
+import math
+import time
+
+import jax
+import numpy as np
+
+from widthvsprune.engines import base
+from widthvsprune.engines.jax import models, packing, programs, pruning
+
+EVAL_CHUNK_MAX = 1024
+
+
+class DeviceData:
+    """A dataset's splits on the default device; validation and test in chunks of one padded size.
+
+    Args:
+        splits: a :class:`widthvsprune.data.Splits`.
+    """
+
+    def __init__(self, splits):
+        self.splits = splits
+        self.train = (_put(splits.x_train, np.float32), _put(splits.y_train, np.int32))
+        size = max(len(splits.x_val), len(splits.x_test))
+        self.chunk = min(EVAL_CHUNK_MAX, 1 << max(0, (size - 1).bit_length()))
+        self.val = self._chunks(splits.x_val, splits.y_val)
+        self.test = self._chunks(splits.x_test, splits.y_test)
+
+    def _chunks(self, x, y):
+        out = []
+        for start in range(0, len(x), self.chunk):
+            xs, ys = x[start : start + self.chunk], y[start : start + self.chunk]
+            pad = self.chunk - len(xs)
+            xs = np.concatenate([xs, np.zeros((pad,) + xs.shape[1:], np.float32)]) if pad else xs
+            ys = np.concatenate([ys, np.zeros(pad, ys.dtype)]) if pad else ys
+            out.append((_put(xs, np.float32), _put(ys, np.int32), len(x[start : start + self.chunk])))
+        return out
+
+
+def _put(array, dtype=None):
+    """``array`` on the default device (``jnp.asarray`` would compile a program per new shape)."""
+    return jax.device_put(np.asarray(array) if dtype is None else np.asarray(array, dtype))
+
+
+def diverged_message(epoch, loss):
+    return f"the training loss became non-finite in epoch {epoch} (loss={float(loss)})"
+
+
+class GroupRun:
+    """Trains one :class:`~widthvsprune.engines.jax.packing.Group` of a pack.
+
+    Args:
+        group: the group.
+        pack: the :class:`~widthvsprune.engines.base.Pack`.
+        data: the :class:`DeviceData`.
+        cache: the :class:`~widthvsprune.engines.jax.programs.ProgramCache`.
+    """
+
+    def __init__(self, group, pack, data, cache):
+        self.group, self.pack, self.data, self.cache = group, pack, data, cache
+        layout, specs = group.layout, [m.spec for m in group.members]
+        for spec in specs:
+            if spec.prune is not None:
+                pruning.check(spec.prune)
+        if pack.max_steps is not None and int(pack.max_steps) < 1:
+            raise ValueError(f"Expected max_steps >= 1 or None. Received: max_steps={pack.max_steps!r}")
+        if pack.optimizer not in programs.OPTIMIZERS:
+            raise ValueError(
+                f"Expected optimizer to be one of {list(programs.OPTIMIZERS)}. Received: optimizer={pack.optimizer!r}"
+            )
+        self.config = programs.Config(
+            batch_size=int(pack.batch_size),
+            num_examples=len(data.splits.x_train),
+            optimizer=pack.optimizer,
+            masked=any(s.prune is not None for s in specs),
+            layerwise=any(s.prune is not None and s.prune.variant == "layerwise" for s in specs),
+            exact_last_batch=layout.batch_coupled,
+        )
+        self.program = cache.program(group.key, group.model, layout, self.config)
+        self.host = {
+            i: pruning.HostMasks(m.spec.prune, m.layout)
+            for i, m in enumerate(group.members)
+            if m.spec.prune is not None and m.spec.prune.variant in pruning.HOST_VARIANTS
+        }
+        extra = group.size - len(specs)
+        self.lr = np.array([float(s.learning_rate) for s in specs] + [0.0] * extra, np.float32)
+        n = self.config.num_examples
+        self.orders = [base.batch_order(n, pack.epochs, s.seed) for s in specs]
+        shapes = [layout.shapes[w] for w in layout.trainable]
+        self.block = tuple(_put(a) for a in packing.stack(
+            group, lambda m, j: np.ones(m.layout.shapes[m.layout.trainable[j]], np.float32), shapes))
+        self.state = self._initial_state()
+        self.steps_run = 0
+        x, y, _ = data.val[0]
+        cache.prepare(self._eval_key(), self.program.evaluate, (self.state[0], self.state[1], x, y))
+
+    def _eval_key(self):
+        return "eval", self.group.key, self.group.size
+
+    def _initial_state(self):
+        group, layout = self.group, self.group.layout
+        template_frozen = [v.value for v in group.model.non_trainable_variables]
+        params = packing.stack(group, lambda m, j: m.weights[m.layout.trainable[j]],
+                               [layout.shapes[w] for w in layout.trainable])
+        frozen = tuple(
+            np.stack([np.asarray(template_frozen[j])] * group.size) if w is None else packing.stack(
+                group, lambda m, _, j=j: m.weights[m.layout.frozen[j]], [layout.shapes[w]])[0]
+            for j, w in enumerate(layout.frozen)
+        )
+        masks = ()
+        if self.config.masked:
+            masks = packing.stack(
+                group, lambda m, j: np.ones(m.layout.shapes[m.layout.trainable[m.layout.prunable[j]]], np.float32),
+                [layout.shapes[layout.trainable[p]] for p in layout.prunable])
+        params = tuple(_put(p) for p in params)
+        slots = programs.init_slots(self.config.optimizer, params)
+        return params, tuple(_put(f) for f in frozen), slots, tuple(_put(m) for m in masks), np.int32(0)
+
+    # -- per epoch inputs ------------------------------------------------------
+
+    def _epoch_orders(self, epoch):
+        cfg = self.config
+        width = cfg.steps * cfg.batch_size
+        rows = [np.pad(order[epoch], (0, width - cfg.num_examples)) for order in self.orders]
+        rows += [rows[0]] * (self.group.size - len(rows))
+        return np.stack(rows).astype(np.int32)
+
+    def _kept(self, first, count):
+        steps = self.config.steps
+        rows = [pruning.kept_table(m.spec.prune, m.layout, first, count, steps) for m in self.group.members]
+        rows += [np.zeros_like(rows[0])] * (self.group.size - len(rows))
+        return np.stack(rows)
+
+    def _host_update(self, step):
+        params, frozen, slots, masks, counter = self.state
+        prunable = self.group.layout.prunable
+        kernels = [np.array(params[p]) for p in prunable]
+        current = [np.array(m) for m in masks]
+        for i, host in self.host.items():
+            if not pruning.updates_at(host.prune, step):
+                continue
+            layout = self.group.members[i].layout
+            shapes = [layout.shapes[layout.trainable[p]] for p in prunable]
+            own_k = [models.extract(kernels[j][i], s) for j, s in enumerate(shapes)]
+            own_m = [models.extract(current[j][i], s) for j, s in enumerate(shapes)]
+            for j, new in enumerate(host.update(step, own_k, own_m)):
+                current[j][i] = models.embed(new, current[j][i].shape)
+                kernels[j][i] = models.embed(own_k[j] * new, kernels[j][i].shape)
+        params = list(params)
+        for j, p in enumerate(prunable):
+            params[p] = _put(kernels[j])
+        self.state = (tuple(params), frozen, slots, tuple(_put(m) for m in current), counter)
+
+    # -- running -----------------------------------------------------------------
+
+    def total_steps(self):
+        total = self.pack.epochs * self.config.steps
+        return total if self.pack.max_steps is None else min(total, int(self.pack.max_steps))
+
+    def run(self, observe=None, observe_steps=()):
+        """Trains every epoch; returns ``(histories, errors)``, one per member.
+
+        ``observe(step, run)`` is called after each optimizer step listed in ``observe_steps``.
+        """
+        cfg, pack, members = self.config, self.pack, self.group.members
+        steps, total = cfg.steps, self.total_steps()
+        epochs = -(-total // steps)
+        histories, errors = [[] for _ in members], [None] * len(members)
+        key = ("segment", self.group.key, cfg)
+        for epoch in range(epochs):
+            first = epoch * steps
+            count = min(steps, total - first)
+            host_steps = {t for t in range(first + 1, first + count + 1)
+                          if any(pruning.updates_at(h.prune, t) for h in self.host.values())}
+            cuts = {0, count} | {t - first - 1 for t in host_steps}
+            cuts |= {t - first for t in observe_steps if first < t <= first + count}
+            cuts = sorted(cuts)
+            inputs = (self.data.train, self._epoch_orders(epoch), self.lr,
+                      self._kept(first + 1, count) if cfg.layerwise else None,
+                      self.block, programs.adam_powers(first + 1, steps))
+            loss_sum, correct_sum = np.zeros(self.group.size), np.zeros(self.group.size)
+            for a, b in zip(cuts, cuts[1:]):
+                if first + a + 1 in host_steps:
+                    self._host_update(first + a + 1)
+                args = (self.state, *inputs, np.int32(a), np.int32(b), np.bool_(b == count))
+                self.state, loss, correct = self.cache.call(key, self.program.segment, args, donate=(0,))
+                loss_sum += np.asarray(loss)
+                correct_sum += np.asarray(correct)
+                self.steps_run = first + b
+                if observe is not None and first + b in observe_steps:
+                    observe(first + b, self)
+            losses = loss_sum / count
+            accuracies = correct_sum / (cfg.num_examples if count == steps else count * cfg.batch_size)
+            validated = pack.validate == "every_epoch" or epoch == epochs - 1
+            val_loss, val_accuracy, _ = self.evaluate(self.data.val) if validated else (None, None, None)
+            for i in range(len(members)):
+                if errors[i] is not None:
+                    continue
+                row = {"epoch": epoch + 1, "loss": float(losses[i]), "accuracy": float(accuracies[i])}
+                if validated:
+                    row.update(val_loss=float(val_loss[i]), val_accuracy=float(val_accuracy[i]))
+                histories[i].append(row)
+                if not math.isfinite(row["loss"]):
+                    errors[i] = diverged_message(epoch + 1, row["loss"])
+            if all(e is not None for e in errors):
+                break
+        return histories, errors
+
+    def evaluate(self, chunks):
+        """``(loss, accuracy, correct)`` per model slot on a split's chunks."""
+        params, frozen = self.state[0], self.state[1]
+        losses, hits = [], []
+        for x, y, real in chunks:
+            ce, ok = self.cache.call(self._eval_key(), self.program.evaluate, (params, frozen, x, y))
+            losses.append(np.asarray(ce)[:, :real])
+            hits.append(np.asarray(ok)[:, :real])
+        ce, ok = np.concatenate(losses, axis=1), np.concatenate(hits, axis=1)
+        return ce.mean(axis=1), ok.mean(axis=1), ok
+
+    def weights(self):
+        """Every member's current weights, ``get_weights()`` order, its own shapes."""
+        params, frozen = [np.asarray(a) for a in self.state[0]], [np.asarray(a) for a in self.state[1]]
+        out = []
+        for i, member in enumerate(self.group.members):
+            layout = member.layout
+            own = [None] * len(layout.shapes)
+            for arrays, indices in ((params, layout.trainable), (frozen, layout.frozen)):
+                for j, w in enumerate(indices):
+                    if w is not None:
+                        own[w] = models.extract(arrays[j][i], layout.shapes[w]).copy()
+            out.append(own)
+        return out
+
+    def masks(self, i):
+        """Member ``i``'s masks, one per prunable kernel (ones when not masked)."""
+        layout = self.group.members[i].layout
+        shapes = [layout.shapes[layout.trainable[p]] for p in layout.prunable]
+        if not self.config.masked:
+            return [np.ones(s, np.float32) for s in shapes]
+        return [models.extract(np.asarray(m)[i], s).copy() for m, s in zip(self.state[3], shapes)]
+
+
+def train_pack(pack, splits, templates, cache, data=None, pad=True, max_models=None, observe=None,
+               observe_steps=()):
+    """Trains every model of ``pack`` on ``splits``; one :class:`~widthvsprune.engines.base.Outcome` per model.
+
+    Args:
+        pack: the :class:`~widthvsprune.engines.base.Pack`.
+        splits: a :class:`widthvsprune.data.Splits`.
+        templates: the engine's :class:`~widthvsprune.engines.jax.packing.Templates`.
+        cache: the engine's :class:`~widthvsprune.engines.jax.programs.ProgramCache`.
+        data: the splits as :class:`DeviceData` (made here if ``None``).
+        pad: train narrow models embedded in a common shape (see :mod:`.packing`).
+        max_models: most models per compiled program: an int, a function of
+            the template key, or ``None``.
+        observe, observe_steps: see :meth:`GroupRun.run` (called with each group's run).
+    """
+    start = time.perf_counter()
+    shape, classes = splits.input_shape, splits.num_classes
+    members = [packing.member(i, spec, templates, shape, classes) for i, spec in enumerate(pack.models)]
+    data = DeviceData(splits) if data is None else data
+    outcomes = [None] * len(members)
+    for group in packing.plan(members, templates, shape, classes, pad, max_models):
+        run = GroupRun(group, pack, data, cache)
+        histories, errors = run.run(observe, observe_steps)
+        test = run.evaluate(data.test) if pack.test else None
+        weights = run.weights() if pack.weights else None
+        for i, m in enumerate(group.members):
+            if errors[i] is not None:
+                outcomes[m.index] = base.failed(errors[i], histories[i])
+                continue
+            last = histories[i][-1]
+            outcome = base.Outcome(
+                history=histories[i],
+                val_accuracy=last["val_accuracy"],
+                val_loss=last["val_loss"],
+                mask_updates=pruning.mask_updates(m.spec.prune, run.steps_run),
+            )
+            if test is not None:
+                outcome.test_loss, outcome.test_accuracy = float(test[0][i]), float(test[1][i])
+                outcome.test_correct = test[2][i].copy()
+            if pack.weights:
+                outcome.weights = weights[i]
+                outcome.layers = models.layer_weights(m.layout, outcome.weights, m.prune_output)
+                outcome.other_params = models.other_params(m.layout)
+            outcomes[m.index] = outcome
+    seconds = (time.perf_counter() - start) / max(1, len(members))
+    for outcome in outcomes:
+        outcome.seconds = seconds
+    return outcomes
