@@ -117,7 +117,7 @@ class Job:
     """One training the runner did: what the naive way trains again, alone."""
 
     arm: str  # baseline, pruned, narrow, or trial
-    recipe: object  # widthvsprune.running.arms.Recipe
+    recipe: object  # widthvsprune.running.arms.PackRecipe
     spec: object  # widthvsprune.engines.base.ModelSpec, without its initial weights
     id: object = None  # a baseline run's id, for the runs that start from it
     needs: object = None  # the baseline run whose weights this one starts from

@@ -49,3 +49,18 @@ def fit_alone(model, splits, epochs, batch_size, seed, callbacks=(), learning_ra
     histories, diverged, _ = training.fit_packed([model], splits, pack, callbacks)
     assert not diverged
     return histories[0]
+
+
+TENSORFLOW = ("tensorflow", "tf_keras", "tensorflow_model_optimization")
+
+
+def without_imports(folder, names=TENSORFLOW):
+    """The environment of a Python in which importing any of ``names`` fails (a ``sitecustomize`` in ``folder``)."""
+    (folder / "sitecustomize.py").write_text(
+        "import sys\n\n\n"
+        "class _Blocked:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name.split('.')[0] in {tuple(names)!r}:\n"
+        "            raise ImportError(f'{name} cannot be imported here')\n\n\n"
+        "sys.meta_path.insert(0, _Blocked())\n")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")])}

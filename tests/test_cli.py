@@ -36,8 +36,21 @@ def study_file(tmp_path, name="cli", epochs=2, lr=1e-3, optimizer="adam", tuning
     return path
 
 
-MODELS = 2 + 1 + 4 + 4  # records: the tuned baselines, the search-seed baseline, pruned, narrow
-ROWS = 2 + 4 + 4  # runs.csv: the evaluated models
+TUNED_ROWS = 2 + 4 + 4  # runs.csv's tuned rows: baselines, pruned, narrow (2 seeds, 2 sparsities)
+
+
+def complete(root):
+    """Asserts that the study in ``root`` is complete: a record for every planned run, a row for every evaluated
+    one, all of the tuned arms; returns the records."""
+    from widthvsprune import results
+
+    survey = results.survey(results.load_study(root), root)
+    records = done_records(root)
+    runs = pd.read_csv(root / "runs.csv")
+    assert len(records) == len(survey.plan.runs) and all(r["status"] == "ok" for r in records.values())
+    assert len(runs) == sum(r.role == "eval" for r in survey.plan.runs)
+    assert (runs.tuning == "tuned").sum() == TUNED_ROWS
+    return records
 
 
 def cli(*args, **kwargs):
@@ -103,7 +116,8 @@ def test_dry_run_lists_runs_and_trains_nothing(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "baseline search: to search" in result.stdout
     assert "every search: 2 random trials with search seed 10000" in result.stdout
-    assert "at most 21 models; nothing was trained" in result.stdout  # 2 + 2 + 1 + 2 x 2 x (2 + 2)
+    # 2 trials + the recipe's and the tuned baselines (2 seeds each, and one each at the search seed) + 2 x 2 x (2 + 2)
+    assert "at most 24 models; nothing was trained" in result.stdout
     assert not (tmp_path / "out" / "cli").exists()
 
 
@@ -116,10 +130,9 @@ def test_kill_9_then_resume_keeps_finished_runs(tmp_path):
     assert not list(root.glob("runs/**/*.tmp"))  # no half-written file took a real name
     result = cli("run", path, "--out", out)
     assert result.returncode == 0, result.stderr
-    after = done_records(root)
     assert {p: p.stat().st_mtime_ns for p in before} == before  # finished runs kept, not retrained
     runs = pd.read_csv(root / "runs.csv")
-    assert len(runs) == ROWS and len(after) == MODELS
+    complete(root)
     # The same study, never interrupted, gives the same rows under the same keys (a search cut
     # short and resumed may pick another narrow shape within the same budget).
     assert cli("run", path, "--out", tmp_path / "reference").returncode == 0
@@ -179,7 +192,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_finishes(tmp_path):
     result = cli("run", path, "--out", out)
     assert result.returncode == 0, result.stderr
     assert {p: p.stat().st_mtime_ns for p in kept} == kept
-    assert len(pd.read_csv(root / "runs.csv")) == ROWS
+    complete(root)
 
 
 def test_a_partial_run_keeps_the_rest_of_the_study_in_the_reports(tmp_path):
@@ -189,7 +202,7 @@ def test_a_partial_run_keeps_the_rest_of_the_study_in_the_reports(tmp_path):
     result = cli("report", out / "partial")
     assert result.returncode == 0, result.stderr
     assert list(pd.read_csv(out / "partial" / "comparison.csv").target_sparsity) == [0.5, 0.9]
-    assert len(pd.read_csv(out / "partial" / "runs.csv")) == ROWS
+    complete(out / "partial")
     assert len(list((out / "partial" / "history").glob("*.json"))) == 2
 
 
@@ -201,9 +214,7 @@ def test_two_runners_share_one_study(tmp_path):
     progress = re.compile(r"^(?:\[w\d+\])?\[\s*\d+/\d+\] (.+?)  ")
     trained = [m.group(1) for o, _ in outputs for m in map(progress.match, o.splitlines()) if m]
     assert len(trained) == len(set(trained)), trained  # nothing was trained twice
-    records = done_records(out / "shared")
-    assert len(records) == MODELS and all(r["status"] == "ok" for r in records.values())
-    assert len(pd.read_csv(out / "shared" / "runs.csv")) == ROWS
+    complete(out / "shared")
 
 
 def test_diverging_runs_are_recorded_as_failures_and_retried(tmp_path):
@@ -216,14 +227,14 @@ def test_diverging_runs_are_recorded_as_failures_and_retried(tmp_path):
     failed = [r for r in done_records(out / "diverge").values() if r["status"] == "failed"]
     baselines = [r for r in failed if r["arm"] == "baseline"]
     assert len(baselines) == 3 and all("non-finite" in r["error"] for r in baselines)  # with the search seed's
-    assert "pruned search sparsity=0.5: skipped, its baseline (seed 10000) did not train" in result.stdout
+    assert "pruned search sparsity=0.5: skipped, its baselines (seed 10000) did not train" in result.stdout
     status = cli("status", out / "diverge")
     assert "baseline  0/2 done, 2 failed" in status.stdout
     assert "failed: baseline seed=0" in status.stdout
     # The next run tries the failed runs again.
     again = cli("run", path, "--out", out)
     assert again.returncode == 1 and "run(s) failed (retried on the next run)" in again.stdout
-    retried = [r for r in done_records(out / "diverge").values() if r["arm"] == "baseline"]
+    retried = [r for r in done_records(out / "diverge").values() if r["arm"] == "baseline" and r["status"] == "failed"]
     assert [r["attempts"] for r in retried] == [2, 2, 2]
     assert len(pd.read_csv(out / "diverge" / "runs.csv")) == 0
 

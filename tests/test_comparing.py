@@ -6,6 +6,7 @@ import sys
 
 import pandas as pd
 import pytest
+from conftest import without_imports
 
 from widthvsprune import comparing, diagnostics
 
@@ -50,15 +51,11 @@ def test_frontier_flags_the_pareto_points():
 
 
 def test_compare_runs_where_tensorflow_cannot_be_imported(tmp_path):
-    (tmp_path / "sitecustomize.py").write_text(
-        "import sys\n\n\nclass Block:\n    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in ('tensorflow', 'tf_keras', 'keras', 'jax'):\n"
-        "            raise ImportError(name)\n\n\nsys.meta_path.insert(0, Block())\n")
     code = ("import sys\nsys.path.insert(0, sys.argv[1])\nimport test_comparing\nimport widthvsprune\n"
             "table = widthvsprune.compare(test_comparing.hand_made())\n"
             "print(list(table.verdict))\n"
             "assert not {'tensorflow', 'tf_keras', 'keras'} & {m.split('.')[0] for m in sys.modules}\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    env = without_imports(tmp_path, ("tensorflow", "tf_keras", "keras", "jax"))
     result = subprocess.run([sys.executable, "-c", code, os.path.dirname(__file__)], capture_output=True, text=True,
                             env=env, timeout=120)
     assert result.returncode == 0, result.stderr

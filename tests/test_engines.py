@@ -1,38 +1,28 @@
 """Choosing the engine: auto, the run keys, and the quickstart on JAX where TensorFlow cannot be imported."""
 
 import importlib.util
-import os
 import pathlib
 import subprocess
 import sys
 
 import pandas as pd
-from conftest import tiny_study
+from conftest import tiny_study, without_imports
 
 from widthvsprune import Tuning, engines, planning
 
 QUICKSTART = pathlib.Path(__file__).resolve().parent.parent / "studies" / "quickstart.py"
 SMALLER = ["--set", "seeds=[0,1]", "--set", "sparsities=[0.5,0.9]", "--set", "baseline.epochs=3",
            "--set", "finetune.epochs=2", "--set", "tuning.trials=2"]
-NO_TENSORFLOW = """
-import sys
-
-
-class _NoTensorFlow:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "tf_keras", "tensorflow_model_optimization"):
-            raise ImportError(f"{name} cannot be imported here")
-
-
-sys.meta_path.insert(0, _NoTensorFlow())
-"""
-
-
-def test_auto_is_jax_where_jax_is_installed(monkeypatch):
-    assert engines.resolve("tf_keras") == "tf_keras" and engines.resolve("jax") == "jax"
-    assert engines.resolve("auto") == ("jax" if importlib.util.find_spec("jax") else "tf_keras")
+def test_auto_picks_jax_where_it_is_faster(monkeypatch):
+    assert engines.resolve("tf_keras", "mlp") == "tf_keras" and engines.resolve("jax", "seed_cnn") == "jax"
+    has_jax = importlib.util.find_spec("jax") is not None
+    assert engines.resolve("auto", "mlp") == ("jax" if has_jax else "tf_keras")
+    monkeypatch.setattr(engines, "_gpu_for_jax", lambda: False)
+    assert engines.resolve("auto", "seed_cnn") == "tf_keras"  # convolutions are faster in TensorFlow on a CPU
+    monkeypatch.setattr(engines, "_gpu_for_jax", lambda: True)
+    assert engines.resolve("auto", "seed_cnn") == ("jax" if has_jax else "tf_keras")
     monkeypatch.setattr(engines.importlib.util, "find_spec", lambda name: None)
-    assert engines.resolve("auto") == "tf_keras"
+    assert engines.resolve("auto", "mlp") == "tf_keras"
 
 
 def test_the_engine_is_part_of_every_run_key():
@@ -50,8 +40,7 @@ def cli(*args, env=None):
 
 
 def test_the_quickstart_runs_on_jax_where_tensorflow_cannot_be_imported_and_writes_the_same_tables(tmp_path):
-    (tmp_path / "sitecustomize.py").write_text(NO_TENSORFLOW)
-    blocked = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    blocked = without_imports(tmp_path)
     blocked.pop("KERAS_BACKEND", None)
     on_jax = cli("run", QUICKSTART, "--out", tmp_path / "jax", "--engine", "jax", *SMALLER, env=blocked)
     assert on_jax.returncode == 0, on_jax.stderr

@@ -11,6 +11,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import without_imports
 from jax_helpers import ROOT, small_splits
 
 from widthvsprune import families, masks, measuring, schedules
@@ -50,17 +51,6 @@ def assert_same_weights(a, b, atol=2e-5):
 
 
 def test_import_and_training_need_no_tensorflow(tmp_path):
-    blocker = tmp_path / "sitecustomize.py"
-    blocker.write_text(textwrap.dedent("""
-        import sys
-
-        class Block:
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in ("tensorflow", "tf_keras", "tensorflow_model_optimization"):
-                    raise ImportError(f"blocked: {name}")
-
-        sys.meta_path.insert(0, Block())
-    """))
     script = textwrap.dedent("""
         import sys
         from widthvsprune import data, schedules
@@ -78,7 +68,8 @@ def test_import_and_training_need_no_tensorflow(tmp_path):
         assert not [m for m in sys.modules if m.split(".")[0] in ("tensorflow", "tf_keras")]
         print("ok", out[1].mask_updates)
     """)
-    env = {"PYTHONPATH": f"{tmp_path}:{ROOT}", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    env = {**without_imports(tmp_path), "HOME": str(tmp_path)}
+    env.pop("KERAS_BACKEND", None)
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split()[-2:] == ["ok", "2"]

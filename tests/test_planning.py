@@ -25,13 +25,15 @@ def searched(study, records=None, searches=None, arm="baseline", target=0.0, res
 def test_before_anything_trained_the_plan_has_the_controls_and_the_baseline_search():
     study = study_with_controls()
     plan = planning.plan(study)
-    assert [(r.tuning, r.seed) for r in plan.runs_of("baseline")] == [("untuned", 0), ("untuned", 1)]
+    assert [(r.tuning, r.seed, r.role) for r in plan.runs_of("baseline")] == [
+        ("untuned", study.search_seed, "search"), ("untuned", 0, "eval"), ("untuned", 1, "eval")]
     assert [s.label for s in plan.searches] == ["baseline search"] and plan.searches[0].trials == 3
     untuned = {r.seed: r.id for r in plan.runs_of("baseline")}
     assert len(plan.runs_of("pruned", tuning="untuned")) == 4 and not plan.runs_of("pruned", tuning="tuned")
     assert all(r.needs == (untuned[r.seed],) for r in plan.runs_of("pruned"))
-    # searches: 3 + 2 x 2 x 3 trials; baselines 2 tuned + 1 for the searches + 2 untuned; 2 x 2 x (2 + 2) others
-    assert plan.max_trainings == 3 + 12 + 5 + 16
+    # searches: 3 + 2 x 2 x 3 trials; baselines: 2 tuned and 2 of the recipe's, one of each for the searches;
+    # 2 x 2 x (2 + 2) other models
+    assert plan.max_trainings == 3 + 12 + 6 + 16
 
 
 def test_the_baseline_search_result_gives_the_tuned_baselines_and_the_pruned_searches():
@@ -43,9 +45,10 @@ def test_the_baseline_search_result_gives_the_tuned_baselines_and_the_pruned_sea
     [helper] = [r for r in tuned if r.role == "search"]
     assert helper.seed == study.search_seed and all(r.config["recipe"]["learning_rate"] == 0.004 for r in tuned)
     assert len({r.key for r in tuned}) == 1 and tuned[0].key != plan.runs_of("baseline", tuning="untuned")[0].key
+    [recipe_helper] = [r for r in plan.runs_of("baseline", tuning="untuned") if r.role == "search"]
     pruned_searches = [s for s in plan.searches if s.arm == "pruned"]
     assert [s.target for s in pruned_searches] == [0.5, 0.9]
-    assert all(s.needs == (helper.id,) and s.stage == 2 for s in pruned_searches)
+    assert all(s.needs == (helper.id, recipe_helper.id) and s.stage == 2 for s in pruned_searches)
 
 
 def test_a_pruned_search_result_gives_the_tuned_pruned_runs_with_what_it_chose():
@@ -81,9 +84,22 @@ def test_the_narrow_budget_is_the_fewest_nonzeros_of_every_pruned_run_and_both_n
 
 def test_without_controls_only_the_tuned_arms_are_planned():
     study = study_with_controls(controls=False)
-    assert not planning.plan(study).runs
+    assert [r.role for r in planning.plan(study).runs] == ["search"]  # the recipe's baseline, for the searches
     searches = searched(study, result={"status": "ok", "learning_rate": 0.004})
-    assert {r.tuning for r in planning.plan(study, {}, searches).runs} == {"tuned"}
+    assert {r.tuning for r in planning.plan(study, {}, searches).runs if r.role == "eval"} == {"tuned"}
+
+
+def test_a_pruned_search_that_chose_the_recipes_baseline_prunes_it_at_every_seed():
+    study = study_with_controls(controls=False)
+    searches = searched(study, result={"status": "ok", "learning_rate": 0.004})
+    chose_recipe = {"status": "ok", "chosen": {**CHOSEN, "baseline": "recipe"}}
+    searches = searched(study, {}, searches, "pruned", 0.5, chose_recipe)
+    plan = planning.plan(study, {}, searches)
+    recipe = {r.seed: r.id for r in plan.runs_of("baseline", tuning="untuned") if r.role == "eval"}
+    assert sorted(recipe) == [0, 1]  # trained although there are no controls
+    tuned = plan.runs_of("pruned", 0.5, "tuned")
+    assert all(r.needs == (recipe[r.seed],) for r in tuned)
+    assert tuned[0].config["baseline"]["tuning"] == "untuned" and "baseline" not in tuned[0].config["pruning"]
 
 
 def test_a_size_point_whose_pruned_runs_all_failed_or_where_nothing_fits_is_skipped():

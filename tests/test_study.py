@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import tiny_study
+from conftest import tiny_study, without_imports
 
 from widthvsprune import Recipe, Tuning, comparing, keys, measuring, planning, run_study, storing
 from widthvsprune.records import read_run
@@ -68,10 +68,12 @@ def test_no_search_trains_with_an_evaluation_seed(finished):
         if search.trials:
             assert json.loads((root / "runs" / search.key / "config.json").read_text())["search"]["seed"] == \
                 study.search_seed
-    # The pruned searches fine-tune a baseline trained at the search seed, not an evaluated one.
-    [helper] = [r for r in survey.plan.runs if r.role == "search"]
-    assert helper.seed == study.search_seed and survey.states[helper.id].done
-    assert all(s.needs == (helper.id,) for s in survey.plan.searches if s.arm == "pruned")
+    # The pruned searches fine-tune baselines trained at the search seed (the tuned one and the recipe's), never an
+    # evaluated one.
+    helpers = [r for r in survey.plan.runs if r.role == "search"]
+    assert sorted(r.tuning for r in helpers) == ["tuned", "untuned"]
+    assert all(r.seed == study.search_seed and survey.states[r.id].done for r in helpers)
+    assert all(set(s.needs) == {r.id for r in helpers} for s in survey.plan.searches if s.arm == "pruned")
     assert set(pd.read_csv(root / "runs.csv").seed) == set(study.seeds)
 
 
@@ -235,30 +237,16 @@ def test_run_keys_are_stable_and_ignore_the_seed():
     assert keys.canonical({"b": [1, 2], "a": {"y": 0.5, "x": None}}) == '{"a":{"x":null,"y":0.5},"b":[1,2]}'
 
 
-BLOCKER = """
-import sys
-
-
-class _NoTensorFlow:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "tf_keras", "tensorflow_model_optimization"):
-            raise ImportError(f"{name} cannot be imported here")
-
-
-sys.meta_path.insert(0, _NoTensorFlow())
-"""
 FRAMEWORKS = ("tensorflow", "tf_keras", "tensorflow_model_optimization", "keras", "keras_tuner", "jax")
 
 
 def test_reports_status_and_dry_run_work_where_tensorflow_cannot_be_imported(finished, tmp_path):
-    import os
     import subprocess
     import sys
 
     study, out, _, _ = finished
     root = out / study.name
-    (tmp_path / "sitecustomize.py").write_text(BLOCKER)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    env = without_imports(tmp_path)
 
     def python(*args):
         return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, env=env, timeout=300)

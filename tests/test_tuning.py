@@ -117,3 +117,57 @@ def test_an_unreadable_search_state_starts_the_search_over(tmp_path, splits, eng
                                   on_reset=lambda job, problem: resets.append(problem))
     assert len(resets) == 1 and "trial.json is unreadable" in resets[0]
     assert result["trials"] == 2
+
+
+def run_oracle(oracle_class, space, objective, trials, folder):
+    """Drives an oracle by hand on a synthetic objective; returns the values it proposed, in order."""
+    import keras_tuner as kt
+
+    hp = kt.HyperParameters()
+    space(hp)
+    oracle = oracle_class(objective=kt.Objective("val_accuracy", "max"), max_trials=trials, num_initial_points=3,
+                          seed=10_000, hyperparameters=hp, tune_new_entries=False)
+    oracle._set_project_dir(str(folder), "p")
+    proposed = []
+    for _ in range(trials):
+        trial = oracle.create_trial("tuner0-0")
+        proposed.append(dict(trial.hyperparameters.values))
+        oracle.update_trial(trial.trial_id, {"val_accuracy": objective(trial.hyperparameters.values)})
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+    return proposed
+
+
+def synthetic(values):
+    import math
+
+    return -abs(math.log(values["learning_rate"] / 3e-3)) - abs(math.log(values["share_1"]))
+
+
+def synthetic_space(hp):
+    hp.Float("learning_rate", 1e-4, 3e-2, sampling="log", default=1e-3)
+    hp.Float("share_1", 0.25, 4.0, sampling="log", default=1.0)
+
+
+def test_the_faster_acquisition_proposes_what_keras_tuners_bayesian_optimization_proposes(tmp_path):
+    import keras_tuner as kt
+
+    stock = run_oracle(kt.oracles.BayesianOptimizationOracle, synthetic_space, synthetic, 8, tmp_path / "a")
+    fast = run_oracle(tuning._fast_acquisition(kt.oracles.BayesianOptimizationOracle), synthetic_space, synthetic, 8,
+                      tmp_path / "b")
+    assert fast == stock
+
+
+@pytest.mark.parametrize("oracle", ["bayesian", "random"])
+def test_every_search_tries_the_recipe_as_written_first(tmp_path, oracle):
+    job = tuning.SearchJob(str(tmp_path / "s"), synthetic_space, oracle, 4, seed=10_000)
+    proposed = []
+
+    def train(proposals):
+        proposed.extend(p.values for p in proposals)
+        return [(synthetic(p.values), {}) for p in proposals]
+
+    [result] = tuning.search_many([job], train)
+    assert proposed[0] == {"learning_rate": 1e-3, "share_1": 1.0}  # the space's defaults
+    assert len({tuple(sorted(v.items())) for v in proposed}) == 4 and result["trials"] == 4
+    assert result["score"] >= synthetic(proposed[0])  # never worse than the recipe

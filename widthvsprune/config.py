@@ -129,8 +129,10 @@ class Tuning:
     accuracy: the wide baseline's learning rate (one search, shared by all
     size points); at each size point, the pruned arm's fine-tune learning
     rate, schedule and spread of sparsity over layers, and the narrow arm's
-    learning rate and split of width between layers. The chosen
-    configurations are then trained once per evaluation seed.
+    learning rate and split of width between layers. Every search's first
+    trial is the recipe as written, so tuning never chooses a configuration
+    that scored worse on validation. The chosen configurations are then
+    trained once per evaluation seed.
 
     Args:
         oracle: KerasTuner oracle of every search: ``"bayesian"`` or ``"random"``.
@@ -233,8 +235,9 @@ class Study:
             winner: a side wins only when the corrected interval excludes zero
             and the difference is at least this.
         engine: ``"tf_keras"``, ``"jax"`` or ``"auto"`` (``jax`` where JAX is
-            installed); both arms always train with the same engine, and the
-            engine is part of every run key.
+            installed and faster for this family on this machine, see
+            :func:`widthvsprune.engines.resolve`); both arms always train with
+            the same engine, and the engine is part of every run key.
         tensorboard: write TensorBoard logs for every run (``tf_keras`` engine).
 
     Example:
@@ -373,7 +376,7 @@ class Study:
 
     def resolved(self):
         """This study with ``engine="auto"`` replaced by the engine it means here (:func:`engines.resolve`)."""
-        engine = engines.resolve(self.engine)
+        engine = engines.resolve(self.engine, self.family)
         return self if engine == self.engine else dataclasses.replace(self, engine=engine)
 
     def to_dict(self):

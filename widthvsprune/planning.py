@@ -12,10 +12,13 @@ once per evaluation seed. With ``tuning.controls``, the untuned arms (the
 recipes as written) are trained too. Stage by stage (a stage starts once
 every run of the earlier stages is settled):
 
-0. the baseline ``search`` (its learning rate); the untuned baselines;
+0. the baseline ``search`` (its learning rate); the untuned baselines (the
+   recipe's), at the search seed and, for the controls or a pruned search
+   that chose them, at every evaluation seed;
 1. the tuned baselines, at every evaluation seed and at the search seed;
 2. each target sparsity's pruned ``search`` (fine-tune learning rate,
-   schedule, spread over layers), fine-tuning the search-seed baseline; the
+   schedule, spread over layers, output layer, and which baseline to prune:
+   the tuned one or the recipe's), fine-tuning the search-seed baselines; the
    untuned pruned runs;
 3. the tuned pruned runs;
 4. each target's narrow searches, once every pruned run of the target is
@@ -165,7 +168,7 @@ def search_config(study, arm):
 
 def engine_of(study):
     """The engine a study trains with (``auto`` resolved); part of every run key."""
-    return engines.resolve(study.engine)
+    return engines.resolve(study.engine, study.family)
 
 
 def baseline_config(study, tuning="untuned", learning_rate=None):
@@ -213,7 +216,7 @@ def max_trainings(study):
     """Models the study trains when nothing is done yet (search trials included)."""
     seeds, targets, trials = len(study.seeds), len(study.sparsities), study.tuning.trials
     controls = seeds if study.tuning.controls else 0
-    baselines = trials + seeds + 1 + controls
+    baselines = trials + seeds + 2 + seeds  # the recipe's baselines may serve the tuned pruned arm too
     return baselines + targets * 2 * (trials + seeds + controls)
 
 
@@ -249,36 +252,46 @@ def plan(study, records=None, searches=None):
         found.append(search)
         return search, searches.get(search.key)
 
-    untuned_base = {}
-    if controls:
-        config = baseline_config(study)
-        key = keys.run_key(config, "baseline")
-        untuned_base = {r.seed: r.id for r in add_runs("baseline", "untuned", 0, key, config, 0)}
+    recipe_cfg = baseline_config(study)
+    recipe_key = keys.run_key(recipe_cfg, "baseline")
+    # The pruned searches may prune either trained baseline: the recipe's or the tuned one (their first trial is the
+    # recipe's, so the pruned arm's tuning never loses to its untuned configuration on validation).
+    recipe_helper = Run("baseline", "untuned", 0.0, study.search_seed, recipe_key, recipe_cfg, (), None, 0, "search")
+    runs.append(recipe_helper)
     base_search, base_result = add_search("baseline", "tuned", 0, {**baseline_config(study, "search"),
                                           "search": search_config(study, "baseline")}, 0, "search-baseline")
-    tuned_base = None
+    tuned = pruned_searches = None
     if base_result is not None:
         config = baseline_config(study, "tuned", base_result["learning_rate"])
         key = keys.run_key(config, "baseline")
-        made = add_runs("baseline", "tuned", 0, key, config, 1, search=base_search.key)
-        search_run = Run("baseline", "tuned", 0.0, study.search_seed, key, config, (), base_search.key, 1, "search")
-        runs.append(search_run)
-        tuned_base = (config, {r.seed: r.id for r in made}, search_run.id)
+        tuned_ids = {r.seed: r.id for r in add_runs("baseline", "tuned", 0, key, config, 1, search=base_search.key)}
+        helper = Run("baseline", "tuned", 0.0, study.search_seed, key, config, (), base_search.key, 1, "search")
+        runs.append(helper)
+        tuned = (config, tuned_ids)
+        pruned_searches = {
+            target: add_search("pruned", "tuned", target,
+                               {**pruned_config(study, target, "search", config), "recipe_baseline": recipe_cfg,
+                                "search": search_config(study, "pruned")},
+                               2, f"search-pruned-{target:g}", needs=(helper.id, recipe_helper.id))
+            for target in study.sparsities
+        }
+    from_recipe = any(result is not None and result["chosen"].get("baseline") == "recipe"
+                      for _, result in (pruned_searches or {}).values())
+    recipe_ids = {}
+    if controls or from_recipe:
+        recipe_ids = {r.seed: r.id for r in add_runs("baseline", "untuned", 0, recipe_key, recipe_cfg, 0)}
     for target in study.sparsities:
         pruned = []
         if controls:
             config = pruned_config(study, target)
             key = keys.run_key(config, f"pruned-{target:g}")
-            pruned += add_runs("pruned", "untuned", target, key, config, 2, lambda s: (untuned_base[s],))
-        if tuned_base is None:
+            pruned += add_runs("pruned", "untuned", target, key, config, 2, lambda s: (recipe_ids[s],))
+        if tuned is None or pruned_searches[target][1] is None:
             continue
-        config, ids, search_id = tuned_base
-        search_cfg = {**pruned_config(study, target, "search", config), "search": search_config(study, "pruned")}
-        search, result = add_search("pruned", "tuned", target, search_cfg, 2, f"search-pruned-{target:g}",
-                                    needs=(search_id,))
-        if result is None:
-            continue
-        config = pruned_config(study, target, "tuned", config, result["chosen"])
+        search, result = pruned_searches[target]
+        chosen = dict(result["chosen"])
+        base_cfg, ids = (recipe_cfg, recipe_ids) if chosen.pop("baseline", "tuned") == "recipe" else tuned
+        config = pruned_config(study, target, "tuned", base_cfg, chosen)
         key = keys.run_key(config, f"pruned-{target:g}")
         pruned += add_runs("pruned", "tuned", target, key, config, 3, lambda s, ids=ids: (ids[s],), search.key)
         settled = [records.get(r.id) for r in pruned]

@@ -2,7 +2,9 @@
 
 The oracles (Bayesian optimization by default, or random search)
 own the trials and keep their state as JSON in the search's folder, written
-atomically; an interrupted search resumes from its last finished trial. They
+atomically; an interrupted search resumes from its last finished trial.
+Every search's first trial is its space's defaults, the arm's recipe as
+written. They
 are driven here directly, without KerasTuner's ``Tuner`` (whose stock
 build-and-fit path rejects tf_keras models, keras-team/keras-tuner#1039): in
 each round the next trials of every unfinished search are proposed and
@@ -139,6 +141,26 @@ def _fast_acquisition(cls):
     return FastAcquisition
 
 
+def _recipe_first(cls):
+    """An oracle whose first trial is the space's default values: the arm's recipe as written.
+
+    Every search then tries its arm's untuned configuration (the spaces'
+    defaults are the study's recipes) among its trials, so the configuration
+    it chooses is never worse on the validation split than the untuned one.
+    The other trials are the oracle's own.
+    """
+
+    class RecipeFirst(cls):
+        def populate_space(self, trial_id):
+            if not self.trials:
+                kt = _kt()
+                return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": dict(self.hyperparameters.values)}
+            return super().populate_space(trial_id)
+
+    RecipeFirst.__name__ = RecipeFirst.__qualname__ = cls.__name__
+    return RecipeFirst
+
+
 def make_oracle(job):
     """The job's KerasTuner oracle, not yet attached to a folder."""
     kt = _kt()
@@ -147,8 +169,8 @@ def make_oracle(job):
     common = dict(objective=kt.Objective(OBJECTIVE, direction="max"), seed=int(job.seed), hyperparameters=hp,
                   tune_new_entries=False)
     if job.oracle == "random":
-        return _atomic(kt.oracles.RandomSearchOracle)(max_trials=job.max_trials, **common)
-    return _atomic(_fast_acquisition(kt.oracles.BayesianOptimizationOracle))(
+        return _atomic(_recipe_first(kt.oracles.RandomSearchOracle))(max_trials=job.max_trials, **common)
+    return _atomic(_recipe_first(_fast_acquisition(kt.oracles.BayesianOptimizationOracle)))(
         max_trials=job.max_trials, num_initial_points=min(3, job.max_trials), **common)
 
 
@@ -284,7 +306,8 @@ def search_many(jobs, train, on_trial=None, on_reset=None, verbose=False):
                 trial.status = status.COMPLETED
                 oracles[i].end_trial(trial)
                 if on_trial is not None:
-                    on_trial(jobs[i], len(oracles[i].trials), trial.hyperparameters.values, score, info)
+                    number = int(trial.trial_id) + 1 if trial.trial_id.isdigit() else len(oracles[i].trials)
+                    on_trial(jobs[i], number, trial.hyperparameters.values, score, info)
     return [_result(oracle) for oracle in oracles]
 
 

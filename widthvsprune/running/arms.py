@@ -24,7 +24,7 @@ from widthvsprune.engines.base import ModelSpec, Pack, PruneSpec, steps_per_epoc
 
 
 @dataclasses.dataclass(frozen=True)
-class Recipe:
+class PackRecipe:
     """How a pack trains: batch size, optimizer, epochs and (narrow models) an exact step count."""
 
     batch_size: int
@@ -43,14 +43,14 @@ def narrow_recipe(study, n_train):
     """A narrow model's recipe: the baseline's batch size and optimizer, the pruned arm's step count."""
     steps = pruned_steps(study, n_train)
     per_epoch = steps_per_epoch(n_train, study.baseline.batch_size)
-    return Recipe(study.baseline.batch_size, study.baseline.optimizer, -(-steps // per_epoch), steps)
+    return PackRecipe(study.baseline.batch_size, study.baseline.optimizer, -(-steps // per_epoch), steps)
 
 
 def recipe_of(study, arm, n_train):
     if arm == "baseline":
-        return Recipe(study.baseline.batch_size, study.baseline.optimizer, study.baseline.epochs)
+        return PackRecipe(study.baseline.batch_size, study.baseline.optimizer, study.baseline.epochs)
     if arm == "pruned":
-        return Recipe(study.finetune.batch_size, study.finetune.optimizer, study.finetune.epochs)
+        return PackRecipe(study.finetune.batch_size, study.finetune.optimizer, study.finetune.epochs)
     return narrow_recipe(study, n_train)
 
 

@@ -270,12 +270,13 @@ class Runner:
                 continue
             context = searches.Context(search, count=count)
             if search.arm == "pruned":
-                base = survey.states[search.needs[0]]
-                if not base.done:
-                    self.progress.note(f"{search.label}: skipped, its baseline (seed {study.search_seed}) did not "
+                bases = [survey.states[need] for need in search.needs]  # the tuned baseline's, the recipe's
+                if not all(base.done for base in bases):
+                    self.progress.note(f"{search.label}: skipped, its baselines (seed {study.search_seed}) did not "
                                        "train")
                     continue
-                context = searches.Context(search, self._weights(search.needs[0]), base.record, count)
+                weights = {"tuned": self._weights(search.needs[0]), "recipe": self._weights(search.needs[1])}
+                context = searches.Context(search, weights, bases[0].record, count)
             directory = storing.search_dir(self.root, search.key)
             contexts.append(context)
             jobs.append(tuning.SearchJob(str(directory), searches.space(study, search, context.baseline_record and
@@ -311,5 +312,5 @@ def _shown(values, info):
     out["lr"] = f"{values['learning_rate']:.2g}"
     if "end_fraction" in values:
         out.update(end=f"{values['end_fraction']:.2f}", freq=values["frequency"], variant=info.get("variant"),
-                   output=values["output"])
+                   output=values["output"], baseline=values.get("baseline"))
     return out

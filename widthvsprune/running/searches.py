@@ -7,8 +7,10 @@ never an evaluation seed:
 - ``baseline``: the wide model's learning rate (one search for the study);
 - ``pruned`` (per size point): the fine-tune's learning rate, the schedule's
   ``end_fraction`` and ``frequency``, how sparsity is spread over layers
-  (``layerwise`` or ``global``) and the output layer's treatment; every trial
-  fine-tunes the search-seed baseline;
+  (``layerwise`` or ``global``), the output layer's treatment, and which
+  trained baseline it prunes (the recipe's or the tuned one: a baseline
+  tuned for its own accuracy need not be the one that prunes best); every
+  trial fine-tunes a baseline trained at the search seed;
 - ``narrow`` (per size point): the learning rate and the split of width
   between the layers, every shape solved within the budget.
 
@@ -56,6 +58,7 @@ def space(study, search, sizes=None):
             choices = list(outputs(study, search.target, sizes))
             default = "pruned" if p.prune_output else "dense"
             hp.Choice("output", choices, default=default if default in choices else choices[0])
+            hp.Choice("baseline", list(BASELINES), default=BASELINES[0])
         else:
             _log_rate(hp, "learning_rate", study, study.baseline.learning_rate)
             if study.tuning.split_range > 1:
@@ -66,12 +69,15 @@ def space(study, search, sizes=None):
     return declare
 
 
+BASELINES = ("recipe", "tuned")  # the baselines a pruned trial may prune; the recipe's first
+
+
 def chosen(study, values):
-    """A pruned trial's choices as config fields (``learning_rate`` is the fine-tune's)."""
-    out = {"learning_rate": float(values["learning_rate"]), "end_fraction": float(values["end_fraction"]),
-           "frequency": int(values["frequency"]), "variant": values.get("variant", study.pruning.variant),
-           "prune_output": values["output"] == "pruned"}
-    return out
+    """A pruned trial's choices as config fields (``learning_rate`` is the fine-tune's, ``baseline`` the one it
+    prunes)."""
+    return {"learning_rate": float(values["learning_rate"]), "end_fraction": float(values["end_fraction"]),
+            "frequency": int(values["frequency"]), "variant": values.get("variant", study.pruning.variant),
+            "prune_output": values["output"] == "pruned", "baseline": values.get("baseline", "tuned")}
 
 
 def shape_for(study, values, budget, input_shape, num_classes, count=None):
@@ -90,8 +96,9 @@ def shape_for(study, values, budget, input_shape, num_classes, count=None):
 
 @dataclasses.dataclass(frozen=True)
 class Context:
-    """What a search's trials need beyond the study: the search, for the pruned arm the baseline it prunes, and
-    the engine's ``count_params`` for a family without a count function."""
+    """What a search's trials need beyond the study: the search, for the pruned arm the baselines it may prune
+    (``weights``: ``{"recipe": ..., "tuned": ...}``) and one's record, and the engine's ``count_params`` for a
+    family without a count function."""
 
     search: object
     weights: object = None
@@ -107,11 +114,12 @@ def trial(study, splits, context, values):
         return recipe, ModelSpec(study.family, study.widths, seed, float(values["learning_rate"])), {}
     if search.arm == "pruned":
         choice = chosen(study, values)
-        pruning = {**search.config["pruning"], **{k: v for k, v in choice.items() if k != "learning_rate"}}
+        pruning = {**search.config["pruning"],
+                   **{k: v for k, v in choice.items() if k not in ("learning_rate", "baseline")}}
         spec = arms.prune_spec(study, pruning, search.config["finetune"], search.target, n,
                                arms.kernel_sizes(context.baseline_record), seed)
         return recipe, ModelSpec(study.family, study.widths, seed, choice["learning_rate"],
-                                 tuple(context.weights), spec), {"variant": pruning["variant"]}
+                                 tuple(context.weights[choice["baseline"]]), spec), {"variant": pruning["variant"]}
     match = shape_for(study, values, search.budget, splits.input_shape, splits.num_classes, context.count)
     return recipe, ModelSpec(study.family, match.widths, seed, float(values["learning_rate"])), {
         "widths": match.widths}

@@ -70,6 +70,8 @@ WIDTH_LOCAL = frozenset({
 
 #: Layers whose training output for one example depends on the other examples of the batch.
 BATCH_COUPLED = frozenset({"BatchNormalization"})
+CONVOLUTIONS = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, keras.layers.DepthwiseConv1D,
+                keras.layers.DepthwiseConv2D, keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)
 
 #: Width buckets: padded widths are rounded up to one of these (at most 1.5 times the width).
 LADDER_BASE = (1, 2, 3, 4, 6)
@@ -163,6 +165,7 @@ class Layout:
         kernels: one :class:`LayerInfo` per entry of ``prunable``.
         batch_coupled: the model normalizes over the batch (its short last
             batch must be run at its own size).
+        convolutional: the model has convolution layers.
         signature: ``(layer class, weight name)`` pairs: models of one family
             and different widths share it.
     """
@@ -174,6 +177,7 @@ class Layout:
     kernels: Tuple[LayerInfo, ...]
     batch_coupled: bool
     signature: Tuple[Tuple[str, str], ...]
+    convolutional: bool = False
 
     @property
     def params(self):
@@ -210,9 +214,10 @@ def layout_of(model):
     trainable = [index[id(v)] for v in model.trainable_variables]
     position = {w: j for j, w in enumerate(trainable)}
     prunable, kernels, counts = [], [], {}
-    batch_coupled, n_layers = False, 0
+    batch_coupled, convolutional, n_layers = False, False, 0
     for layer in flat_layers(model):
         batch_coupled = batch_coupled or _registry_entry(layer, BATCH_COUPLED) is not None
+        convolutional = convolutional or isinstance(layer, CONVOLUTIONS)
         entry = _registry_entry(layer, PRUNABLE)
         if entry is None:
             continue
@@ -241,6 +246,7 @@ def layout_of(model):
         kernels=tuple(kernels),
         batch_coupled=batch_coupled,
         signature=tuple((type(_owner(model, v)).__name__, v.name) for v in weights),
+        convolutional=convolutional,
     )
 
 

@@ -84,6 +84,7 @@ class GroupRun:
             masked=any(s.prune is not None for s in specs),
             layerwise=any(s.prune is not None and s.prune.variant == "layerwise" for s in specs),
             exact_last_batch=layout.batch_coupled,
+            unrolled=layout.convolutional and jax.default_backend() == "cpu",
         )
         self.program = cache.program(group.key, group.model, layout, self.config)
         self.host = {
