@@ -13,6 +13,8 @@ from widthvsprune import Tuning, engines, planning
 QUICKSTART = pathlib.Path(__file__).resolve().parent.parent / "studies" / "quickstart.py"
 SMALLER = ["--set", "seeds=[0,1]", "--set", "sparsities=[0.5,0.9]", "--set", "baseline.epochs=3",
            "--set", "finetune.epochs=2", "--set", "tuning.trials=2"]
+
+
 def test_auto_picks_jax_where_it_is_faster(monkeypatch):
     assert engines.resolve("tf_keras", "mlp") == "tf_keras" and engines.resolve("jax", "seed_cnn") == "jax"
     has_jax = importlib.util.find_spec("jax") is not None
@@ -37,6 +39,18 @@ def test_the_engine_is_part_of_every_run_key():
 def cli(*args, env=None):
     return subprocess.run([sys.executable, "-m", "widthvsprune", *map(str, args)], capture_output=True, text=True,
                           timeout=900, env=env)
+
+
+def test_without_jax_the_jax_engine_says_which_extra_to_install_and_auto_takes_tf_keras(tmp_path):
+    env = without_imports(tmp_path, ("jax",))
+    refused = cli("run", QUICKSTART, "--out", tmp_path / "out", "--engine", "jax", env=env)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        "error: engine: Expected an engine whose packages are installed; 'jax' needs jax (pip install "
+        "'widthvsprune[jax]'), or use engine 'tf_keras'. Received: engine='jax'"]
+    assert not (tmp_path / "out" / "quickstart").exists()
+    listed = cli("run", QUICKSTART, "--out", tmp_path / "out", "--dry-run", env=env)
+    assert listed.returncode == 0 and "with engine tf_keras" in listed.stdout.splitlines()[0]
 
 
 def test_the_quickstart_runs_on_jax_where_tensorflow_cannot_be_imported_and_writes_the_same_tables(tmp_path):

@@ -37,7 +37,7 @@ def resolve(name, family=None):
     """
     if name != "auto":
         return name
-    if importlib.util.find_spec("jax") is None:
+    if not _installed("jax"):
         return "tf_keras"
     return "jax" if family in JAX_ON_CPU or _gpu_for_jax() else "tf_keras"
 
@@ -46,8 +46,34 @@ def _gpu_for_jax():
     """Whether JAX has its CUDA plugin and this machine an NVIDIA GPU that is not hidden."""
     if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
         return False
-    plugin = any(importlib.util.find_spec(name) is not None for name in ("jax_cuda12_plugin", "jax_cuda13_plugin"))
+    plugin = any(_installed(name) for name in ("jax_cuda12_plugin", "jax_cuda13_plugin"))
     return plugin and os.path.exists("/dev/nvidia0")
+
+
+# What each engine needs installed beyond the core dependencies, and the extra that installs it.
+_REQUIRES = {"jax": ("jax", "widthvsprune[jax]")}
+
+
+def problems(name):
+    """One line per missing package of engine ``name`` (checked without importing anything).
+
+    Returns:
+        A list of ``"engine: Expected ... Received: engine=..."`` lines, empty
+        when the engine can load.
+    """
+    package, extra = _REQUIRES.get(name, (None, None))
+    if package is None or _installed(package):
+        return []
+    return [f"engine: Expected an engine whose packages are installed; {name!r} needs {package} "
+            f"(pip install '{extra}'), or use engine 'tf_keras'. Received: engine={name!r}"]
+
+
+def _installed(package):
+    """Whether ``package`` can be found (an import hook that refuses it counts as not installed)."""
+    try:
+        return importlib.util.find_spec(package) is not None
+    except ImportError:
+        return False
 
 
 def prepare(name):

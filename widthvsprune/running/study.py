@@ -3,7 +3,7 @@
 import os
 import uuid
 
-from widthvsprune import budgets, executors, families, results, storing, studyfiles
+from widthvsprune import budgets, engines, executors, families, results, storing, studyfiles
 from widthvsprune import config as config_module
 from widthvsprune.errors import DataError, StudyError, WidthVsPruneError
 from widthvsprune.running import processes
@@ -27,6 +27,8 @@ def preflight(study, out):
     from widthvsprune import data
 
     problems = list(study.problems()) + storing.check_writable(out)
+    if study.engine in engines.ENGINES:
+        problems += engines.problems(study.engine)
     if not study.name:
         problems.append(config_module.problem("name", "a non-empty study name", study.name))
     splits = None
