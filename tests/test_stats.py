@@ -3,6 +3,7 @@
 import math
 
 import pytest
+import scipy.stats
 
 from widthvsprune import stats
 
@@ -86,3 +87,12 @@ def test_pareto_flags():
     sizes = [10, 20, 30, 20]
     scores = [0.5, 0.7, 0.6, 0.65]
     assert stats.pareto_flags(sizes, scores) == [True, True, False, False]
+
+
+def test_an_interval_wider_than_the_range_of_accuracies_is_cut_to_it():
+    # MNIST-1D at 95% sparsity: three pruned models near chance, three narrow ones far apart (Welch df near 2)
+    diff = stats.difference([0.269, 0.242, 0.270], [0.732, 0.770, 0.504], n_test=1000, comparisons=4)
+    assert diff.delta == pytest.approx(-0.408333, abs=1e-6)
+    half = scipy.stats.t.ppf(0.5 + diff.level / 2, diff.df) * diff.se
+    assert diff.delta - half < -1.0 and diff.low == -1.0  # the t interval alone reaches below -1
+    assert -1.0 < diff.high < 1.0 and stats.verdict(diff, 0.01) == "tie"

@@ -22,6 +22,16 @@ def test_atomic_write_replaces_the_file_whole(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["record.json"]
 
 
+def test_written_files_get_the_mode_of_any_new_file_under_the_umask(tmp_path):
+    old = os.umask(0o027)
+    try:
+        path = storing.write_json(tmp_path / "grouped" / "record.json", {"x": 1})
+        mode = storing._default_mode()
+    finally:
+        os.umask(old)
+    assert mode == 0o640 and (path.stat().st_mode & 0o777) == storing.FILE_MODE == 0o666 & ~old
+
+
 def test_a_lock_is_held_by_one_process_at_a_time(tmp_path):
     first, second = storing.Lock(tmp_path), storing.Lock(tmp_path)
     assert first.acquire(blocking=False)

@@ -214,9 +214,9 @@ def markdown(study, comparison, compute, warnings, failures, size):
         "",
         "Accuracies are means over seeds; `delta` is pruned minus narrow. The interval counts the seeds' spread and "
         "the finite test set's sampling error (binomial, both arms counted as independent, which is conservative), "
-        f"with Bonferroni's correction over the {len(study.sparsities)} size points. A side wins only when the "
-        f"interval excludes zero and |delta| >= min_effect = {study.min_effect:g}. A pruned win over a narrow model "
-        "that fills less than 90% of its budget is `inconclusive-underfilled`.",
+        f"with Bonferroni's correction over the {len(study.sparsities)} size points, and is cut to [-1, 1]. A side "
+        f"wins only when the interval excludes zero and |delta| >= min_effect = {study.min_effect:g}. A pruned win "
+        "over a narrow model that fills less than 90% of its budget is `inconclusive-underfilled`.",
     ]
     if detectable:
         lines.append(f"The smallest difference this study could detect with its seeds and test set (80% power, "

@@ -16,7 +16,9 @@ minus narrow). Its interval accounts for two sources of error:
 The critical value is Student's t with Welch-Satterthwaite degrees of
 freedom (the test-set term counts as known), at a level corrected across the
 study's size points by Bonferroni (each of ``m`` intervals at ``1 - 0.05/m``,
-so all of them hold together with probability at least 95%). A side wins only
+so all of them hold together with probability at least 95%), cut to [-1, 1],
+the range of a difference of accuracies (a few seeds far apart give a t
+interval wider than that). A side wins only
 when the corrected interval excludes zero and the difference is at least the
 study's ``min_effect``.
 """
@@ -63,7 +65,9 @@ class Difference:
 
     Attributes:
         delta: the difference of mean test accuracies.
-        low, high: the interval at ``level``.
+        low, high: the interval at ``level``, within [-1, 1] (the range of a
+            difference of accuracies; few seeds with a large spread can give
+            a wider t interval).
         level: the interval's confidence level (corrected for ``comparisons``).
         se: the standard error of ``delta``.
         df: degrees of freedom of the critical value (``inf`` with one seed per arm).
@@ -110,8 +114,8 @@ def difference(pruned, narrow, n_test, comparisons=1, confidence=0.95):
     critical = float(_stats.t.ppf(0.5 + level / 2, df))
     p_value = float(2 * _stats.t.sf(abs(delta) / se, df))
     detectable = (critical + float(_stats.norm.ppf(POWER))) * se
-    return Difference(delta, delta - critical * se, delta + critical * se, level, se, df, p_value, detectable,
-                      spread)
+    low, high = max(-1.0, delta - critical * se), min(1.0, delta + critical * se)  # accuracies differ by <= 1
+    return Difference(delta, low, high, level, se, df, p_value, detectable, spread)
 
 
 def verdict(diff, min_effect, fill=1.0, underfilled_below=0.9):

@@ -130,6 +130,16 @@ def _no_space(error, path):
     )
 
 
+def _default_mode():
+    """The mode ``open()`` gives a new file under this process's umask (``tempfile.mkstemp`` gives 0600)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _default_mode()
+
+
 def write_bytes(path, data):
     """Writes ``data`` to ``path`` atomically (temporary file, fsync, rename).
 
@@ -141,6 +151,7 @@ def write_bytes(path, data):
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+        os.fchmod(fd, FILE_MODE)  # readable like any file the user writes, not private to the user
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
