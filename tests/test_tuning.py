@@ -158,6 +158,24 @@ def test_the_faster_acquisition_proposes_what_keras_tuners_bayesian_optimization
     assert fast == stock
 
 
+def test_a_bayesian_proposal_that_was_tried_already_is_replaced_by_an_untried_one(tmp_path):
+    import keras_tuner as kt
+
+    def space(hp):  # one knob whose best value is the top of its range, like a baseline's learning rate
+        hp.Float("learning_rate", 1e-4, 3e-2, sampling="log", default=1e-3)
+
+    def rising(values):
+        return values["learning_rate"]
+
+    stock = run_oracle(kt.oracles.BayesianOptimizationOracle, space, rising, 8, tmp_path / "a")
+    fast = run_oracle(tuning._fast_acquisition(kt.oracles.BayesianOptimizationOracle), space, rising, 8,
+                      tmp_path / "b")
+    assert len({v["learning_rate"] for v in stock}) < 8  # KerasTuner proposes the bound again
+    assert len({v["learning_rate"] for v in fast}) == 8
+    first_repeat = next(i for i, v in enumerate(stock) if v in stock[:i])
+    assert fast[:first_repeat] == stock[:first_repeat]  # the same proposals until KerasTuner repeats one
+
+
 @pytest.mark.parametrize("oracle", ["bayesian", "random"])
 def test_every_search_tries_the_recipe_as_written_first(tmp_path, oracle):
     job = tuning.SearchJob(str(tmp_path / "s"), synthetic_space, oracle, 4, seed=10_000)

@@ -109,8 +109,13 @@ def _fast_acquisition(cls):
     The proposal is KerasTuner's: fit the Gaussian process to the completed
     trials, then minimize the lower confidence bound ``mean - beta * std``
     with L-BFGS-B from 50 random starts drawn from the oracle's own random
-    state, and take the best. Only the bound's evaluation changes
-    (:func:`_posterior`), so the proposals are the same (tested).
+    state, and take the best. The bound's evaluation is faster
+    (:func:`_posterior`), so the proposals are the same (tested), except that
+    a proposal equal to a configuration already tried (KerasTuner's Bayesian
+    optimization does not check; in a one-dimensional space it often proposes
+    a bound of the range again and again) is replaced by a random untried one,
+    as KerasTuner's random search draws them: a search trains with one seed,
+    so a repeated trial would only repeat its score.
     """
 
     class FastAcquisition(cls):
@@ -135,7 +140,10 @@ def _fast_acquisition(cls):
                 value = found.fun if np.isscalar(found.fun) else found.fun[0]
                 if value < best:
                     best, best_x = value, found.x
-            return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": self._vector_to_values(best_x)}
+            values = self._vector_to_values(best_x)
+            if self._duplicate(values):  # trained already: the same configuration and seed give the same score
+                values = self._random_values() or values
+            return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": values}
 
     FastAcquisition.__name__ = FastAcquisition.__qualname__ = cls.__name__
     return FastAcquisition
