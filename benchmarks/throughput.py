@@ -147,11 +147,14 @@ def trainings_of(study, results_root):
     for search in survey.plan.searches:
         if not search.trials:
             continue
-        needs = search.needs[0] if search.arm == "pruned" else None
-        context = searches.Context(search, (), record(needs) if needs else None)
+        context = searches.Context(search)
+        if search.arm == "pruned":  # its trials prune the tuned baseline or the recipe's, both at the search seed
+            bases = dict(zip(("tuned", "recipe"), search.needs))
+            context = searches.Context(search, {"tuned": (), "recipe": ()}, record(bases["tuned"]))
         for trial in sorted(storing.search_dir(root, search.key).glob("trial_*/trial.json")):
             values = json.loads(trial.read_text())["hyperparameters"]["values"]
             recipe, spec, _ = searches.trial(study, splits, context, values)
+            needs = bases[searches.chosen(study, values)["baseline"]] if search.arm == "pruned" else None
             jobs.append(Job("trial", recipe, spec, needs=needs))
     return sorted(jobs, key=lambda job: job.needs is not None)
 

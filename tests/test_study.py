@@ -277,3 +277,25 @@ def test_reports_status_and_dry_run_work_where_tensorflow_cannot_be_imported(fin
     assert dry.returncode == 0, dry.stderr
     searched = [s for s in survey.plan.searches if s.trials]
     assert dry.stdout.count(": done") == len(survey.plan.runs) + len(searched) and "to train" not in dry.stdout
+
+
+def test_the_benchmark_replays_every_training_of_a_finished_study(finished):
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "throughput.py"
+    spec = importlib.util.spec_from_file_location("throughput", path)
+    throughput = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(throughput)
+    study, out, _, _ = finished
+    root = out / study.name
+    jobs = throughput.trainings_of(study, out)
+    trials = sum(len(list(s.glob("trial_*/trial.json"))) for s in root.glob("runs/*/search"))
+    assert len(jobs) == len(records(root)) + trials  # every model the runner trained, search trials included
+    seen = set()
+    for job in jobs:  # each model that starts from a baseline comes after it
+        assert job.needs is None or job.needs in seen
+        seen.add(job.id)
+    pruned_trials = [job for job in jobs if job.arm == "trial" and job.spec.prune is not None]
+    assert len(pruned_trials) == study.tuning.trials * len(study.sparsities)
+    assert all(job.needs[1] == study.search_seed for job in pruned_trials)  # a baseline at the search seed
