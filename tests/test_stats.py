@@ -16,6 +16,11 @@ def test_t_interval_by_hand():
     assert s["ci_high"] - s["mean"] == pytest.approx(4.302653 * 0.02 / math.sqrt(3), rel=1e-5)
 
 
+def test_an_interval_of_the_mean_stays_within_the_range_of_accuracies():
+    s = stats.summary([0.732, 0.770, 0.504])  # three seeds far apart: the t interval alone reaches past 1
+    assert s["mean"] + 4.302653 * s["std"] / math.sqrt(3) > 1 and s["ci_high"] == 1.0 and 0 < s["ci_low"] < s["mean"]
+
+
 def test_single_seed_has_no_interval_of_the_mean():
     s = stats.summary([0.9])
     assert s["n"] == 1 and math.isnan(s["ci_low"])
