@@ -18,9 +18,8 @@ freedom (the test-set term counts as known), at a level corrected across the
 study's size points by Bonferroni (each of ``m`` intervals at ``1 - 0.05/m``,
 so all of them hold together with probability at least 95%), cut to [-1, 1],
 the range of a difference of accuracies (a few seeds far apart give a t
-interval wider than that). A side wins only
-when the corrected interval excludes zero and the difference is at least the
-study's ``min_effect``.
+interval wider than that). A side wins only when the corrected interval
+excludes zero and the difference is at least the study's ``min_effect``.
 """
 
 import dataclasses

@@ -109,9 +109,9 @@ def _fast_acquisition(cls):
     The proposal is KerasTuner's: fit the Gaussian process to the completed
     trials, then minimize the lower confidence bound ``mean - beta * std``
     with L-BFGS-B from 50 random starts drawn from the oracle's own random
-    state, and take the best. The bound's evaluation is faster
-    (:func:`_posterior`), so the proposals are the same (tested), except that
-    a proposal equal to a configuration already tried (KerasTuner's Bayesian
+    state, and take the best. Only the bound's evaluation is faster
+    (:func:`_posterior`, the same values), so the proposals are KerasTuner's
+    (tested), except that a proposal equal to a configuration already tried (KerasTuner's Bayesian
     optimization does not check; in a one-dimensional space it often proposes
     a bound of the range again and again) is replaced by a random untried one,
     as KerasTuner's random search draws them: a search trains with one seed,
