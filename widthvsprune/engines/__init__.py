@@ -23,7 +23,7 @@ _LOADED = {}
 
 # Families the jax engine trains faster than tf_keras on a CPU, measured on 2 cores: the quickstart's MLPs 2.5
 # times (a whole study 2.5 times), MNIST-1D's GRU 5.5 times. Convolutions run slower in XLA on a CPU than in
-# TensorFlow's oneDNN kernels: the seed CNN 2.8 times slower, the MNIST-1D CNN about as fast.
+# TensorFlow's oneDNN kernels: the seed CNN benchmark 2.4 times slower, the MNIST-1D CNN about as fast.
 JAX_ON_CPU = frozenset({"mlp", "gru"})
 
 
