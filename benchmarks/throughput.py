@@ -147,14 +147,12 @@ def trainings_of(study, results_root):
     for search in survey.plan.searches:
         if not search.trials:
             continue
-        context = searches.Context(search)
-        if search.arm == "pruned":  # its trials prune the tuned baseline or the recipe's, both at the search seed
-            bases = dict(zip(("tuned", "recipe"), search.needs))
-            context = searches.Context(search, {"tuned": (), "recipe": ()}, record(bases["tuned"]))
+        bases = search.baselines  # a pruned trial prunes one of them; the naive way trains it itself
+        context = searches.Context(search, dict.fromkeys(bases, ()), record(bases["tuned"]) if bases else None)
         for trial in sorted(storing.search_dir(root, search.key).glob("trial_*/trial.json")):
             values = json.loads(trial.read_text())["hyperparameters"]["values"]
             recipe, spec, _ = searches.trial(study, splits, context, values)
-            needs = bases[searches.chosen(study, values)["baseline"]] if search.arm == "pruned" else None
+            needs = bases[searches.chosen(study, values)["baseline"]] if bases else None
             jobs.append(Job("trial", recipe, spec, needs=needs))
     return sorted(jobs, key=lambda job: job.needs is not None)
 

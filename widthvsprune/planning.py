@@ -115,6 +115,12 @@ class Search:
     trials: int = 0
 
     @property
+    def baselines(self):
+        """A pruned search's baselines at the search seed, the ones its trials may prune: ``{"tuned": id,
+        "recipe": id}``."""
+        return dict(zip(("tuned", "recipe"), self.needs)) if self.arm == "pruned" else {}
+
+    @property
     def label(self):
         where = "" if self.arm == "baseline" else f" sparsity={self.target:g}"
         return f"{self.arm}{'' if self.tuning == 'tuned' else ' untuned'} search{where}"

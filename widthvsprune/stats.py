@@ -31,8 +31,8 @@ from scipy import stats as _stats
 POWER = 0.8  # for the smallest detectable difference
 
 
-def summary(values, confidence=0.95, limits=(0.0, 1.0)):
-    """Mean, sample std, n and a Student's t interval of the mean, cut to ``limits`` (an accuracy's range).
+def summary(values, confidence=0.95):
+    """Mean, sample std, n and a Student's t interval of the mean, cut to [0, 1] (an accuracy's range).
 
     With one value the interval is that value's point (std and half-width NaN).
 
@@ -49,8 +49,7 @@ def summary(values, confidence=0.95, limits=(0.0, 1.0)):
         return {"mean": mean, "std": float("nan"), "n": 1, "ci_low": float("nan"), "ci_high": float("nan")}
     std = float(values.std(ddof=1))
     half = float(_stats.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
-    return {"mean": mean, "std": std, "n": n, "ci_low": max(limits[0], mean - half),
-            "ci_high": min(limits[1], mean + half)}
+    return {"mean": mean, "std": std, "n": n, "ci_low": max(0.0, mean - half), "ci_high": min(1.0, mean + half)}
 
 
 def binomial_variance(accuracy, n):

@@ -270,13 +270,13 @@ class Runner:
                 continue
             context = searches.Context(search, count=count)
             if search.arm == "pruned":
-                bases = [survey.states[need] for need in search.needs]  # the tuned baseline's, the recipe's
-                if not all(base.done for base in bases):
+                bases = {name: survey.states[need] for name, need in search.baselines.items()}
+                if not all(base.done for base in bases.values()):
                     self.progress.note(f"{search.label}: skipped, its baselines (seed {study.search_seed}) did not "
                                        "train")
                     continue
-                weights = {"tuned": self._weights(search.needs[0]), "recipe": self._weights(search.needs[1])}
-                context = searches.Context(search, weights, bases[0].record, count)
+                weights = {name: self._weights(need) for name, need in search.baselines.items()}
+                context = searches.Context(search, weights, bases["tuned"].record, count)
             directory = storing.search_dir(self.root, search.key)
             contexts.append(context)
             jobs.append(tuning.SearchJob(str(directory), searches.space(study, search, context.baseline_record and

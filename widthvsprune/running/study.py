@@ -26,9 +26,7 @@ def preflight(study, out):
     """
     from widthvsprune import data
 
-    problems = list(study.problems()) + storing.check_writable(out)
-    if study.engine in engines.ENGINES:
-        problems += engines.problems(study.engine)
+    problems = list(study.problems()) + storing.check_writable(out) + engines.problems(study.engine)
     if not study.name:
         problems.append(config_module.problem("name", "a non-empty study name", study.name))
     splits = None
