@@ -127,9 +127,11 @@ def test_kill_9_then_resume_keeps_finished_runs(tmp_path):
     kill_9_when(lambda: len(done_records(root)) >= 4, "run", path, "--out", out)
     before = {p: p.stat().st_mtime_ns for p in done_records(root)}
     assert len(before) >= 4
-    assert not list(root.glob("runs/**/*.tmp"))  # no half-written file took a real name
+    for written in root.glob("runs/**/*.json"):  # no half-written file took a real name
+        json.loads(written.read_text())
     result = cli("run", path, "--out", out)
     assert result.returncode == 0, result.stderr
+    assert not list(root.glob("runs/**/.*.tmp"))  # what the kill left mid-write is cleared on resume
     assert {p: p.stat().st_mtime_ns for p in before} == before  # finished runs kept, not retrained
     runs = pd.read_csv(root / "runs.csv")
     complete(root)

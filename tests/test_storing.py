@@ -41,6 +41,22 @@ def test_a_lock_is_held_by_one_process_at_a_time(tmp_path):
     second.release()
 
 
+def test_taking_a_lock_removes_what_a_killed_writer_left_and_nothing_else(tmp_path):
+    search = tmp_path / "runs" / "search-key" / "search"
+    storing.write_json(search / "oracle.json", {"trials": 3})
+    left = search / ".oracle.json.abc123.tmp"  # a writer killed between creating and renaming its file
+    left.write_text('{"tri')
+    others = tmp_path / "runs" / "search-key" / "seed-0"  # a folder another process may lock and write
+    storing.Lock(others).acquire(blocking=False)
+    theirs = others / ".record.json.def456.tmp"
+    theirs.write_text("{")
+    lock = storing.Lock(tmp_path / "runs" / "search-key")
+    assert lock.acquire(blocking=False)
+    lock.release()
+    assert not left.exists() and theirs.exists()
+    assert json.loads((search / "oracle.json").read_text()) == {"trials": 3}
+
+
 def test_no_space_raises_a_disk_full_error_and_leaves_no_temporary_file(tmp_path, monkeypatch):
     real_fdopen = os.fdopen
 

@@ -16,7 +16,8 @@ Layout of a study's results folder::
 
 Every path is made by one function here; nothing else assembles paths.
 Every file is written to a temporary name, flushed to disk, then renamed, so
-a kill at any moment leaves either the old state or the new one. A full disk
+a kill at any moment leaves either the old state or the new one; the next
+process to lock the folder removes the temporary files such a kill leaves. A full disk
 raises :class:`DiskFullError`, naming the folder, after removing the
 temporary file.
 """
@@ -173,6 +174,31 @@ def write_bytes(path, data):
     return path
 
 
+def _leftovers(folder):
+    """Temporary files under ``folder`` that ``write_bytes`` left, outside subfolders with locks of their own."""
+    for entry in os.scandir(folder):
+        if entry.is_dir(follow_symlinks=False):
+            if not os.path.exists(lock_file(entry.path)):
+                yield from _leftovers(entry.path)
+        elif entry.name.startswith(".") and entry.name.endswith(".tmp"):
+            yield pathlib.Path(entry.path)
+
+
+def remove_leftovers(folder):
+    """Removes the temporary files a killed writer left under a folder this process has just locked.
+
+    Only the holder of a folder's lock writes there, so every temporary file
+    found once the lock is taken belongs to a writer that died mid-write.
+    Returns the paths removed.
+    """
+    removed = []
+    for path in _leftovers(folder):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
 def write_json(path, data):
     return write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
@@ -275,6 +301,7 @@ class Lock:
                 return False
             raise
         self._fd = fd
+        remove_leftovers(self.path.parent)
         return True
 
     def release(self):
