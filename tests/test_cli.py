@@ -4,6 +4,7 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -56,6 +57,23 @@ def complete(root):
 def cli(*args, **kwargs):
     return subprocess.run([sys.executable, "-m", "widthvsprune", *map(str, args)],
                           capture_output=True, text=True, timeout=600, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A study run once to the end, never interrupted: ``(study file, results folder)``. Read it; copy to change it."""
+    base = tmp_path_factory.mktemp("finished")
+    path = study_file(base, "finished")
+    result = cli("run", path, "--out", base / "out")
+    assert result.returncode == 0, result.stderr
+    return path, base / "out" / "finished"
+
+
+def copy_of(finished, tmp_path):
+    """A copy of the finished study's file and results under ``tmp_path``: ``(study file, out)``."""
+    path, root = finished
+    shutil.copytree(root, tmp_path / "out" / root.name)
+    return shutil.copy(path, tmp_path / path.name), tmp_path / "out"
 
 
 def start(*args, **kwargs):
@@ -121,7 +139,7 @@ def test_dry_run_lists_runs_and_trains_nothing(tmp_path):
     assert not (tmp_path / "out" / "cli").exists()
 
 
-def test_kill_9_then_resume_keeps_finished_runs(tmp_path):
+def test_kill_9_then_resume_keeps_finished_runs(tmp_path, finished):
     path, out = study_file(tmp_path, "killed"), tmp_path / "out"
     root = out / "killed"
     kill_9_when(lambda: len(done_records(root)) >= 4, "run", path, "--out", out)
@@ -137,8 +155,7 @@ def test_kill_9_then_resume_keeps_finished_runs(tmp_path):
     complete(root)
     # The same study, never interrupted, gives the same rows under the same keys (a search cut
     # short and resumed may pick another narrow shape within the same budget).
-    assert cli("run", path, "--out", tmp_path / "reference").returncode == 0
-    reference = pd.read_csv(tmp_path / "reference" / "killed" / "runs.csv")
+    reference = pd.read_csv(finished[1] / "runs.csv")
     columns = ["arm", "target_sparsity", "seed", "key", "budget"]
     assert runs[columns].fillna(-1).sort_values(columns).values.tolist() == \
         reference[columns].fillna(-1).sort_values(columns).values.tolist()
@@ -197,15 +214,18 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_finishes(tmp_path):
     complete(root)
 
 
-def test_a_partial_run_keeps_the_rest_of_the_study_in_the_reports(tmp_path):
-    path, out = study_file(tmp_path, "partial"), tmp_path / "out"
-    assert cli("run", path, "--out", out).returncode == 0
-    assert cli("run", path, "--out", out, "--set", "sparsities=[0.5]").returncode == 0
-    result = cli("report", out / "partial")
+def test_a_partial_run_keeps_the_rest_of_the_study_in_the_reports(tmp_path, finished):
+    path, out = copy_of(finished, tmp_path)
+    root = out / "finished"
+    before = {p: p.stat().st_mtime_ns for p in done_records(root)}
+    result = cli("run", path, "--out", out, "--set", "sparsities=[0.5]")
     assert result.returncode == 0, result.stderr
-    assert list(pd.read_csv(out / "partial" / "comparison.csv").target_sparsity) == [0.5, 0.9]
-    complete(out / "partial")
-    assert len(list((out / "partial" / "history").glob("*.json"))) == 2
+    assert {p: p.stat().st_mtime_ns for p in done_records(root)} == before  # all of it was done already
+    result = cli("report", root)
+    assert result.returncode == 0, result.stderr
+    assert list(pd.read_csv(root / "comparison.csv").target_sparsity) == [0.5, 0.9]
+    complete(root)
+    assert len(list((root / "history").glob("*.json"))) == 2
 
 
 def test_two_runners_share_one_study(tmp_path):
@@ -253,10 +273,9 @@ def test_tensorboard_logs_are_written_per_run(tmp_path):
         assert events, arm
 
 
-def test_report_regenerates_tables_from_records(tmp_path):
-    path, out = study_file(tmp_path, "rep"), tmp_path / "out"
-    assert cli("run", path, "--out", out).returncode == 0
-    root = out / "rep"
+def test_report_regenerates_tables_from_records(tmp_path, finished):
+    _, out = copy_of(finished, tmp_path)
+    root = out / "finished"
     before = (root / "runs.csv").read_text()
     (root / "runs.csv").unlink()
     (root / "comparison.csv").unlink()
