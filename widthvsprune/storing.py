@@ -17,9 +17,9 @@ Layout of a study's results folder::
 Every path is made by one function here; nothing else assembles paths.
 Every file is written to a temporary name, flushed to disk, then renamed, so
 a kill at any moment leaves either the old state or the new one; the next
-process to lock the folder removes the temporary files such a kill leaves. A full disk
-raises :class:`DiskFullError`, naming the folder, after removing the
-temporary file.
+process to lock the folder removes the temporary file such a kill leaves.
+A full disk raises :class:`DiskFullError`, naming the folder, after removing
+the temporary file.
 """
 
 import contextlib
