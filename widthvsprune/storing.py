@@ -189,14 +189,10 @@ def remove_leftovers(folder):
 
     Only the holder of a folder's lock writes there, so every temporary file
     found once the lock is taken belongs to a writer that died mid-write.
-    Returns the paths removed.
     """
-    removed = []
-    for path in _leftovers(folder):
+    for path in list(_leftovers(folder)):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-            removed.append(path)
-    return removed
 
 
 def write_json(path, data):

@@ -111,11 +111,11 @@ def _fast_acquisition(cls):
     with L-BFGS-B from 50 random starts drawn from the oracle's own random
     state, and take the best. Only the bound's evaluation is faster
     (:func:`_posterior`, the same values), so the proposals are KerasTuner's
-    (tested), except that a proposal equal to a configuration already tried (KerasTuner's Bayesian
-    optimization does not check; in a one-dimensional space it often proposes
-    a bound of the range again and again) is replaced by a random untried one,
-    as KerasTuner's random search draws them: a search trains with one seed,
-    so a repeated trial would only repeat its score.
+    (tested), with one exception. A proposal equal to a configuration already
+    tried is replaced by a random untried one, drawn as KerasTuner's random
+    search draws them. KerasTuner's Bayesian optimization does not check, and
+    in a one-dimensional space it often proposes a bound of the range again
+    and again; a search trains with one seed, so a repeat only repeats a score.
     """
 
     class FastAcquisition(cls):
