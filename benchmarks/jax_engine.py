@@ -50,7 +50,7 @@ TRIALS_PER_SPARSITY = 6
 
 def pruned_nonzeros(sparsity, input_shape, num_classes):
     """Nonzero parameters of the wide MLP with every kernel at ``sparsity`` (tfmot's kept counts, biases dense)."""
-    from widthvsprune import masks
+    from widthvsprune.pruning import masks
 
     sizes = [math.prod(input_shape)] + list(WIDE) + [num_classes]
     return sum(masks.kept_count(a * b, sparsity) + b for a, b in zip(sizes, sizes[1:]))
@@ -60,7 +60,7 @@ def trials(input_shape, num_classes):
     """``(sparsity, widths, learning_rate)`` of the 24 search trials: random splits and rates, fixed seed."""
     import numpy as np
 
-    from widthvsprune import budgets
+    from widthvsprune.families import budgets
 
     rng = np.random.default_rng(2024)
     out = []
@@ -83,7 +83,7 @@ def best_per_sparsity(trial_list, val_accuracies):
 
 
 def schedule(splits):
-    from widthvsprune import schedules
+    from widthvsprune.pruning import schedules
 
     return schedules.schedule_steps(len(splits.x_train), BATCH, FINETUNE_EPOCHS, 5, 0, 0.5)
 
@@ -125,7 +125,7 @@ def run_engine(name):
     steps = schedule(splits)
     train("pruned", base.Pack(tuple(
         base.ModelSpec("mlp", WIDE, seed=s, learning_rate=LR, initial_weights=tuple(b.weights),
-                       prune=base.PruneSpec("layerwise", sparsity, 0.0, 3, steps))
+                       prune=base.PruneSpec(sparsity, steps))
         for s, b in zip(SEEDS, baselines) for sparsity in SPARSITIES), BATCH, "adam", FINETUNE_EPOCHS))
     trial_list = trials(shape, classes)
     searched = train("narrow trials", base.Pack(

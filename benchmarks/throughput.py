@@ -116,52 +116,69 @@ def peak_matmul_gflops():
 class Job:
     """One training the runner did: what the naive way trains again, alone."""
 
-    arm: str  # baseline, pruned, narrow, or trial
-    recipe: object  # widthvsprune.running.arms.PackRecipe
+    arm: str  # an arm's name, or trial
+    fit: object  # widthvsprune.arms.Fit
     spec: object  # widthvsprune.engines.base.ModelSpec, without its initial weights
-    id: object = None  # a baseline run's id, for the runs that start from it
-    needs: object = None  # the baseline run whose weights this one starts from
+    id: object = None  # a run's id, for the runs that start from it
+    needs: object = None  # the run whose weights this one starts from
+
+
+WEIGHTS_OF = "weights of"  # what a trial's initial weights are here: a marker naming the run they come from
+
+
+class Replay:
+    """What an arm's search context asks of the running study, answered from a finished study's records."""
+
+    def __init__(self, survey):
+        self.survey, self.count = survey, None
+
+    def state(self, run_id):
+        return self.survey.states[run_id]
+
+    def weights(self, run_id):
+        return (WEIGHTS_OF, run_id)
+
+    def note(self, text):
+        pass
 
 
 def trainings_of(study, results_root):
     """The trainings the runner did, from its plan, records and searches' trials, in an order that trains every
-    baseline before the models that start from it."""
-    from widthvsprune import data, results, storing
-    from widthvsprune.running import arms, searches
+    run before the models that start from its weights."""
+    from widthvsprune import arms, data, store
+    from widthvsprune.store import results
 
-    root = storing.study_dir(results_root, study.name)
+    root = store.study_dir(results_root, study.name)
     splits = data.load(study.dataset, study.validation_fraction, study.data_seed)
     survey = results.survey(study, root)
     n = len(splits.x_train)
-
-    def record(run_id):
-        return survey.states[run_id].record
-
     jobs = []
     for run in survey.plan.runs:
         if survey.states[run.id].done:
-            base = record(run.needs[0]) if run.needs else None
-            jobs.append(Job(run.arm if run.role == "eval" else "trial", arms.recipe_of(study, run.arm, n),
-                            arms.model_spec(study, run, splits, None, base), run.id,
-                            run.needs[0] if run.needs else None))
+            arm = arms.get(run.arm)
+            source = survey.states[run.needs[0]].record if run.needs else None
+            jobs.append(Job(run.arm if run.role == "eval" else "trial", arm.fit(study, n),
+                            arm.model_spec(study, run, splits, None, source), run.id,
+                            run.needs[0] if run.needs and arm.loads_weights else None))
     for search in survey.plan.searches:
         if not search.trials:
             continue
-        bases = search.baselines  # a pruned trial prunes one of them; the naive way trains it itself
-        context = searches.Context(search, dict.fromkeys(bases, ()), record(bases["tuned"]) if bases else None)
-        for trial in sorted(storing.search_dir(root, search.key).glob("trial_*/trial.json")):
+        arm = arms.get(search.arm)
+        context = arm.context(study, search, Replay(survey))
+        for trial in sorted(store.search_dir(root, search.key).glob("trial_*/trial.json")):
             values = json.loads(trial.read_text())["hyperparameters"]["values"]
-            recipe, spec, _ = searches.trial(study, splits, context, values)
-            needs = bases[searches.chosen(study, values)["baseline"]] if bases else None
-            jobs.append(Job("trial", recipe, spec, needs=needs))
+            fit, spec, _ = arm.trial(study, splits, context, values)
+            start = spec.initial_weights
+            needs = start[1] if start and start[0] == WEIGHTS_OF else None
+            jobs.append(Job("trial", fit, dataclasses.replace(spec, initial_weights=None), needs=needs))
     return sorted(jobs, key=lambda job: job.needs is not None)
 
 
 def run_runner(study, results):
     import io
 
-    from widthvsprune import data, run_study
-    from widthvsprune import results as results_module
+    from widthvsprune import arms, data, run_study
+    from widthvsprune.store import results as results_module
 
     data.load(study.dataset, study.validation_fraction, study.data_seed)  # warm the file cache
     start = time.perf_counter()
@@ -169,8 +186,8 @@ def run_runner(study, results):
     wall = time.perf_counter() - start
     survey = results_module.survey(study, pathlib.Path(results) / study.name)
     records = [r for r in survey.records() if r.get("status") == "ok" and r.get("role") == "eval"]
-    arms = ("baseline", "pruned", "narrow")
-    return wall, {arm: [r["test_accuracy"] for r in records if r["arm"] == arm] for arm in arms}
+    names = [arm.name for arm in arms.of(study)]
+    return wall, {name: [r["test_accuracy"] for r in records if r["arm"] == name] for name in names}
 
 
 def run_naive(study, jobs):
@@ -181,7 +198,7 @@ def run_naive(study, jobs):
 
     splits = data.load(study.dataset, study.validation_fraction, study.data_seed)
     x, y = splits.x_train, splits.y_train
-    accuracies = {"baseline": [], "pruned": [], "narrow": []}
+    accuracies = {}
     trained = {}
 
     def compile_(model, recipe, lr):
@@ -191,14 +208,14 @@ def run_naive(study, jobs):
 
     start = time.perf_counter()
     for job in jobs:
-        spec, recipe = job.spec, job.recipe
+        spec, recipe = job.spec, job.fit
         keras.utils.set_random_seed(int(spec.seed))
         model = families.get_family(spec.family).build(spec.widths, splits.input_shape, splits.num_classes, keras)
         callbacks = []
         if job.needs is not None:
             model.set_weights(trained[job.needs])
         if spec.prune is not None:
-            model = pruning.wrap(model, pruning.make_schedule(spec.prune), spec.prune.prune_output)
+            model, _ = pruning.wrap(model, spec.prune)
             callbacks = pruning.callbacks([model], [spec.prune], defer_masks=False)
         compile_(model, recipe, spec.learning_rate)
         per_epoch = -(-len(x) // recipe.batch_size)
@@ -213,24 +230,24 @@ def run_naive(study, jobs):
             compile_(model, recipe, spec.learning_rate)
         if job.id is not None and job.arm in ("baseline", "trial"):
             trained[job.id] = model.get_weights()
-        if job.arm in accuracies:
-            accuracies[job.arm].append(model.evaluate(splits.x_test, splits.y_test, verbose=0)[1])
+        if job.arm != "trial":
+            accuracies.setdefault(job.arm, []).append(model.evaluate(splits.x_test, splits.y_test, verbose=0)[1])
     return time.perf_counter() - start, accuracies
 
 
 def training_flops(study, jobs):
     """Floating-point operations of all trainings: 2 x 3 x multiply-adds x examples (forward and backward)."""
-    from widthvsprune import data, measuring
+    from widthvsprune import data, sizes
     from widthvsprune.engines.tf_keras import models
 
     splits = data.load(study.dataset, study.validation_fraction, study.data_seed)
     total, samples = 0, 0
     for job in jobs:
         model = models.build(job.spec.family, job.spec.widths, splits.input_shape, splits.num_classes)
-        macs = measuring.flops(models.layer_weights(model))
-        per_epoch = -(-len(splits.x_train) // job.recipe.batch_size)
-        steps = job.recipe.max_steps or job.recipe.epochs * per_epoch
-        n = min(len(splits.x_train) * steps // per_epoch, steps * job.recipe.batch_size)
+        macs = sizes.flops(models.layer_weights(model))
+        per_epoch = -(-len(splits.x_train) // job.fit.batch_size)
+        steps = job.fit.max_steps or job.fit.epochs * per_epoch
+        n = min(len(splits.x_train) * steps // per_epoch, steps * job.fit.batch_size)
         total += 6 * macs * n
         samples += n
     return total, samples

@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 from conftest import tiny_study
 
-from widthvsprune import Tuning, budgets, engines, families, run_study, storing
-from widthvsprune.results import survey
-from widthvsprune.running import searches
+from widthvsprune import Tuning, engines, families, run_study, store
+from widthvsprune.arms import narrow as narrow_arm
+from widthvsprune.families import budgets
+from widthvsprune.store.results import survey
 
 
 def build(multiplier, input_shape, num_classes, keras):
@@ -57,10 +58,10 @@ def test_a_study_of_a_family_without_a_count_function_runs_and_every_narrow_mode
     engine = engines.load("tf_keras")
     found = survey(study, tmp_path / "byo")
     search = found.plan.search_of("narrow", 0.8)
-    trials = sorted(storing.search_dir(tmp_path / "byo", search.key).glob("trial_*/trial.json"))
+    trials = sorted(store.search_dir(tmp_path / "byo", search.key).glob("trial_*/trial.json"))
     assert len(trials) == 2
     for path in trials:
         values = pd.read_json(path, typ="series")["hyperparameters"]["values"]
-        match = searches.shape_for(study, values, search.budget, (8, 8, 1), 10, engine.count_params)
+        match = narrow_arm.shape_for(study, values, search.budget, (8, 8, 1), 10, engine.count_params)
         assert engine.count_params(family.name, match.widths, (8, 8, 1), 10) <= search.budget
     assert np.isfinite(runs.test_accuracy).all()

@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from widthvsprune import budgets, families
-from widthvsprune.families import conv2d, dense
+from widthvsprune import families
+from widthvsprune.families import budgets, conv2d, dense
 
 SHAPES = {"seed_cnn": [(28, 28, 1), (8, 8, 1), (32, 32, 3)],
           "mlp": [(28, 28), (8, 8, 1), (32, 32, 3)],

@@ -43,7 +43,7 @@ TUNED_ROWS = 2 + 4 + 4  # runs.csv's tuned rows: baselines, pruned, narrow (2 se
 def complete(root):
     """Asserts that the study in ``root`` is complete: a record for every planned run, a row for every evaluated
     one, all of the tuned arms; returns the records."""
-    from widthvsprune import results
+    from widthvsprune.store import results
 
     survey = results.survey(results.load_study(root), root)
     records = done_records(root)

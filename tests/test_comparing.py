@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from conftest import without_imports
 
-from widthvsprune import comparing, diagnostics
+from widthvsprune.analysis import compare, diagnostics
 
 
 def hand_made():
@@ -28,24 +28,25 @@ def hand_made():
 
 
 def test_compare_gives_the_documented_table():
-    table = comparing.compare(hand_made(), min_effect=0.01)
-    assert list(table.columns) == comparing.COMPARISON_COLUMNS
+    table = compare.compare(hand_made(), min_effect=0.01)
+    assert list(table.columns) == compare.COMPARISON_COLUMNS
     assert list(table.contrast) == ["tuned vs tuned"] * 2
     first, second = table.iloc[0], table.iloc[1]
     assert first.delta == pytest.approx(0.04) and first.ci_level == pytest.approx(0.975)  # 2 size points
     assert first.delta_ci_low > 0 and first.verdict == "pruned"
-    assert first.pruned_nonzero_params == 1000 and first.narrow_params == 990 and first.narrow_fill == 0.99
-    assert second.narrow_fill == 0.75 and second.verdict == "tie"
-    assert (first.n_pruned, first.n_narrow, first.test_examples) == (3, 3, 10_000)
+    assert (first.arm, first.opponent) == ("pruned", "narrow")
+    assert first.arm_nonzero_params == 1000 and first.opponent_params == 990 and first.opponent_fill == 0.99
+    assert second.opponent_fill == 0.75 and second.verdict == "tie"
+    assert (first.n_arm, first.n_opponent, first.test_examples) == (3, 3, 10_000)
 
 
 def test_compare_refuses_a_table_without_the_columns_it_needs():
     with pytest.raises(ValueError, match=r"Expected a runs table with the columns .* without \['test_examples'\]"):
-        comparing.compare(hand_made().drop(columns="test_examples"))
+        compare.compare(hand_made().drop(columns="test_examples"))
 
 
 def test_frontier_flags_the_pareto_points():
-    frontier = comparing.frontier(hand_made())
+    frontier = compare.frontier(hand_made())
     assert set(frontier.arm) == {"baseline", "pruned", "narrow"}
     assert frontier.pareto.any() and len(frontier) == 5
 

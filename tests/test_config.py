@@ -63,7 +63,7 @@ def test_family_default_widths_fill_in():
 
 
 def test_study_round_trips_through_its_dict():
-    from widthvsprune.config import study_from_dict
+    from widthvsprune.study import study_from_dict
 
     study = Study(name="s", seeds=(0, 1), tuning=Tuning(trials=3, frequencies=(5, 10)))
     assert study_from_dict(study.to_dict()) == study

@@ -3,7 +3,8 @@
 import pathlib
 import re
 
-from widthvsprune import comparing, records
+from widthvsprune.analysis import compare
+from widthvsprune.store import records
 
 README = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
 
@@ -19,4 +20,4 @@ def test_the_readme_documents_every_runs_csv_column_in_order():
 
 def test_the_readme_documents_every_comparison_csv_column():
     documented = set(re.findall(r"`(\w+)`", section("### comparison.csv", "### frontier.csv")))
-    assert set(comparing.COMPARISON_COLUMNS) <= documented
+    assert set(compare.COMPARISON_COLUMNS) <= documented

@@ -8,7 +8,8 @@ import sys
 import pandas as pd
 from conftest import tiny_study, without_imports
 
-from widthvsprune import Tuning, engines, planning
+from widthvsprune import Tuning, engines
+from widthvsprune.plan import planner
 
 QUICKSTART = pathlib.Path(__file__).resolve().parent.parent / "studies" / "quickstart.py"
 SMALLER = ["--set", "seeds=[0,1]", "--set", "sparsities=[0.5,0.9]", "--set", "baseline.epochs=3",
@@ -30,7 +31,7 @@ def test_auto_picks_jax_where_it_is_faster(monkeypatch):
 def test_the_engine_is_part_of_every_run_key():
     def keys(engine):
         study = tiny_study(engine=engine, tuning=Tuning(controls=True))
-        return {(r.arm, r.seed, r.target): r.key for r in planning.plan(study).runs}
+        return {(r.arm, r.seed, r.target): r.key for r in planner.plan(study).runs}
 
     tf_keras, jax = keys("tf_keras"), keys("jax")
     assert tf_keras.keys() == jax.keys() and not set(tf_keras.values()) & set(jax.values())

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 from conftest import fit_alone
 
-from widthvsprune import data, measuring, schedules
+from widthvsprune import data, sizes
 from widthvsprune.engines.base import PruneSpec
 from widthvsprune.engines.tf_keras import models, pruning
+from widthvsprune.pruning import schedules
 
 TARGET = 0.75  # every pruned kernel below has a size divisible by 4, so tfmot can reach it exactly
 BATCH, EPOCHS = 32, 2
@@ -37,10 +38,10 @@ def prune(family, prune_output=True):
     splits = synthetic_splits(shape)
     model = models.build(family, widths, shape, splits.num_classes, seed=0)
     steps = schedules.schedule_steps(len(splits.x_train), BATCH, EPOCHS, 1, 0, 0.75)
-    spec = PruneSpec("layerwise", TARGET, 0.0, 3, steps, prune_output)
-    wrapped = pruning.wrap(model, pruning.make_schedule(spec), prune_output)
+    spec = PruneSpec(TARGET, steps, prune_output=prune_output)
+    wrapped, targets = pruning.wrap(model, spec)
     fit_alone(wrapped, splits, epochs=EPOCHS, batch_size=BATCH, seed=0, callbacks=pruning.callbacks([wrapped], [spec]))
-    return splits, wrapped, pruning.strip(wrapped)
+    return splits, wrapped, pruning.strip(wrapped), targets
 
 
 @pytest.fixture(scope="module", params=sorted(SMALL))
@@ -49,8 +50,8 @@ def pruned(request):
 
 
 def test_every_pruned_kernel_reaches_the_target(pruned):
-    _, _, _, stripped = pruned
-    counts = measuring.layer_counts(models.layer_weights(stripped))
+    _, _, _, stripped, targets = pruned
+    counts = sizes.layer_counts(models.layer_weights(stripped, targets))
     assert any(c["pruned"] for c in counts)
     for c in counts:
         if c["pruned"]:
@@ -60,36 +61,36 @@ def test_every_pruned_kernel_reaches_the_target(pruned):
 
 
 def test_stripped_predictions_equal_wrapped_predictions(pruned):
-    _, splits, wrapped, stripped = pruned
+    _, splits, wrapped, stripped, targets = pruned
     x = splits.x_test
     np.testing.assert_array_equal(wrapped.predict(x, verbose=0), stripped.predict(x, verbose=0))
 
 
 def test_pruned_entries_are_exactly_the_kernels_tfmot_prunes(pruned):
-    _, _, wrapped, stripped = pruned
+    _, _, wrapped, stripped, targets = pruned
     tfmot_kernels = [weight.shape.as_list() for w in pruning.wrappers(wrapped) for weight, _, _ in w.pruning_vars]
-    ours = [list(entry.kernel.shape) for entry in models.layer_weights(stripped) if entry.pruned]
+    ours = [list(entry.kernel.shape) for entry in models.layer_weights(stripped, targets) if entry.pruned]
     assert ours == tfmot_kernels
 
 
 def test_layer_weights_and_other_params_add_up_to_count_params(pruned):
-    family, _, _, stripped = pruned
-    layers = models.layer_weights(stripped)
-    sizes = sum(e.kernel.size + (0 if e.bias is None else e.bias.size) for e in layers)
-    assert sizes + models.other_params(stripped) == stripped.count_params()
+    family, _, _, stripped, targets = pruned
+    layers = models.layer_weights(stripped, targets)
+    held = sum(e.kernel.size + (0 if e.bias is None else e.bias.size) for e in layers)
+    assert held + models.other_params(stripped) == stripped.count_params()
     expected = models.build(family, *SMALL[family], 10).count_params()
-    assert measuring.summarize(layers, models.other_params(stripped))["total_params"] == expected
+    assert sizes.summarize(layers, models.other_params(stripped))["total_params"] == expected
 
 
 def test_nonzero_count_equals_a_recount_of_the_weights(pruned):
-    _, _, _, stripped = pruned
+    _, _, _, stripped, targets = pruned
     recount = 0
     for weight in stripped.weights:  # kernels and biases by their nonzeros, normalization statistics as dense
         name = weight.name.split("/")[-1].split(":")[0]
         value = weight.numpy()
         recount += int(np.count_nonzero(value)) if name in KERNEL_NAMES else int(value.size)
-    sizes = measuring.summarize(models.layer_weights(stripped), models.other_params(stripped))
-    assert sizes["nonzero_params"] == recount
+    measured = sizes.summarize(models.layer_weights(stripped, targets), models.other_params(stripped))
+    assert measured["nonzero_params"] == recount
 
 
 def test_recurrent_entries_are_used_once_per_step():
@@ -101,7 +102,7 @@ def test_recurrent_entries_are_used_once_per_step():
     ]
     assert [e.positions for e in layers] == [12, 12, 12, 12, 1]
     assert [e.bias.shape for e in layers[:2]] == [(9,), (9,)]  # input and recurrent bias (reset_after=True)
-    assert measuring.flops(layers) == 2 * 12 * (2 * 9 + 3 * 9) + 12 * 6 * 10
+    assert sizes.flops(layers) == 2 * 12 * (2 * 9 + 3 * 9) + 12 * 6 * 10
 
 
 def test_depthwise_entries_are_dense_and_counted_per_output_pixel():
@@ -131,6 +132,6 @@ def test_keeping_the_output_dense_keeps_every_unwrapped_layers_weights():
     rng = np.random.default_rng(0)
     model.set_weights([rng.uniform(0.5, 1.5, size=w.shape).astype("float32") for w in model.get_weights()])
     steps = schedules.schedule_steps(64, 32, 1, 1)
-    wrapped = pruning.wrap(model, pruning.make_schedule(PruneSpec("layerwise", 0.5, 0.0, 3, steps)), prune_output=False)
+    wrapped, _ = pruning.wrap(model, PruneSpec(0.5, steps, prune_output=False))
     for before, after in zip(model.get_weights(), pruning.strip(wrapped).get_weights()):
         np.testing.assert_array_equal(before, after)  # batch normalization and the output layer included

@@ -21,8 +21,9 @@ import numpy as np
 import pytest
 from jax_helpers import small_splits
 
-from widthvsprune import families, masks, measuring, schedules
+from widthvsprune import families, sizes
 from widthvsprune.engines import base
+from widthvsprune.pruning import masks, schedules
 
 WEIGHT_ATOL = 1e-5  # after 20 Adam steps at lr 3e-3; the observed differences are at most 6e-8 (one ulp)
 
@@ -147,21 +148,32 @@ def test_dense_training_matches_tf_keras_legacy_optimizers(engine, reference, sp
     np.testing.assert_allclose([r["loss"] for r in ours.history], losses, rtol=1e-4)
 
 
-def wrap_for_tfmot(reference, model, schedule, prune_output):
+def wrap_for_tfmot(reference, model, targets, steps):
+    """Each Dense layer of ``model`` with its own ``PolynomialDecay`` towards its target, as tfmot prunes per layer."""
     _, tf_keras, sparsity = reference
-    if prune_output:
-        return sparsity.prune_low_magnitude(model, pruning_schedule=schedule)
-    last = [layer for layer in model.layers if isinstance(layer, tf_keras.layers.Dense)][-1]
+    dense = [layer for layer in model.layers if isinstance(layer, tf_keras.layers.Dense)]
+    schedules_of = {id(layer): sparsity.PolynomialDecay(initial_sparsity=0.0, final_sparsity=t,
+                                                        begin_step=steps.begin_step, end_step=steps.end_step,
+                                                        power=3, frequency=steps.frequency)
+                    for layer, t in zip(dense, targets) if t > 0}
 
     def clone(layer):
-        if isinstance(layer, tf_keras.layers.Dense) and layer is not last:
-            return sparsity.prune_low_magnitude(layer, pruning_schedule=schedule)
+        if id(layer) in schedules_of:
+            return sparsity.prune_low_magnitude(layer, pruning_schedule=schedules_of[id(layer)])
         return layer.__class__.from_config(layer.get_config())
 
     wrapped = tf_keras.models.clone_model(model, clone_function=clone)
     for original, copy in zip(model.layers, wrapped.layers):
         copy.set_weights(original.get_weights())
     return wrapped
+
+
+def uniform_targets(kernel_sizes, target, prune_output):
+    """Each layer's sparsity under the uniform allocation, by its definition."""
+    if prune_output:
+        return [target] * len(kernel_sizes)
+    others = target * sum(kernel_sizes) / sum(kernel_sizes[:-1])
+    return [others] * (len(kernel_sizes) - 1) + [0.0]
 
 
 @pytest.mark.parametrize("target,frequency,prune_output", [(0.5, 3, True), (0.8, 2, False), (0.95, 5, True)])
@@ -173,7 +185,7 @@ def test_layerwise_masks_equal_tfmot_at_every_update(engine, reference, splits, 
                if schedules.updates_masks_at(t, steps.begin_step, steps.end_step, steps.frequency)]
     (dense,) = engine.train(base.Pack((base.ModelSpec("mlp", widths, seed=1, learning_rate=3e-3),),
                                       batch_size=32, optimizer="adam", epochs=1), splits)
-    prune = base.PruneSpec("layerwise", target, 0.0, 3, steps, prune_output=prune_output)
+    prune = base.PruneSpec(target, steps, prune_output=prune_output)
     ours_masks = {}
 
     def observe(step, run):
@@ -184,10 +196,9 @@ def test_layerwise_masks_equal_tfmot_at_every_update(engine, reference, splits, 
     (ours,) = engine.train(base.Pack((spec,), batch_size=32, optimizer="adam", epochs=epochs), splits,
                            observe=observe, observe_steps=tuple(updates))
 
-    schedule = sparsity.PolynomialDecay(initial_sparsity=0.0, final_sparsity=target, begin_step=steps.begin_step,
-                                        end_step=steps.end_step, power=3, frequency=steps.frequency)
-    wrapped = wrap_for_tfmot(reference, tf_model(reference, "mlp", widths, splits, dense.weights), schedule,
-                             prune_output)
+    layer_targets = uniform_targets([w.size for w in dense.weights[::2]], target, prune_output)
+    wrapped = wrap_for_tfmot(reference, tf_model(reference, "mlp", widths, splits, dense.weights), layer_targets,
+                             steps)
     wrappers = [layer for layer in wrapped.layers if hasattr(layer, "pruning_vars")]
     theirs_masks, counter = {}, [0]
 
@@ -201,7 +212,7 @@ def test_layerwise_masks_equal_tfmot_at_every_update(engine, reference, splits, 
                   callbacks=[sparsity.UpdatePruningStep(), Record()])
     assert sorted(theirs_masks) == updates and ours.mask_updates == len(updates)
     for t in updates:
-        pruned = ours_masks[t] if prune_output else ours_masks[t][:-1]
+        pruned = [m for m, target_ in zip(ours_masks[t], layer_targets) if target_ > 0]
         assert len(pruned) == len(theirs_masks[t])
         for a, b in zip(pruned, theirs_masks[t]):
             np.testing.assert_array_equal(a, b, err_msg=f"mask at step {t}")
@@ -209,10 +220,11 @@ def test_layerwise_masks_equal_tfmot_at_every_update(engine, reference, splits, 
     for a, b in zip(ours.weights, stripped.get_weights()):
         np.testing.assert_allclose(a, b, atol=WEIGHT_ATOL)
     theirs_layers = [np.asarray(w) for w in stripped.get_weights()[::2]]
-    ours_counts = measuring.layer_counts(ours.layers)
+    ours_counts = sizes.layer_counts(ours.layers)
     assert [c["kernel_nonzero"] for c in ours_counts] == [int(np.count_nonzero(k)) for k in theirs_layers]
-    for c in ours_counts[: len(ours_counts) - (0 if prune_output else 1)]:
-        assert c["kernel_nonzero"] == masks.kept_count(c["kernel_params"], target)
+    for c, target_ in zip(ours_counts, layer_targets):
+        if target_ > 0:
+            assert c["kernel_nonzero"] == masks.kept_count(c["kernel_params"], target_)
     logits = stripped.predict(splits.x_test, verbose=0)
     their_accuracy = float(np.mean(np.argmax(logits, -1) == splits.y_test))
     assert abs(ours.test_accuracy - their_accuracy) <= 2 / len(splits.y_test) + 1e-9

@@ -14,8 +14,9 @@ import pytest
 from conftest import without_imports
 from jax_helpers import ROOT, small_splits
 
-from widthvsprune import families, masks, measuring, schedules
+from widthvsprune import families, sizes
 from widthvsprune.engines import base
+from widthvsprune.pruning import masks, schedules
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def pack(*models, epochs=2, **kwargs):
 
 def prune_spec(splits, target=0.8, variant="layerwise", epochs=2, frequency=3, prune_output=True, seed=0):
     steps = schedules.schedule_steps(len(splits.x_train), 32, epochs, frequency, 0, 0.75)
-    return base.PruneSpec(variant, target, 0.0, 3, steps, prune_output=prune_output, seed=seed)
+    return base.PruneSpec(target, steps, allocation=variant, prune_output=prune_output, seed=seed)
 
 
 def assert_same_weights(a, b, atol=2e-5):
@@ -53,7 +54,8 @@ def assert_same_weights(a, b, atol=2e-5):
 def test_import_and_training_need_no_tensorflow(tmp_path):
     script = textwrap.dedent("""
         import sys
-        from widthvsprune import data, schedules
+        from widthvsprune import data
+        from widthvsprune.pruning import schedules
         from widthvsprune.engines import base, load
         engine = load("jax")
         splits = data.load("digits")
@@ -61,7 +63,7 @@ def test_import_and_training_need_no_tensorflow(tmp_path):
         models = (
             base.ModelSpec("mlp", (8,), seed=0, learning_rate=1e-2),
             base.ModelSpec("mlp", (6,), seed=1, learning_rate=1e-2,
-                           prune=base.PruneSpec("layerwise", 0.5, 0.0, 3, steps)),
+                           prune=base.PruneSpec(0.5, steps)),
         )
         out = engine.train(base.Pack(models=models, batch_size=64, optimizer="adam", epochs=1), splits)
         assert all(o.ok and o.test_accuracy > 0.2 for o in out), [o.test_accuracy for o in out]
@@ -170,18 +172,33 @@ def test_layerwise_masks_follow_tfmot_at_every_update(engine, splits):
                           observe=observe, observe_steps=tuple(sorted({t - 1 for t in updates} | set(updates))))
     assert out.mask_updates == len(updates)
     kernel_index = [0, 2, 4]
+    sizes_ = [dense.weights[i].size for i in kernel_index]
+    final = 0.8 * sum(sizes_) / sum(sizes_[:2])  # the output layer dense: the other two hold its zeros
     for t in updates:
-        sparsity = masks.polynomial_sparsity_f32(t, 0.0, 0.8, s.begin_step, s.end_step, 3)
+        sparsity = masks.polynomial_sparsity_f32(t, 0.0, final, s.begin_step, s.end_step, 3)
         before = kernels[t - 1] if t > 1 else list(dense.weights)
         for j, w in enumerate(kernel_index[:2]):
             _, expected = masks.layerwise_mask(before[w], sparsity)
             np.testing.assert_array_equal(got[t][j], expected)
         np.testing.assert_array_equal(got[t][2], np.ones_like(got[t][2]))
-    counts = measuring.layer_counts(out.layers)
+    counts = sizes.layer_counts(out.layers)
     assert [c["pruned"] for c in counts] == [True, True, False]
     for c in counts[:2]:
-        assert c["kernel_nonzero"] == masks.kept_count(c["kernel_params"], 0.8)
+        assert c["kernel_nonzero"] == masks.kept_count(c["kernel_params"], final)
     assert counts[2]["sparsity"] < 0.05
+
+
+def one_threshold(kernels, current, target):
+    """Global magnitude pruning by definition: the round(target * n) smallest of all |kernel * mask| go, ties by
+    position."""
+    flat = np.concatenate([np.abs(k * m).ravel() for k, m in zip(kernels, current)])
+    keep = np.ones(flat.size, dtype=bool)
+    keep[np.argsort(flat, kind="stable")[: int(round(target * flat.size))]] = False
+    out, start = [], 0
+    for k in kernels:
+        out.append(keep[start : start + k.size].reshape(k.shape).astype(k.dtype))
+        start += k.size
+    return out
 
 
 @pytest.mark.parametrize("variant", ["global", "random"])
@@ -204,12 +221,12 @@ def test_global_and_random_masks_come_from_the_numpy_rules(engine, splits, varia
         kernels = [weights[i] for i in (0, 2, 4)]
         target = schedules.polynomial_sparsity(t, 0.0, 0.75, s.begin_step, s.end_step, 3)
         if variant == "global":
-            current = masks.global_masks(kernels, current, target)
+            current = one_threshold(kernels, current, target)
         else:
             current = masks.random_masks(kernels, current, target, rng)
         for got, expected in zip(state[t][1], current):
             np.testing.assert_array_equal(got, expected)
-    summary = measuring.summarize(out.layers, out.other_params)
+    summary = sizes.summarize(out.layers, out.other_params)
     assert summary["sparsity"] == pytest.approx(0.75, abs=1e-3)
     assert out.mask_updates == len(updates)
 

@@ -4,7 +4,10 @@ import dataclasses
 
 from conftest import tiny_study
 
-from widthvsprune import keys, planning, records, storing
+from widthvsprune import store
+from widthvsprune.arms import baseline as baseline_arm
+from widthvsprune.plan import keys
+from widthvsprune.store import records
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,11 +31,11 @@ def key_of(recipe):
 
 def test_adding_a_field_with_a_default_keeps_the_old_key_and_finds_the_old_run(tmp_path):
     old = key_of(RecipeV1())
-    folder = storing.seed_dir(tmp_path, old, 0)
-    storing.write_json(storing.record_json(folder), {"status": "failed", "arm": "baseline", "seed": 0})
+    folder = store.seed_dir(tmp_path, old, 0)
+    store.write_json(store.record_json(folder), {"status": "failed", "arm": "baseline", "seed": 0})
     new = key_of(RecipeV2())
     assert new == old
-    assert records.read_run(storing.seed_dir(tmp_path, new, 0)).status == "failed"  # found again
+    assert records.read_run(store.seed_dir(tmp_path, new, 0)).status == "failed"  # found again
 
 
 def test_a_changed_value_never_reuses_another_configurations_results():
@@ -62,7 +65,7 @@ def test_keys_hash_the_canonical_configuration_with_the_key_version():
 def test_the_quickstart_baseline_configuration_is_pinned():
     # A change here changes every key: it must come with a KEY_VERSION bump or an added_field.
     study = tiny_study(engine="tf_keras")
-    assert keys.canonical(planning.baseline_config(study)) == (
+    assert keys.canonical(baseline_arm.config(study)) == (
         '{"arm":"baseline","data":{"data_seed":0,"dataset":"digits","validation_fraction":0.1},"engine":"tf_keras",'
         '"family":"mlp","recipe":{"batch_size":64,"epochs":2,"learning_rate":0.001,"optimizer":"adam"},'
         '"tuning":"untuned","widths":[24,12]}'

@@ -3,15 +3,22 @@
 import numpy as np
 import pytest
 
-from widthvsprune import masks
+from widthvsprune.pruning import masks
 
 
-def test_global_masks_by_hand():
+def test_zero_smallest_over_a_layers_kernels_by_hand():
     kernels = [np.array([[1.0, -5.0], [0.1, 2.0]]), np.array([[0.2, 3.0, -0.3]])]
     ones = [np.ones_like(k) for k in kernels]
-    new = masks.global_masks(kernels, ones, 3 / 7)
+    new = masks.zero_smallest(kernels, ones, 3)  # 0.1, 0.2 and 0.3 go
     np.testing.assert_array_equal(new[0], [[1, 1], [0, 1]])
     np.testing.assert_array_equal(new[1], [[0, 1, 0]])
+
+
+def test_zero_smallest_breaks_ties_by_position_and_keeps_pruned_weights_pruned():
+    kernel = np.array([0.5, 0.5, 0.5, 2.0])
+    mask = np.array([1.0, 1.0, 1.0, 0.0])  # 2.0 is pruned already: magnitude 0, it goes first
+    new = masks.zero_smallest([kernel], [mask], 2)[0]
+    np.testing.assert_array_equal(new, [0, 1, 1, 0])
 
 
 def test_random_masks_keep_pruned_weights_pruned():

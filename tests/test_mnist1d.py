@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from widthvsprune import Study, StudyError, data
-from widthvsprune.running import preflight
+from widthvsprune.run import preflight
 
 pytest.importorskip("mnist1d")
 

@@ -2,7 +2,8 @@
 
 from conftest import tiny_study
 
-from widthvsprune import Tuning, planning
+from widthvsprune import Tuning
+from widthvsprune.plan import planner
 
 CHOSEN = {"learning_rate": 0.003, "end_fraction": 0.5, "frequency": 2, "variant": "global", "prune_output": True}
 
@@ -17,14 +18,14 @@ def study_with_controls(controls=True):
 
 def searched(study, records=None, searches=None, arm="baseline", target=0.0, result=None):
     """``searches`` with the result of one more search added."""
-    plan = planning.plan(study, records, searches)
+    plan = planner.plan(study, records, searches)
     search = plan.search_of(arm, target)
     return {**(searches or {}), search.key: result}
 
 
 def test_before_anything_trained_the_plan_has_the_controls_and_the_baseline_search():
     study = study_with_controls()
-    plan = planning.plan(study)
+    plan = planner.plan(study)
     assert [(r.tuning, r.seed, r.role) for r in plan.runs_of("baseline")] == [
         ("untuned", study.search_seed, "search"), ("untuned", 0, "eval"), ("untuned", 1, "eval")]
     assert [s.label for s in plan.searches] == ["baseline search"] and plan.searches[0].trials == 3
@@ -39,7 +40,7 @@ def test_before_anything_trained_the_plan_has_the_controls_and_the_baseline_sear
 def test_the_baseline_search_result_gives_the_tuned_baselines_and_the_pruned_searches():
     study = study_with_controls()
     searches = searched(study, result={"status": "ok", "learning_rate": 0.004})
-    plan = planning.plan(study, {}, searches)
+    plan = planner.plan(study, {}, searches)
     tuned = plan.runs_of("baseline", tuning="tuned")
     assert sorted(r.seed for r in tuned) == [0, 1, study.search_seed]
     [helper] = [r for r in tuned if r.role == "search"]
@@ -55,7 +56,7 @@ def test_a_pruned_search_result_gives_the_tuned_pruned_runs_with_what_it_chose()
     study = study_with_controls()
     searches = searched(study, result={"status": "ok", "learning_rate": 0.004})
     searches = searched(study, {}, searches, "pruned", 0.5, {"status": "ok", "chosen": CHOSEN})
-    plan = planning.plan(study, {}, searches)
+    plan = planner.plan(study, {}, searches)
     tuned = plan.runs_of("pruned", 0.5, "tuned")
     assert [r.seed for r in tuned] == [0, 1] and all(r.stage == 3 for r in tuned)
     assert tuned[0].config["pruning"]["variant"] == "global" and tuned[0].config["finetune"]["learning_rate"] == 0.003
@@ -68,15 +69,15 @@ def test_the_narrow_budget_is_the_fewest_nonzeros_of_every_pruned_run_and_both_n
     study = study_with_controls()
     searches = searched(study, result={"status": "ok", "learning_rate": 0.004})
     searches = searched(study, {}, searches, "pruned", 0.5, {"status": "ok", "chosen": CHOSEN})
-    pruned = planning.plan(study, {}, searches).runs_of("pruned", 0.5)
+    pruned = planner.plan(study, {}, searches).runs_of("pruned", 0.5)
     assert len(pruned) == 4
     records = {r.id: ok(900 - 10 * i) for i, r in enumerate(pruned)}
-    plan = planning.plan(study, records, searches)
+    plan = planner.plan(study, records, searches)
     tuned, untuned = plan.search_of("narrow", 0.5), plan.search_of("narrow", 0.5, "untuned")
     assert tuned.budget == untuned.budget == 870 and tuned.key != untuned.key
     assert tuned.trials == 3 and untuned.trials == 0 and set(tuned.needs) == {r.id for r in pruned}
     result = {"status": "ok", "widths": [9, 4], "learning_rate": 0.004}
-    plan = planning.plan(study, records, {**searches, tuned.key: result, untuned.key: {**result, "widths": [8, 4]}})
+    plan = planner.plan(study, records, {**searches, tuned.key: result, untuned.key: {**result, "widths": [8, 4]}})
     assert [r.widths for r in plan.runs_of("narrow", 0.5, "tuned")] == [(9, 4), (9, 4)]
     assert [r.widths for r in plan.runs_of("narrow", 0.5, "untuned")] == [(8, 4), (8, 4)]
     assert all(r.key == tuned.key and r.stage == 5 for r in plan.runs_of("narrow", 0.5, "tuned"))
@@ -84,9 +85,9 @@ def test_the_narrow_budget_is_the_fewest_nonzeros_of_every_pruned_run_and_both_n
 
 def test_without_controls_only_the_tuned_arms_are_planned():
     study = study_with_controls(controls=False)
-    assert [r.role for r in planning.plan(study).runs] == ["search"]  # the recipe's baseline, for the searches
+    assert [r.role for r in planner.plan(study).runs] == ["search"]  # the recipe's baseline, for the searches
     searches = searched(study, result={"status": "ok", "learning_rate": 0.004})
-    assert {r.tuning for r in planning.plan(study, {}, searches).runs if r.role == "eval"} == {"tuned"}
+    assert {r.tuning for r in planner.plan(study, {}, searches).runs if r.role == "eval"} == {"tuned"}
 
 
 def test_a_pruned_search_that_chose_the_recipes_baseline_prunes_it_at_every_seed():
@@ -94,7 +95,7 @@ def test_a_pruned_search_that_chose_the_recipes_baseline_prunes_it_at_every_seed
     searches = searched(study, result={"status": "ok", "learning_rate": 0.004})
     chose_recipe = {"status": "ok", "chosen": {**CHOSEN, "baseline": "recipe"}}
     searches = searched(study, {}, searches, "pruned", 0.5, chose_recipe)
-    plan = planning.plan(study, {}, searches)
+    plan = planner.plan(study, {}, searches)
     recipe = {r.seed: r.id for r in plan.runs_of("baseline", tuning="untuned") if r.role == "eval"}
     assert sorted(recipe) == [0, 1]  # trained although there are no controls
     tuned = plan.runs_of("pruned", 0.5, "tuned")
@@ -107,22 +108,22 @@ def test_a_size_point_whose_pruned_runs_all_failed_or_where_nothing_fits_is_skip
     searches = searched(study, result={"status": "ok", "learning_rate": 0.004})
     for target in (0.5, 0.9):
         searches = searched(study, {}, searches, "pruned", target, {"status": "ok", "chosen": CHOSEN})
-    plan = planning.plan(study, {}, searches)
+    plan = planner.plan(study, {}, searches)
     records = {r.id: {"status": "failed"} for r in plan.runs_of("pruned", 0.9)}
     records.update({r.id: ok(10) for r in plan.runs_of("pruned", 0.5)})
-    plan = planning.plan(study, records, searches)
-    assert "no pruned model" in plan.skipped[0.9] and plan.search_of("narrow", 0.9) is None
+    plan = planner.plan(study, records, searches)
+    assert "no pruned model" in plan.skipped["narrow", 0.9].note and plan.search_of("narrow", 0.9) is None
     search = plan.search_of("narrow", 0.5)
     nothing_fits = {"status": "no-narrow-fits", "note": "no-narrow-fits"}
-    plan = planning.plan(study, records, {**searches, search.key: nothing_fits})
-    assert plan.skipped[0.5] == "no-narrow-fits" and not plan.runs_of("narrow")
+    plan = planner.plan(study, records, {**searches, search.key: nothing_fits})
+    assert plan.skipped["narrow", 0.5].status == "no-narrow-fits" and not plan.runs_of("narrow")
 
 
 def test_the_planner_imports_no_framework():
     import subprocess
     import sys
 
-    code = ("import sys, widthvsprune.planning, widthvsprune.results, widthvsprune.report\n"
+    code = ("import sys, widthvsprune.plan.planner, widthvsprune.store.results, widthvsprune.analysis.report\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras', 'keras', 'jax')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "[]", out.stderr

@@ -2,7 +2,7 @@
 
 from threadpoolctl import threadpool_info
 
-from widthvsprune.running import processes
+from widthvsprune.run import processes
 
 
 def blas_threads():

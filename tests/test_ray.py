@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from conftest import without_imports
 
-from widthvsprune import results
+from widthvsprune.store import results
 
 pytest.importorskip("ray")
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from widthvsprune import schedules
+from widthvsprune.pruning import schedules
 
 
 @pytest.mark.parametrize("n,batch,epochs,freq,begin,frac", [

@@ -5,7 +5,7 @@ import math
 import pytest
 import scipy.stats
 
-from widthvsprune import stats
+from widthvsprune.analysis import stats
 
 
 def test_t_interval_by_hand():

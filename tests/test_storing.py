@@ -10,14 +10,14 @@ import sys
 import pytest
 from conftest import tiny_study
 
-from widthvsprune import storing
-from widthvsprune.storing import DiskFullError
+from widthvsprune import store
+from widthvsprune.store import DiskFullError
 
 
 def test_atomic_write_replaces_the_file_whole(tmp_path):
     path = tmp_path / "a" / "record.json"
-    storing.write_json(path, {"x": 1})
-    storing.write_json(path, {"x": 2})
+    store.write_json(path, {"x": 1})
+    store.write_json(path, {"x": 2})
     assert json.loads(path.read_text()) == {"x": 2}
     assert [p.name for p in path.parent.iterdir()] == ["record.json"]
 
@@ -25,15 +25,15 @@ def test_atomic_write_replaces_the_file_whole(tmp_path):
 def test_written_files_get_the_mode_of_any_new_file_under_the_umask(tmp_path):
     old = os.umask(0o027)
     try:
-        path = storing.write_json(tmp_path / "grouped" / "record.json", {"x": 1})
-        mode = storing._default_mode()
+        path = store.write_json(tmp_path / "grouped" / "record.json", {"x": 1})
+        mode = store.files._default_mode()
     finally:
         os.umask(old)
-    assert mode == 0o640 and (path.stat().st_mode & 0o777) == storing.FILE_MODE == 0o666 & ~old
+    assert mode == 0o640 and (path.stat().st_mode & 0o777) == store.FILE_MODE == 0o666 & ~old
 
 
 def test_a_lock_is_held_by_one_process_at_a_time(tmp_path):
-    first, second = storing.Lock(tmp_path), storing.Lock(tmp_path)
+    first, second = store.Lock(tmp_path), store.Lock(tmp_path)
     assert first.acquire(blocking=False)
     assert not second.acquire(blocking=False)
     first.release()
@@ -43,14 +43,14 @@ def test_a_lock_is_held_by_one_process_at_a_time(tmp_path):
 
 def test_taking_a_lock_removes_what_a_killed_writer_left_and_nothing_else(tmp_path):
     search = tmp_path / "runs" / "search-key" / "search"
-    storing.write_json(search / "oracle.json", {"trials": 3})
+    store.write_json(search / "oracle.json", {"trials": 3})
     left = search / ".oracle.json.abc123.tmp"  # a writer killed between creating and renaming its file
     left.write_text('{"tri')
     others = tmp_path / "runs" / "search-key" / "seed-0"  # a folder another process may lock and write
-    storing.Lock(others).acquire(blocking=False)
+    store.Lock(others).acquire(blocking=False)
     theirs = others / ".record.json.def456.tmp"
     theirs.write_text("{")
-    lock = storing.Lock(tmp_path / "runs" / "search-key")
+    lock = store.Lock(tmp_path / "runs" / "search-key")
     assert lock.acquire(blocking=False)
     lock.release()
     assert not left.exists() and theirs.exists()
@@ -73,9 +73,9 @@ def test_no_space_raises_a_disk_full_error_and_leaves_no_temporary_file(tmp_path
         def write(self, data):
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(storing.os, "fdopen", lambda fd, mode: Full(real_fdopen(fd, mode)))
+    monkeypatch.setattr(store.files.os, "fdopen", lambda fd, mode: Full(real_fdopen(fd, mode)))
     with pytest.raises(DiskFullError, match=r"^out: Expected free space to write results. Received: no space left"):
-        storing.write_json(tmp_path / "record.json", {"x": 1})
+        store.write_json(tmp_path / "record.json", {"x": 1})
     assert list(tmp_path.iterdir()) == []
 
 
@@ -102,7 +102,7 @@ def test_a_full_disk_stops_the_run_with_one_line_and_no_torn_file(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     study = tmp_path / "full.py"
-    study.write_text("import json\nfrom widthvsprune.config import study_from_dict\n"
+    study.write_text("import json\nfrom widthvsprune.study import study_from_dict\n"
                      f"STUDY = study_from_dict(json.loads({json.dumps(json.dumps(tiny_study('full').to_dict()))}))\n")
     (tmp_path / "check.py").write_text(CHECK)
     script = (f"mount -t tmpfs -o size=96k tmpfs {out} && {sys.executable} -m widthvsprune run {study} --out {out} "

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from conftest import tiny_study, without_imports
 
-from widthvsprune import Recipe, Tuning, comparing, keys, measuring, planning, run_study, storing
-from widthvsprune.records import read_run
+from widthvsprune import Recipe, Tuning, arms, run_study, sizes, store
+from widthvsprune.plan import keys, planner
+from widthvsprune.store.records import read_run
 
 REQUIRED = ["study", "arm", "family", "dataset", "widths", "seed", "target_sparsity", "sparsity",
             "total_params", "nonzero_params", "test_accuracy", "val_accuracy", "epochs", "train_seconds"]
@@ -85,7 +86,7 @@ def test_a_pruned_model_and_its_narrow_opponent_take_the_same_optimizer_steps(fi
 
 
 def planning_survey(study, root):
-    from widthvsprune import results
+    from widthvsprune.store import results
 
     return results.survey(study, root)
 
@@ -114,11 +115,11 @@ def test_narrow_rows_fit_their_budget(finished):
 def test_comparison_has_one_row_per_contrast_and_sparsity(finished):
     study, out, _, text = finished
     comparison = pd.read_csv(out / study.name / "comparison.csv")
-    assert list(comparison.contrast) == [c for c in comparing.CONTRASTS.values() for _ in study.sparsities]
+    assert list(comparison.contrast) == [c.name for c in arms.contrasts(study) for _ in study.sparsities]
     assert list(comparison.target_sparsity) == list(study.sparsities) * 4
     assert set(comparison.verdict) <= {"pruned", "narrow", "tie", "inconclusive-underfilled"}
-    assert np.allclose(comparison.delta, comparison.pruned_test_accuracy - comparison.narrow_test_accuracy)
-    assert np.all(comparison.n_pruned == len(study.seeds)) and np.all(comparison.n_narrow == len(study.seeds))
+    assert np.allclose(comparison.delta, comparison.arm_test_accuracy - comparison.opponent_test_accuracy)
+    assert np.all(comparison.n_arm == len(study.seeds)) and np.all(comparison.n_opponent == len(study.seeds))
     assert np.allclose(comparison.ci_level, 1 - 0.05 / len(study.sparsities))
     assert "tuned vs tuned: large-sparse beat small-dense at" in text
 
@@ -137,7 +138,7 @@ def test_frontier_and_figures_are_written(finished):
 def test_record_counts_equal_a_recount_of_the_saved_weights(finished):
     study, out, _, _ = finished
     for path, record in records(out / study.name).items():
-        weights = storing.read_weights(path.parent / "weights.npz")
+        weights = store.read_weights(path.parent / "weights.npz")
         assert record["total_params"] == sum(int(w.size) for w in weights)
         if record["arm"] == "pruned":
             assert record["nonzero_params"] == sum(int(np.count_nonzero(w)) for w in weights)
@@ -147,8 +148,8 @@ def test_record_counts_equal_a_recount_of_the_saved_weights(finished):
         if record["arm"] == "pruned":
             zeros = sum(w.size - np.count_nonzero(w) for w in kernels)
             assert math.isclose(record["sparsity"], zeros / sum(w.size for w in kernels), abs_tol=1e-9)
-            assert record["sparse_bytes"] == measuring.sparse_bytes(
-                [measuring.LayerWeights("l", k, b) for k, b in zip(weights[::2], weights[1::2])])
+            assert record["sparse_bytes"] == sizes.sparse_bytes(
+                [sizes.LayerWeights("l", k, b) for k, b in zip(weights[::2], weights[1::2])])
 
 
 def test_each_run_folder_holds_its_config_history_and_record(finished):
@@ -173,8 +174,8 @@ def test_second_run_trains_nothing(finished):
 
 
 def pruned_folder(study, root, target, seed):
-    run = next(r for r in planning.plan(study).runs_of("pruned", target) if r.seed == seed)
-    return storing.seed_dir(root, run.key, seed)
+    run = next(r for r in planner.plan(study).runs_of("pruned", target) if r.seed == seed)
+    return store.seed_dir(root, run.key, seed)
 
 
 def retrain_after(study, out, damage):
@@ -196,7 +197,7 @@ def records_ok(folder):
 
 def test_deleting_one_record_retrains_exactly_that_run(finished):
     study, out, _, _ = finished
-    result, _ = retrain_after(study, out, lambda folder: storing.record_json(folder).unlink())
+    result, _ = retrain_after(study, out, lambda folder: store.record_json(folder).unlink())
     assert result.trained == 1
 
 
@@ -204,7 +205,7 @@ def test_a_truncated_weights_file_is_retrained_and_nothing_else(finished):
     study, out, _, _ = finished
 
     def truncate(folder):
-        path = storing.weights_npz(folder)
+        path = store.weights_npz(folder)
         path.write_bytes(path.read_bytes()[:100])
 
     result, output = retrain_after(study, out, truncate)
@@ -216,7 +217,7 @@ def test_a_truncated_record_is_retrained_and_nothing_else(finished):
     study, out, _, _ = finished
 
     def truncate(folder):
-        path = storing.record_json(folder)
+        path = store.record_json(folder)
         path.write_text(path.read_text()[:50])
 
     result, output = retrain_after(study, out, truncate)
@@ -226,7 +227,7 @@ def test_a_truncated_record_is_retrained_and_nothing_else(finished):
 
 def test_run_keys_are_stable_and_ignore_the_seed():
     def key(study, arm, target=0.0):
-        return next(r.key for r in planning.plan(study).runs if r.arm == arm and r.target == target)
+        return next(r.key for r in planner.plan(study).runs if r.arm == arm and r.target == target)
 
     study = tiny_study(tuning=Tuning(controls=True))
     assert key(study, "baseline") == key(tiny_study(seeds=(5,), tuning=Tuning(controls=True)), "baseline")
@@ -255,7 +256,9 @@ def test_reports_status_and_dry_run_work_where_tensorflow_cannot_be_imported(fin
     assert blocked.returncode == 1 and "cannot be imported here" in blocked.stderr
     # The planner, the store, the statistics and the reports import no framework, even while regenerating.
     (root / "runs.csv").unlink()
-    code = ("import sys\nfrom widthvsprune import planning, records, report, results, stats, storing\n"
+    code = ("import sys\nfrom widthvsprune import arms, pruning, store, study\n"
+            "from widthvsprune.analysis import report, stats\nfrom widthvsprune.plan import planner\n"
+            "from widthvsprune.store import records, results\n"
             "report.write_reports(sys.argv[1])\n"
             f"loaded = sorted({{m.split('.')[0] for m in sys.modules}} & set({FRAMEWORKS!r}))\n"
             "assert not loaded, loaded\n")
@@ -271,7 +274,7 @@ def test_reports_status_and_dry_run_work_where_tensorflow_cannot_be_imported(fin
     assert status.returncode == 0 and f"narrow    {narrow}/{narrow} done, 0 failed, 0 missing" in status.stdout, \
         status.stdout + status.stderr
     path = tmp_path / "tiny.py"
-    path.write_text(f"import json\nfrom widthvsprune.config import study_from_dict\n"
+    path.write_text(f"import json\nfrom widthvsprune.study import study_from_dict\n"
                     f"STUDY = study_from_dict(json.loads({json.dumps(json.dumps(study.to_dict()))}))\n")
     dry = python("-m", "widthvsprune", "run", path, "--out", out, "--dry-run")
     assert dry.returncode == 0, dry.stderr

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 from conftest import fit_alone
 
-from widthvsprune import data, schedules
+from widthvsprune import data
 from widthvsprune.engines.base import ModelSpec, Pack, PruneSpec, batch_order
 from widthvsprune.engines.tf_keras import models, pruning, training
 from widthvsprune.engines.tf_keras.backend import keras
+from widthvsprune.pruning import schedules
 
 EPOCHS, BATCH = 2, 32
 
@@ -69,12 +70,12 @@ def test_packed_pruned_models_equal_separate_training(splits, variant):
     fit_alone(baseline, splits, epochs=1, batch_size=64, seed=7)
     weights = baseline.get_weights()
     steps = schedules.schedule_steps(len(splits.x_train), BATCH, EPOCHS, 10, 0, 0.75)
-    specs = {s: PruneSpec(variant, target, 0.0, 3, steps, True, seed=s) for s in seeds}
+    specs = {s: PruneSpec(target, steps, allocation=variant, seed=s) for s in seeds}
 
     def wrapped(seed):
         model = models.build("seed_cnn", (6,), splits.input_shape, 10, seed=seed)
         model.set_weights(weights)
-        return pruning.wrap(model, pruning.make_schedule(specs[seed]))
+        return pruning.wrap(model, specs[seed])[0]
 
     packed = [wrapped(s) for s in seeds]
     callbacks = pruning.callbacks(packed, [specs[s] for s in seeds])

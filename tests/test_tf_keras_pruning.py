@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 from conftest import fit_alone
 
-from widthvsprune import data, measuring, schedules
+from widthvsprune import data, sizes
 from widthvsprune.engines.base import PruneSpec
 from widthvsprune.engines.tf_keras import models, pruning
+from widthvsprune.pruning import schedules
 
 
 @pytest.fixture(scope="module")
@@ -21,18 +22,18 @@ def trained(splits):
     return model.get_weights()
 
 
-def prune(splits, weights, target, variant="layerwise", prune_output=True, epochs=2):
+def prune(splits, weights, target, variant="uniform", prune_output=True, epochs=2):
     model = models.build("lenet5", (4, 6, 16, 12), splits.input_shape, 10, seed=0)
     model.set_weights(weights)
     steps = schedules.schedule_steps(len(splits.x_train), 64, epochs, 5, 0, 0.75)
-    spec = PruneSpec(variant, target, 0.0, 3, steps, prune_output, seed=0)
-    wrapped = pruning.wrap(model, pruning.make_schedule(spec), prune_output)
+    spec = PruneSpec(target, steps, allocation=variant, prune_output=prune_output, seed=0)
+    wrapped, _ = pruning.wrap(model, spec)
     fit_alone(wrapped, splits, epochs=epochs, batch_size=64, seed=0, callbacks=pruning.callbacks([wrapped], [spec]))
     return wrapped, pruning.strip(wrapped)
 
 
 def assert_model_sparsity(layers, target, tolerance=0.005):
-    for counts in measuring.layer_counts(layers):
+    for counts in sizes.layer_counts(layers):
         if counts["pruned"]:
             assert abs(counts["sparsity"] - target) <= tolerance, counts
 
@@ -43,7 +44,7 @@ def test_layerwise_reaches_the_target_on_every_pruned_kernel(splits, trained, ta
     layers = models.layer_weights(stripped)
     assert len(layers) == 5
     assert_model_sparsity(layers, target)
-    assert abs(measuring.summarize(layers)["sparsity"] - target) <= 0.005
+    assert abs(sizes.summarize(layers)["sparsity"] - target) <= 0.005
 
 
 def test_zero_sparsity_is_a_no_op(splits, trained):
@@ -68,17 +69,20 @@ def test_wrapped_count_params_includes_masks_but_the_stripped_count_does_not(spl
     assert wrapped.count_params() > expected
 
 
-def test_output_layer_can_stay_dense(splits, trained):
+def test_output_layer_can_stay_dense_and_the_others_take_its_zeros(splits, trained):
     _, stripped = prune(splits, trained, 0.8, prune_output=False)
-    counts = measuring.layer_counts(models.layer_weights(stripped, prune_output=False))
-    assert counts[-1]["pruned"] is False and counts[-1]["sparsity"] < 0.01
-    assert all(abs(c["sparsity"] - 0.8) <= 0.005 for c in counts[:-1])
+    counts = sizes.layer_counts(models.layer_weights(stripped))
+    sizes_ = [c["kernel_params"] for c in counts]
+    others = 0.8 * sum(sizes_) / sum(sizes_[:-1])  # the sparsity the other layers need
+    assert counts[-1]["kernel_nonzero"] == counts[-1]["kernel_params"]
+    assert all(abs(c["sparsity"] - others) <= 0.005 for c in counts[:-1])
+    assert abs(sizes.summarize(models.layer_weights(stripped))["sparsity"] - 0.8) <= 0.005
 
 
 def test_global_reaches_the_global_target_while_layer_sparsities_differ(splits, trained):
     _, stripped = prune(splits, trained, 0.8, variant="global")
     layers = models.layer_weights(stripped)
-    counts = measuring.layer_counts(layers)
+    counts = sizes.layer_counts(layers)
     total = sum(c["kernel_params"] for c in counts)
     zeros = sum(c["kernel_params"] - c["kernel_nonzero"] for c in counts)
     assert abs(zeros / total - 0.8) <= 0.001

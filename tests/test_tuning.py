@@ -5,10 +5,12 @@ import json
 import pytest
 from conftest import tiny_study
 
-from widthvsprune import Recipe, Tuning, data, executors, tuning
+from widthvsprune import Recipe, Tuning, data, executors
+from widthvsprune.arms import SearchContext
+from widthvsprune.arms import narrow as narrow_arm
 from widthvsprune.families import dense
-from widthvsprune.planning import Search
-from widthvsprune.running import searches
+from widthvsprune.plan.planner import Search
+from widthvsprune.run import searcher, tuning
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +21,10 @@ def splits():
 @pytest.fixture(scope="module")
 def engine():
     """Trials train in this process, as the local runner trains them."""
-    return executors.LocalExecutor("tf_keras")
+    return executors.create("local", "tf_keras")
+
+
+ARM = narrow_arm.Narrow()
 
 
 def narrow(budget):
@@ -27,13 +32,13 @@ def narrow(budget):
 
 
 def trainer(study, splits, engine, budgets):
-    contexts = [searches.Context(narrow(b)) for b in budgets]
-    return lambda proposals: searches.train_trials(study, splits, engine, contexts, proposals)
+    contexts = [SearchContext(narrow(b)) for b in budgets]
+    return lambda proposals: searcher.train_trials(study, splits, engine, contexts, proposals)
 
 
 def search(study, splits, engine, budgets, folder, on_trial=None, train=None):
     """Narrow searches at ``budgets`` side by side, as the runner runs them."""
-    jobs = [tuning.SearchJob(str(folder / str(b)), searches.space(study, narrow(b)), study.tuning.oracle,
+    jobs = [tuning.SearchJob(str(folder / str(b)), ARM.space(study, narrow(b), None), study.tuning.oracle,
                              study.tuning.trials, seed=study.search_seed, tag=b) for b in budgets]
     return tuning.search_many(jobs, train or trainer(study, splits, engine, budgets), on_trial)
 
@@ -55,7 +60,7 @@ def test_trials_train_within_the_budget_and_the_best_is_kept(tmp_path, splits, e
     assert result["score"] == max(score for *_, score, _ in seen)
     assert result["seconds"] == pytest.approx(sum(info["seconds"] for *_, info in seen))
     assert result["epochs"] == pytest.approx(sum(info["epochs"] for *_, info in seen))
-    match = searches.shape_for(study, result["values"], 600, splits.input_shape, 10)
+    match = narrow_arm.shape_for(study, result["values"], 600, splits.input_shape, 10)
     assert 0.9 * 600 <= match.params <= 600
     assert json.loads((tmp_path / "600" / "oracle.json").read_text())
 
@@ -112,7 +117,7 @@ def test_an_unreadable_search_state_starts_the_search_over(tmp_path, splits, eng
     trial.write_text(trial.read_text()[:20])  # torn
     assert "is unreadable" in tuning.state_problem(tmp_path / "600")
     resets = []
-    jobs = [tuning.SearchJob(str(tmp_path / "600"), searches.space(study, narrow(600)), "random", 2, tag=600)]
+    jobs = [tuning.SearchJob(str(tmp_path / "600"), ARM.space(study, narrow(600), None), "random", 2, tag=600)]
     [result] = tuning.search_many(jobs, trainer(study, splits, engine, [600]),
                                   on_reset=lambda job, problem: resets.append(problem))
     assert len(resets) == 1 and "trial.json is unreadable" in resets[0]

@@ -6,13 +6,14 @@ import without any training framework; an engine is imported only when a
 study trains.
 """
 
-from widthvsprune.comparing import compare, load_results
-from widthvsprune.config import Pruning, Recipe, Study, Tuning
+from widthvsprune.analysis.compare import compare
+from widthvsprune.analysis.tables import load_results
 from widthvsprune.errors import DataError, ResultsError, StudyError, WidthVsPruneError
 from widthvsprune.families import Family, get_family, register_family
-from widthvsprune.studyfiles import apply_overrides, load_study
+from widthvsprune.pruning import register_allocation
+from widthvsprune.study import Pruning, Recipe, Study, Tuning, apply_overrides, load_study
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "DataError",
@@ -29,6 +30,7 @@ __all__ = [
     "get_family",
     "load_results",
     "load_study",
+    "register_allocation",
     "register_family",
     "run_study",
 ]
@@ -37,9 +39,9 @@ __all__ = [
 def run_study(study, out="results", **options):
     """Trains every missing run of ``study`` and writes its reports.
 
-    See :func:`widthvsprune.running.run_study` for the options (``force``,
+    See :func:`widthvsprune.run.run_study` for the options (``force``,
     ``workers``, ``executor="ray"``, ``address`` ...).
     """
-    from widthvsprune import running
+    from widthvsprune import run
 
-    return running.run_study(study, out=out, **options)
+    return run.run_study(study, out=out, **options)

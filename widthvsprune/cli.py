@@ -9,8 +9,9 @@ import os
 import pathlib
 import sys
 
+from widthvsprune import engines, executors
 from widthvsprune.errors import WidthVsPruneError
-from widthvsprune.measuring import SIZE_AXES
+from widthvsprune.sizes import SIZE_AXES
 
 EPILOG = """\
 Results of a study go to <out>/<name>/: runs.csv (one row per trained model), comparison.csv (the verdict per
@@ -37,16 +38,14 @@ def _parser():
     run.add_argument("--dry-run", action="store_true", help="check the study and its data, list its runs only")
     run.add_argument("--workers", type=int, default=None, metavar="N",
                      help="training processes (default: one per CPU core, at most 4; 1 with a GPU)")
-    run.add_argument("--engine", default=None, choices=("auto", "tf_keras", "jax"),
-                     help="the training engine (overrides the study's engine field; auto: jax where installed)")
-    run.add_argument("--executor", default="local", choices=("local", "ray"),
-                     help="where packs train: this machine's processes (default) or a Ray cluster")
-    run.add_argument("--address", default=None, metavar="ADDRESS",
-                     help="the Ray cluster to join (ray start --head prints it); default: a local Ray instance")
-    run.add_argument("--cpus-per-pack", type=float, default=None, metavar="N", help="CPUs each pack asks of Ray "
-                     "(default 1)")
-    run.add_argument("--gpus-per-pack", type=float, default=None, metavar="F",
-                     help="GPU share each pack asks of Ray, e.g. 0.25 puts four packs on one GPU (default 0)")
+    run.add_argument("--engine", default=None, choices=engines.CHOICES,
+                     help="the training engine (overrides the study's engine field; auto: "
+                          f"{engines.AUTO_RULE})")
+    run.add_argument("--executor", default="local", choices=executors.names(),
+                     help="where packs train: this machine's processes (local, the default) or a Ray cluster")
+    for option, owner in executors.all_options().values():
+        run.add_argument(option.flag, dest=option.name, type=option.type, default=None, metavar=option.metavar,
+                         help=f"{owner}: {option.help}")
     run.add_argument("-v", "--verbose", action="store_true", help="show the frameworks' own output")
 
     status = sub.add_parser("status", help="what is done, failed and missing")
@@ -62,38 +61,25 @@ def _parser():
 
 
 def _load(path, overrides):
-    from widthvsprune import studyfiles
+    from widthvsprune.study import files
 
-    study = studyfiles.load_study(path)
-    return studyfiles.apply_overrides(study, overrides) if overrides else study
+    study = files.load_study(path)
+    return files.apply_overrides(study, overrides) if overrides else study
 
 
 def _dry_run(study, out):
-    from widthvsprune import results, storing
-    from widthvsprune.running import preflight
+    from widthvsprune import store
+    from widthvsprune.run import overview, preflight
 
     study = study.resolved()
     preflight(study, out)
-    root = storing.study_dir(out, study.name)
-    survey = results.survey(study, root)
-    plan = survey.plan
-    print(f"study {study.name!r}: {study.family} {study.widths} on {study.dataset} with engine {study.engine}, "
-          f"results in {root}")
-    print(f"every search: {study.tuning.trials} {study.tuning.oracle} trials with search seed {study.search_seed}")
-    for search in plan.searches:
-        if search.trials:
-            print(f"  {search.label}: {'done' if search.key in survey.searches else 'to search'}")
-    for run in plan.runs:
-        print(f"  {run.label}: {'done' if survey.states[run.id].done else 'to train'}")
-    later = [f"{arm} sparsity={t:g}" for t in study.sparsities for arm in ("pruned", "narrow")
-             if not plan.runs_of(arm, t, "tuned")]
-    if later:
-        print(f"  known once their searches are done: {', '.join(later)}")
-    print(f"at most {plan.max_trainings} models; nothing was trained (--dry-run)")
+    print("\n".join(overview.dry_run(study, store.study_dir(out, study.name))))
 
 
 def _status(target, out, overrides):
-    from widthvsprune import results, storing
+    from widthvsprune import store
+    from widthvsprune.run import overview
+    from widthvsprune.store import results
 
     path = pathlib.Path(target)
     if path.is_dir():
@@ -101,34 +87,8 @@ def _status(target, out, overrides):
         study = results.load_study(root)
     else:
         study = _load(path, overrides).resolved()
-        root = storing.study_dir(out, study.name)
-    survey = results.survey(study, root)
-    print(f"study {study.name!r} in {root} (engine {study.engine})")
-    tunings = ("tuned", "untuned") if study.tuning.controls else ("tuned",)
-    per_arm = len(study.seeds) * len(tunings)
-    expected = {"baseline": per_arm, "pruned": per_arm * len(study.sparsities),
-                "narrow": per_arm * len(study.sparsities)}
-    for arm, n in expected.items():
-        states = [survey.states[r.id] for r in survey.plan.runs if r.arm == arm and r.role == "eval"]
-        ok = sum(s.status == "ok" for s in states)
-        failed = sum(s.status == "failed" for s in states)
-        invalid = sum(s.status == "invalid" for s in states)
-        nofit = per_arm * sum(v.startswith("no-narrow-fits") for v in survey.plan.skipped.values())
-        nofit = nofit if arm == "narrow" else 0
-        line = f"  {arm:<9} {ok}/{n} done, {failed} failed, {n - ok - failed - nofit} missing"
-        if invalid:
-            line += f" ({invalid} with unreadable or changed files, trained again by the next run)"
-        if nofit:
-            line += f", {nofit} with no dense model small enough"
-        print(line)
-    searched = sum(s.key in survey.searches for s in survey.plan.searches if s.trials)
-    print(f"  searches  {searched} done of {1 + 2 * len(study.sparsities)} ({study.tuning.trials} trials each)")
-    for run in survey.plan.runs:
-        state = survey.states[run.id]
-        if state.status == "failed":
-            print(f"  failed: {run.label}: {state.record.get('error')}")
-        elif state.status == "invalid":
-            print(f"  to train again: {run.label}: {state.problem}")
+        root = store.study_dir(out, study.name)
+    print("\n".join(overview.status(study, root)))
     return 0
 
 
@@ -136,7 +96,7 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     if getattr(args, "verbose", False):
         os.environ["WIDTHVSPRUNE_VERBOSE"] = "1"
-    from widthvsprune.storing import DiskFullError
+    from widthvsprune.store import DiskFullError
 
     try:
         if args.command == "run":
@@ -148,11 +108,11 @@ def main(argv=None):
             if args.dry_run:
                 _dry_run(study, args.out)
                 return 0
-            from widthvsprune.running import run_study
+            from widthvsprune.run import run_study
 
+            options = {name: getattr(args, name) for name in executors.all_options()}
             result = run_study(study, args.out, force=args.force, verbose=args.verbose, workers=args.workers,
-                               study_file=args.study, executor=args.executor, address=args.address,
-                               cpus_per_pack=args.cpus_per_pack, gpus_per_pack=args.gpus_per_pack)
+                               study_file=args.study, executor=args.executor, **options)
             if result.failed:
                 print(f"{len(result.failed)} run(s) failed; run the same command again to retry them.",
                       file=sys.stderr)
@@ -161,7 +121,7 @@ def main(argv=None):
         if args.command == "status":
             return _status(args.target, args.out, args.overrides)
         if args.command == "report":
-            from widthvsprune import report
+            from widthvsprune.analysis import report
 
             report.write_reports(pathlib.Path(args.dir), size=args.size)
             return 0

@@ -20,8 +20,8 @@ import urllib.request
 
 import numpy as np
 
-from widthvsprune import storing
 from widthvsprune.errors import DataError
+from widthvsprune.store import files as store_files
 
 DATASETS = ("digits", "mnist1d", "mnist", "fashion_mnist", "cifar10")
 _KERAS_BASE = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
@@ -74,7 +74,7 @@ def _download(url, path):
     """Fetches ``url`` into ``path`` (through a temporary file, so a broken download leaves nothing)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=str(path.parent), suffix=".part")
-    os.fchmod(fd, storing.FILE_MODE)
+    os.fchmod(fd, store_files.FILE_MODE)
     os.close(fd)
     try:
         urllib.request.urlretrieve(url, tmp)

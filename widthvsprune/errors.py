@@ -29,3 +29,16 @@ class DataError(WidthVsPruneError, ValueError):
 
 class ResultsError(WidthVsPruneError):
     """The results folder is unusable or holds conflicting records."""
+
+
+def problem(field, expected, value):
+    """One problem line in the Keras style: ``field: Expected ... Received: field=value``."""
+    return f"{field}: Expected {expected}. Received: {field}={value!r}"
+
+
+def suggest(name, choices):
+    """`` Did you mean 'x'?`` for a near-miss ``name`` among ``choices`` (empty when none is close)."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else ""

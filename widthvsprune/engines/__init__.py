@@ -17,6 +17,9 @@ import os
 
 ENGINES = ("tf_keras", "jax")
 CHOICES = ("auto",) + ENGINES
+#: What ``auto`` means, in words (``--help``, the README).
+AUTO_RULE = "jax where JAX is installed and the family is one it trains faster on this machine, or JAX has a GPU; " \
+            "else tf_keras"
 
 _LOADED = {}
 

@@ -14,8 +14,9 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from widthvsprune.measuring import LayerWeights
-from widthvsprune.schedules import ScheduleSteps
+from widthvsprune.pruning.schedules import ScheduleSteps
+from widthvsprune.sizes import LayerWeights
+from widthvsprune.steps import steps_per_epoch
 
 VALIDATE = ("every_epoch", "last_epoch")
 
@@ -25,25 +26,30 @@ class PruneSpec:
     """How one model is pruned while it trains.
 
     Attributes:
-        variant: ``"layerwise"`` (tfmot's ``PolynomialDecay`` magnitude
-            pruning: every pruned kernel reaches ``target``), ``"global"``
-            (one magnitude threshold over all pruned kernels) or
-            ``"random"`` (random selection on the same schedule).
-        target: final sparsity of the pruned kernels.
-        initial_sparsity: sparsity at the first mask update (at most ``target``).
-        power: exponent of the polynomial schedule.
+        target: the size point: the sparsity of all the model's prunable
+            kernels together.
         steps: the schedule's :class:`ScheduleSteps` (begin, end, frequency).
-        prune_output: whether the output layer's kernel is pruned too.
-        seed: seed of the random selection (``"random"`` only).
+        allocation: how ``target`` is spread over the prunable layers: a
+            registered allocation (:mod:`widthvsprune.pruning.allocations`).
+        prune_output: ``False`` keeps the output layer dense; the other
+            layers then take its zeros.
+        initial_sparsity: the schedule's first sparsity (a kernel's own
+            target when that is lower).
+        power: exponent of the polynomial schedule.
+        seed: seed of random selection.
+        targets: explicit final sparsities, one per prunable kernel in model
+            order, instead of ``allocation``; the weights to remove are then
+            drawn at random (a fixed sparse shape).
     """
 
-    variant: str
     target: float
-    initial_sparsity: float
-    power: int
     steps: ScheduleSteps
+    allocation: str = "uniform"
     prune_output: bool = True
+    initial_sparsity: float = 0.0
+    power: int = 3
     seed: int = 0
+    targets: Optional[Tuple[float, ...]] = None
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -151,9 +157,39 @@ def failed(error, history=()):
     return Outcome(history=list(history), error=str(error))
 
 
-def steps_per_epoch(num_examples, batch_size):
-    """Optimizer steps of one epoch: ``ceil(num_examples / batch_size)`` (the last batch may be short)."""
-    return -(-int(num_examples) // int(batch_size))
+def build_each(pack, build):
+    """Builds every model of a pack on its own, so that one that cannot be built fails alone.
+
+    Args:
+        pack: the :class:`Pack`.
+        build: ``f(spec) -> anything``; it may raise (a user's builder, an
+            allocation that cannot reach its target).
+
+    Returns:
+        ``(built, failures)``: ``{index: build(spec)}`` in pack order, and
+        ``{index: Outcome}`` of the models that failed, each with the reason
+        in one line.
+    """
+    built, failures = {}, {}
+    for i, spec in enumerate(pack.models):
+        try:
+            built[i] = build(spec)
+        except Exception as error:  # recorded as that model's failure; the pack goes on
+            failures[i] = failed(one_line(error))
+    return built, failures
+
+
+def merge_outcomes(built, outcomes, failures):
+    """The outcomes of a pack's built models (``outcomes``, in ``built``'s order) and failed ones, in pack order."""
+    out = dict(failures)
+    out.update(zip(built, outcomes))
+    return [out[i] for i in range(len(out))]
+
+
+def one_line(error):
+    """``Type: message`` of an exception, first line only."""
+    text = f"{type(error).__name__}: {error}".strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def batch_order(num_examples, epochs, seed):
@@ -206,6 +242,9 @@ __all__ = [
     "PruneSpec",
     "ScheduleSteps",
     "batch_order",
+    "build_each",
     "failed",
+    "merge_outcomes",
+    "one_line",
     "steps_per_epoch",
 ]

@@ -1,69 +1,69 @@
-"""Where packs train: in this process (``local``), or as tasks on a Ray cluster (``ray``).
+"""Where packs train, as registered executors.
 
-An executor takes packs (:class:`widthvsprune.engines.base.Pack`) and returns
-their outcomes; it never writes results. The runner in the driver process
-plans, claims, records and owns the KerasTuner oracles, whichever executor
-trains. With ``local``, several processes can share a study through the run
-locks (``--workers``); with ``ray``, one driver hands a stage's packs to the
-cluster, ``slots`` of them at a time.
+- ``local`` (:mod:`.local`): this machine's processes (``--workers``);
+- ``ray`` (:mod:`.raycluster`): tasks on a Ray cluster (the ``ray`` extra).
+
+Each declares its options (:class:`~widthvsprune.executors.base.Option`);
+the command line's choices and flags come from here.
 """
 
-from widthvsprune import engines
+import dataclasses
+import importlib
 
-EXECUTORS = ("local", "ray")
+from widthvsprune.errors import StudyError, problem
+from widthvsprune.executors.base import Executor, Option
 
-
-class LocalExecutor:
-    """Trains packs one after another in this process with the engine."""
-
-    name = "local"
-    slots = 1
-
-    def __init__(self, engine_name):
-        self.engine_name = engine_name
-        self.engine = engines.load(engine_name)
-
-    def train(self, packs, splits):
-        """One list of :class:`~widthvsprune.engines.base.Outcome` per pack, in order."""
-        return [self.engine.train(pack, splits) for pack in packs]
-
-    def count_params(self, family, widths, input_shape, num_classes):
-        return self.engine.count_params(family, widths, input_shape, num_classes)
-
-    def close(self):
-        pass
+#: name -> "module:class", imported only when asked for (Ray is an optional extra).
+EXECUTORS = {
+    "local": "widthvsprune.executors.local:LocalExecutor",
+    "ray": "widthvsprune.executors.raycluster:RayExecutor",
+}
 
 
-def create(name, engine_name, address=None, cpus_per_pack=None, gpus_per_pack=None, verbose=False):
-    """The executor called ``name``.
+def names():
+    return list(EXECUTORS)
+
+
+def executor_class(name):
+    """The executor class registered as ``name`` (its module imports no optional package)."""
+    if name not in EXECUTORS:
+        raise StudyError(problem("--executor", f"one of {names()}", name))
+    module, cls = EXECUTORS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def all_options():
+    """``{option name: (Option, executor name)}`` of every registered executor."""
+    return {o.name: (o, name) for name in names() for o in executor_class(name).options}
+
+
+def create(name, engine_name, verbose=False, **options):
+    """The executor called ``name``, with its options.
 
     Raises:
-        StudyError: for an unknown executor, options that need ``ray``, or Ray
-            not installed or unable to give a pack its resources.
+        StudyError: for an unknown executor, an option another executor owns,
+            or an executor that cannot start (Ray not installed, say).
     """
-    from widthvsprune.config import problem
-    from widthvsprune.errors import StudyError
-
-    if name not in EXECUTORS:
-        raise StudyError(problem("--executor", f"one of {list(EXECUTORS)}", name))
-    if name == "local":
-        extra = [f"--{flag}" for flag, value in (("address", address), ("cpus-per-pack", cpus_per_pack),
-                                                  ("gpus-per-pack", gpus_per_pack)) if value is not None]
-        if extra:
-            raise StudyError(problem("--executor", f"'ray' with {', '.join(extra)}", name))
-        return LocalExecutor(engine_name)
-    from widthvsprune.executors.raycluster import RayExecutor
-
-    return RayExecutor(engine_name, address, cpus_per_pack, gpus_per_pack, verbose)
+    cls = executor_class(name)
+    accepted = {o.name for o in cls.options}
+    given = {k: v for k, v in options.items() if v is not None}
+    owners = all_options()
+    wrong = [k for k in given if k not in accepted]
+    if wrong:
+        flags = ", ".join(owners[k][0].flag if k in owners else k for k in wrong)
+        owner = owners.get(wrong[0], (None, "another executor"))[1]
+        raise StudyError(problem("--executor", f"{owner!r} with {flags}", name))
+    return cls(engine_name, verbose=verbose, **given)
 
 
 def split(pack, parts):
     """``pack`` cut into at most ``parts`` packs of consecutive models (a pack trains as its models would alone)."""
-    import dataclasses
-
     n = len(pack.models)
     parts = max(1, min(int(parts), n))
     if parts == 1:
         return [pack]
     bounds = [round(i * n / parts) for i in range(parts + 1)]
     return [dataclasses.replace(pack, models=pack.models[a:b]) for a, b in zip(bounds, bounds[1:])]
+
+
+__all__ = ["EXECUTORS", "Executor", "Option", "all_options", "create", "executor_class", "names", "split"]

@@ -17,9 +17,9 @@ import socket
 import tempfile
 
 from widthvsprune import engines
-from widthvsprune.config import problem
 from widthvsprune.engines.base import failed
-from widthvsprune.errors import StudyError
+from widthvsprune.errors import StudyError, problem
+from widthvsprune.executors.base import Executor, Option
 
 RETRIES = 3
 OBJECT_STORE_BYTES = 256 * 1024 * 1024
@@ -66,7 +66,7 @@ def _environment(values):
                 os.environ[key] = value
 
 
-class RayExecutor:
+class RayExecutor(Executor):
     """Trains packs as Ray tasks, ``slots`` at a time.
 
     Args:
@@ -80,6 +80,13 @@ class RayExecutor:
     """
 
     name = "ray"
+    options = (
+        Option("address", str, "the Ray cluster to join (ray start --head prints it); default: a local Ray instance",
+               "ADDRESS"),
+        Option("cpus_per_pack", float, "CPUs each pack asks of Ray (default 1)", "N"),
+        Option("gpus_per_pack", float, "GPU share each pack asks of Ray, e.g. 0.25 puts four packs on one GPU "
+                                       "(default 0)", "F"),
+    )
 
     def __init__(self, engine_name, address=None, cpus_per_pack=None, gpus_per_pack=None, verbose=False):
         self.ray = ray = _import_ray()

@@ -2,8 +2,8 @@
 
 A model's variables are described by a :class:`Layout`: their shapes in
 ``get_weights()`` order, which of them Keras trains, which kernels tfmot would
-prune (:data:`PRUNABLE`, tfmot's ``PruneRegistry`` for Keras 3's layers) and
-the :class:`~widthvsprune.measuring.LayerWeights` the size accounting reads.
+prune (:data:`widthvsprune.pruning.layers.PRUNABLE`) and
+the :class:`~widthvsprune.sizes.LayerWeights` the size accounting reads.
 
 Models of one family but different widths can train in one compiled program
 when the narrow model *embeds* in a wider one: every variable of the narrow
@@ -32,29 +32,9 @@ from keras.src.utils.naming import to_snake_case
 
 from widthvsprune import families
 from widthvsprune.engines.jax import initializers
-from widthvsprune.measuring import LayerWeights
-
-#: The weights tfmot's ``PruneRegistry`` prunes, by Keras layer class (attribute paths).
-PRUNABLE = {
-    "Dense": ("kernel",),
-    "Conv1D": ("kernel",),
-    "Conv2D": ("kernel",),
-    "Conv3D": ("kernel",),
-    "Conv2DTranspose": ("kernel",),
-    "Conv3DTranspose": ("kernel",),
-    "SeparableConv1D": ("pointwise_kernel",),
-    "SeparableConv2D": ("pointwise_kernel",),
-    "Embedding": ("embeddings",),
-    "GRU": ("cell.kernel", "cell.recurrent_kernel"),
-    "LSTM": ("cell.kernel", "cell.recurrent_kernel"),
-    "SimpleRNN": ("cell.kernel", "cell.recurrent_kernel"),
-    "MultiHeadAttention": (
-        "_query_dense.kernel",
-        "_key_dense.kernel",
-        "_value_dense.kernel",
-        "_output_dense.kernel",
-    ),
-}
+from widthvsprune.pruning import layers as layer_table
+from widthvsprune.pruning.allocations import Layer
+from widthvsprune.sizes import LayerWeights
 
 #: Layers that act on each feature separately and keep padded features last (see :func:`can_embed`).
 WIDTH_LOCAL = frozenset({
@@ -97,24 +77,6 @@ def bucket(n):
         scale *= 2
 
 
-def _class_names(obj):
-    return [cls.__name__ for cls in type(obj).__mro__]
-
-
-def _registry_entry(layer, table):
-    for name in _class_names(layer):
-        if name in table:
-            return name
-    return None
-
-
-def _resolve(layer, path):
-    obj = layer
-    for part in path.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
 def seed_keras(seed):
     """What ``keras.utils.set_random_seed(seed)`` does under the JAX backend, without importing TensorFlow.
 
@@ -142,7 +104,7 @@ def flat_layers(model):
 
 @dataclasses.dataclass(frozen=True)
 class LayerInfo:
-    """One prunable kernel of a model, for :class:`~widthvsprune.measuring.LayerWeights`."""
+    """One prunable kernel of a model, for :class:`~widthvsprune.sizes.LayerWeights`."""
 
     name: str
     kernel: int  # index in get_weights() order
@@ -183,18 +145,6 @@ class Layout:
     def params(self):
         return int(sum(math.prod(s) for s in self.shapes))
 
-    def output_kernels(self):
-        """Positions in ``prunable`` of the output layer's kernels (the last layer with prunable kernels)."""
-        if not self.kernels:
-            return ()
-        last = self.kernels[-1].layer
-        return tuple(j for j, info in enumerate(self.kernels) if info.layer == last)
-
-    def pruned_kernels(self, prune_output):
-        """Positions in ``prunable`` that pruning may touch."""
-        skip = () if prune_output else self.output_kernels()
-        return tuple(j for j in range(len(self.prunable)) if j not in skip)
-
 
 def _positions(layer, is_rnn):
     try:
@@ -216,24 +166,24 @@ def layout_of(model):
     prunable, kernels, counts = [], [], {}
     batch_coupled, convolutional, n_layers = False, False, 0
     for layer in flat_layers(model):
-        batch_coupled = batch_coupled or _registry_entry(layer, BATCH_COUPLED) is not None
+        batch_coupled = batch_coupled or layer_table.entry(layer, BATCH_COUPLED) is not None
         convolutional = convolutional or isinstance(layer, CONVOLUTIONS)
-        entry = _registry_entry(layer, PRUNABLE)
+        entry = layer_table.entry(layer)
         if entry is None:
             continue
         base = to_snake_case(type(layer).__name__)
         count = counts.get(base, 0)
         counts[base] = count + 1
         name = base if count == 0 else f"{base}_{count}"
-        bias = getattr(layer, "bias", None) if entry not in ("GRU", "LSTM", "SimpleRNN") else layer.cell.bias
-        for k, path in enumerate(PRUNABLE[entry]):
-            var = _resolve(layer, path)
+        bias = getattr(layer, "bias", None) if entry not in layer_table.RECURRENT else layer.cell.bias
+        for k, path in enumerate(layer_table.PRUNABLE[entry]):
+            var = layer_table.resolve(layer, path)
             w = index[id(var)]
             kernels.append(LayerInfo(
                 name=name if k == 0 else f"{name}/{path.split('.')[-1]}",
                 kernel=w,
                 bias=index[id(bias)] if k == 0 and bias is not None else None,
-                positions=_positions(layer, entry in ("GRU", "LSTM", "SimpleRNN")),
+                positions=_positions(layer, entry in layer_table.RECURRENT),
                 layer=n_layers,
             ))
             prunable.append(position[w])
@@ -336,19 +286,31 @@ def box_mask(shape, padded_shape):
     return embed(np.ones(shape, np.float32), padded_shape)
 
 
-def layer_weights(layout, weights, prune_output=True):
-    """A model's prunable layers as :class:`~widthvsprune.measuring.LayerWeights` (from ``get_weights()`` arrays)."""
-    pruned = set(layout.pruned_kernels(prune_output))
+def layer_weights(layout, weights, targets=None):
+    """A model's prunable layers as :class:`~widthvsprune.sizes.LayerWeights` (from ``get_weights()`` arrays).
+
+    ``targets`` (one per prunable kernel) marks the kernels pruning touched.
+    """
     return [
         LayerWeights(
             name=info.name,
             kernel=np.asarray(weights[info.kernel]),
             bias=None if info.bias is None else np.asarray(weights[info.bias]),
             positions=info.positions,
-            pruned=j in pruned,
+            pruned=targets is not None and targets[j] > 0,
         )
         for j, info in enumerate(layout.kernels)
     ]
+
+
+def allocation_layers(layout, weights=None):
+    """The model's prunable layers as allocations see them: kernel shapes, and values from ``weights``."""
+    groups = {}
+    for info in layout.kernels:
+        groups.setdefault(info.layer, []).append(info)
+    return [Layer(infos[0].name, tuple(layout.shapes[i.kernel] for i in infos),
+                  None if weights is None else tuple(np.asarray(weights[i.kernel]) for i in infos))
+            for infos in groups.values()]
 
 
 def other_params(layout):

@@ -17,12 +17,13 @@ pack is split into as few shapes as possible:
 """
 
 import dataclasses
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
 from widthvsprune import families
 from widthvsprune.engines.jax import models
+from widthvsprune.pruning import host
 
 
 @dataclasses.dataclass
@@ -34,16 +35,14 @@ class Member:
         spec: its :class:`~widthvsprune.engines.base.ModelSpec`.
         layout: its own :class:`~widthvsprune.engines.jax.models.Layout`.
         weights: its initial weights, ``get_weights()`` order.
+        targets: the final sparsity of each prunable kernel (``None``: not pruned).
     """
 
     index: int
     spec: object
     layout: models.Layout
     weights: List[np.ndarray]
-
-    @property
-    def prune_output(self):
-        return True if self.spec.prune is None else bool(self.spec.prune.prune_output)
+    targets: Optional[Tuple[float, ...]] = None
 
 
 @dataclasses.dataclass
@@ -102,10 +101,11 @@ class Templates:
 
 
 def member(index, spec, templates, input_shape, num_classes):
-    """A :class:`Member` for ``spec``: its layout and initial weights (checked against the layout).
+    """A :class:`Member` for ``spec``: its layout, initial weights (checked against the layout) and kernel targets.
 
     Raises:
         ValueError: if ``spec.initial_weights`` do not fit the model.
+        Infeasible: if its allocation cannot reach the size point.
     """
     families.get_family(spec.family)  # names the registered families if unknown
     if spec.initial_weights is None:
@@ -120,7 +120,10 @@ def member(index, spec, templates, input_shape, num_classes):
                 f"Expected initial_weights of shapes {list(layout.shapes)} for {spec.family} "
                 f"widths={tuple(spec.widths)}. Received: initial_weights of shapes {list(shapes)}"
             )
-    return Member(index, spec, layout, list(weights))
+    targets = None
+    if spec.prune is not None:
+        targets = host.kernel_targets(spec.prune, models.allocation_layers(layout, weights))
+    return Member(index, spec, layout, list(weights), targets)
 
 
 def plan(members, templates, input_shape, num_classes, pad=True, max_models=None):

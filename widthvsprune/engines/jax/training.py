@@ -16,6 +16,7 @@ import numpy as np
 
 from widthvsprune.engines import base
 from widthvsprune.engines.jax import models, packing, programs, pruning
+from widthvsprune.pruning import host
 
 EVAL_CHUNK_MAX = 1024
 
@@ -82,15 +83,15 @@ class GroupRun:
             num_examples=len(data.splits.x_train),
             optimizer=pack.optimizer,
             masked=any(s.prune is not None for s in specs),
-            layerwise=any(s.prune is not None and s.prune.variant == "layerwise" for s in specs),
+            layerwise=any(s.prune is not None and not host.on_host(s.prune) for s in specs),
             exact_last_batch=layout.batch_coupled,
             unrolled=layout.convolutional and jax.default_backend() == "cpu",
         )
         self.program = cache.program(group.key, group.model, layout, self.config)
         self.host = {
-            i: pruning.HostMasks(m.spec.prune, m.layout)
+            i: host.HostMasks(m.spec.prune, models.allocation_layers(m.layout))
             for i, m in enumerate(group.members)
-            if m.spec.prune is not None and m.spec.prune.variant in pruning.HOST_VARIANTS
+            if m.spec.prune is not None and host.on_host(m.spec.prune)
         }
         extra = group.size - len(specs)
         self.lr = np.array([float(s.learning_rate) for s in specs] + [0.0] * extra, np.float32)
@@ -137,7 +138,7 @@ class GroupRun:
 
     def _kept(self, first, count):
         steps = self.config.steps
-        rows = [pruning.kept_table(m.spec.prune, m.layout, first, count, steps) for m in self.group.members]
+        rows = [pruning.kept_table(m.spec.prune, m.targets, m.layout, first, count, steps) for m in self.group.members]
         rows += [np.zeros_like(rows[0])] * (self.group.size - len(rows))
         return np.stack(rows)
 
@@ -146,14 +147,14 @@ class GroupRun:
         prunable = self.group.layout.prunable
         kernels = [np.array(params[p]) for p in prunable]
         current = [np.array(m) for m in masks]
-        for i, host in self.host.items():
-            if not pruning.updates_at(host.prune, step):
+        for i, masks_of in self.host.items():
+            if not masks_of.updates_at(step):
                 continue
             layout = self.group.members[i].layout
             shapes = [layout.shapes[layout.trainable[p]] for p in prunable]
             own_k = [models.extract(kernels[j][i], s) for j, s in enumerate(shapes)]
             own_m = [models.extract(current[j][i], s) for j, s in enumerate(shapes)]
-            for j, new in enumerate(host.update(step, own_k, own_m)):
+            for j, new in enumerate(masks_of.update(step, own_k, own_m)):
                 current[j][i] = models.embed(new, current[j][i].shape)
                 kernels[j][i] = models.embed(own_k[j] * new, kernels[j][i].shape)
         params = list(params)
@@ -181,7 +182,7 @@ class GroupRun:
             first = epoch * steps
             count = min(steps, total - first)
             host_steps = {t for t in range(first + 1, first + count + 1)
-                          if any(pruning.updates_at(h.prune, t) for h in self.host.values())}
+                          if any(h.updates_at(t) for h in self.host.values())}
             cuts = {0, count} | {t - first - 1 for t in host_steps}
             cuts |= {t - first for t in observe_steps if first < t <= first + count}
             cuts = sorted(cuts)
@@ -267,9 +268,13 @@ def train_pack(pack, splits, templates, cache, data=None, pad=True, max_models=N
     """
     start = time.perf_counter()
     shape, classes = splits.input_shape, splits.num_classes
-    members = [packing.member(i, spec, templates, shape, classes) for i, spec in enumerate(pack.models)]
+    members, outcomes = [], [None] * len(pack.models)
+    for i, spec in enumerate(pack.models):  # a model that cannot be built fails alone
+        try:
+            members.append(packing.member(i, spec, templates, shape, classes))
+        except Exception as error:
+            outcomes[i] = base.failed(base.one_line(error))
     data = DeviceData(splits) if data is None else data
-    outcomes = [None] * len(members)
     for group in packing.plan(members, templates, shape, classes, pad, max_models):
         run = GroupRun(group, pack, data, cache)
         histories, errors = run.run(observe, observe_steps)
@@ -291,10 +296,11 @@ def train_pack(pack, splits, templates, cache, data=None, pad=True, max_models=N
                 outcome.test_correct = test[2][i].copy()
             if pack.weights:
                 outcome.weights = weights[i]
-                outcome.layers = models.layer_weights(m.layout, outcome.weights, m.prune_output)
+                outcome.layers = models.layer_weights(m.layout, outcome.weights, m.targets)
                 outcome.other_params = models.other_params(m.layout)
             outcomes[m.index] = outcome
     seconds = (time.perf_counter() - start) / max(1, len(members))
     for outcome in outcomes:
-        outcome.seconds = seconds
+        if outcome.ok:
+            outcome.seconds = seconds
     return outcomes

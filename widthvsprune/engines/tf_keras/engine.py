@@ -6,6 +6,8 @@ them in one packed ``fit``, strips the pruning wrappers and measures every
 model on the validation and test splits.
 """
 
+import dataclasses
+
 from widthvsprune import families
 from widthvsprune.engines import base
 from widthvsprune.engines.tf_keras import backend, models, pruning, training
@@ -28,7 +30,11 @@ class TfKerasEngine(base.Engine):
             return self._train(pack, splits)
 
     def _train(self, pack, splits):
-        branches = [self._branch(spec, splits) for spec in pack.models]
+        built, failures = base.build_each(pack, lambda spec: self._branch(spec, splits))
+        if not built:
+            return [failures[i] for i in range(len(pack.models))]
+        pack = dataclasses.replace(pack, models=tuple(pack.models[i] for i in built))
+        branches, targets = [b for b, _ in built.values()], [t for _, t in built.values()]
         pruned = [(b, m.prune) for b, m in zip(branches, pack.models) if m.prune is not None]
         log_dir = pack.models[0].log_dir
         callbacks = []
@@ -39,21 +45,24 @@ class TfKerasEngine(base.Engine):
             callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir)))
         histories, diverged, seconds = training.fit_packed(branches, splits, pack, callbacks)
         share = seconds / len(branches)
-        return [
+        outcomes = [
             base.failed(training.diverged_message(history), history) if i in diverged
-            else self._outcome(pack, spec, branch, history, splits, share)
-            for i, (spec, branch, history) in enumerate(zip(pack.models, branches, histories))
+            else self._outcome(pack, spec, branch, history, splits, share, kernel_targets)
+            for i, (spec, branch, history, kernel_targets) in enumerate(zip(pack.models, branches, histories,
+                                                                            targets))
         ]
+        return base.merge_outcomes(built, outcomes, failures)
 
     def _branch(self, spec, splits):
+        """``(model, targets)``: the model to train (wrapped for pruning) and its kernels' final sparsities."""
         model = models.build(spec.family, spec.widths, splits.input_shape, splits.num_classes, spec.seed)
         if spec.initial_weights is not None:
             model.set_weights(list(spec.initial_weights))
         if spec.prune is None:
-            return model
-        return pruning.wrap(model, pruning.make_schedule(spec.prune), spec.prune.prune_output)
+            return model, None
+        return pruning.wrap(model, spec.prune)
 
-    def _outcome(self, pack, spec, branch, history, splits, seconds):
+    def _outcome(self, pack, spec, branch, history, splits, seconds, targets):
         outcome = base.Outcome(history=history, seconds=seconds)
         if not pack.test and not pack.weights:
             last = history[-1] if history else {}
@@ -66,9 +75,8 @@ class TfKerasEngine(base.Engine):
             outcome.test_loss, outcome.test_accuracy, outcome.test_correct = training.evaluate(
                 model, splits.x_test, splits.y_test)
         if pack.weights:
-            prune_output = spec.prune is None or spec.prune.prune_output
             outcome.weights = model.get_weights()
-            outcome.layers = models.layer_weights(model, prune_output)
+            outcome.layers = models.layer_weights(model, targets)
             outcome.other_params = models.other_params(model)
         return outcome
 

@@ -7,7 +7,9 @@ import numpy as np
 
 from widthvsprune import families
 from widthvsprune.engines.tf_keras.backend import PruneLowMagnitude, keras
-from widthvsprune.measuring import LayerWeights
+from widthvsprune.pruning import layers as prunable
+from widthvsprune.pruning.allocations import Layer
+from widthvsprune.sizes import LayerWeights
 
 
 def build(family, widths, input_shape, num_classes, seed=None):
@@ -35,17 +37,17 @@ def _is_recurrent(layer):
 
 
 def _holds_kernels(layer):
-    return isinstance(
-        layer, (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
-    ) or _is_recurrent(layer) or (isinstance(layer, keras.layers.Bidirectional) and _is_recurrent(layer.forward_layer))
+    if prunable.entry(layer) or prunable.entry(layer, prunable.COUNTED):
+        return True
+    return isinstance(layer, keras.layers.Bidirectional) and _is_recurrent(layer.forward_layer)
 
 
 def weighted_layers(model):
     """The layers of a (possibly wrapped) model that hold kernels, in order.
 
-    Dense, Conv1D, Conv2D, DepthwiseConv2D, recurrent layers (GRU, LSTM,
-    SimpleRNN) and ``Bidirectional`` recurrent layers, inside tfmot wrappers
-    and nested models.
+    Those of :data:`widthvsprune.pruning.layers.PRUNABLE` and ``COUNTED``
+    (Dense, convolutions, depthwise convolutions, recurrent layers, ...) and
+    ``Bidirectional`` recurrent layers, inside tfmot wrappers and nested models.
     """
     out = []
     for layer in model.layers:
@@ -54,6 +56,23 @@ def weighted_layers(model):
             out += weighted_layers(inner)
         elif _holds_kernels(inner):
             out.append(layer)
+    return out
+
+
+def prunable_layers(model):
+    """``[(layer, Layer)]``: every layer tfmot can prune, with its kernels as an allocation sees them.
+
+    ``layer`` is the model's own layer (a tfmot wrapper in a wrapped model);
+    the :class:`~widthvsprune.pruning.allocations.Layer` holds the shapes and
+    current values of its prunable kernels.
+    """
+    out = []
+    for layer in weighted_layers(model):
+        inner = layer.layer if isinstance(layer, PruneLowMagnitude) else layer
+        kernels = prunable.kernels(inner)
+        if kernels:
+            values = tuple(k.numpy() for k in kernels)
+            out.append((layer, Layer(inner.name, tuple(tuple(v.shape) for v in values), values)))
     return out
 
 
@@ -78,12 +97,13 @@ def _entries(layer):
     """One stripped layer as :class:`LayerWeights` entries (``pruned`` as tfmot prunes them)."""
     if isinstance(layer, (keras.layers.Bidirectional, keras.layers.RNN)):
         steps = int(layer.input_shape[1] or 1)
-        if isinstance(layer, keras.layers.Bidirectional):
-            return (_recurrent_weights(layer.forward_layer, f"{layer.name}/forward", steps)
-                    + _recurrent_weights(layer.backward_layer, f"{layer.name}/backward", steps))
+        if isinstance(layer, keras.layers.Bidirectional):  # tfmot cannot prune it: counted as dense
+            return [dataclasses.replace(e, pruned=False, prunable=False) for e in
+                    _recurrent_weights(layer.forward_layer, f"{layer.name}/forward", steps)
+                    + _recurrent_weights(layer.backward_layer, f"{layer.name}/backward", steps)]
         return _recurrent_weights(layer, layer.name, steps)
     bias = layer.bias.numpy() if getattr(layer, "use_bias", False) else None
-    if isinstance(layer, keras.layers.DepthwiseConv2D):  # tfmot's registry prunes no depthwise weight
+    if prunable.entry(layer, prunable.COUNTED):  # tfmot's registry prunes no depthwise weight
         positions = int(math.prod(layer.output_shape[1:-1]))
         return [LayerWeights(name=layer.name, kernel=layer.depthwise_kernel.numpy(), bias=bias,
                              positions=positions, pruned=False, prunable=False)]
@@ -93,25 +113,24 @@ def _entries(layer):
     return [LayerWeights(name=layer.name, kernel=layer.kernel.numpy(), bias=bias, positions=positions)]
 
 
-def layer_weights(model, prune_output=True):
+def layer_weights(model, targets=None):
     """Reads a stripped model's kernels as :class:`LayerWeights`, zeros included.
 
-    Each Dense, Conv1D and Conv2D layer is one entry; a DepthwiseConv2D layer
-    is one entry with ``pruned=False, prunable=False`` (tfmot leaves depthwise
-    kernels dense);
-    a recurrent layer is two entries, its kernel and its recurrent kernel,
-    each with ``positions`` equal to the sequence length (each is multiplied
-    once per step, so FLOPs count ``size * steps`` multiply-adds for each);
-    a ``Bidirectional`` layer gives both directions' entries. With
-    ``prune_output=False`` the last layer's entries are marked not pruned.
+    Each Dense and convolution layer is one entry; a depthwise convolution is
+    one entry with ``pruned=False, prunable=False`` (tfmot leaves depthwise
+    kernels dense); a recurrent layer is two entries, its kernel and its
+    recurrent kernel, each with ``positions`` equal to the sequence length
+    (each is multiplied once per step, so FLOPs count ``size * steps``
+    multiply-adds for each); a ``Bidirectional`` layer gives both
+    directions' entries. ``targets`` (one per prunable kernel) marks the
+    kernels pruning touched (a nonzero target); ``None``: none.
     """
-    layers = weighted_layers(model)
-    out = []
-    for i, layer in enumerate(layers):
-        is_output = i == len(layers) - 1
+    out, k = [], 0
+    for layer in weighted_layers(model):
         for entry in _entries(layer):
-            if is_output and not prune_output:
-                entry = dataclasses.replace(entry, pruned=False)
+            if entry.prunable:
+                entry = dataclasses.replace(entry, pruned=targets is not None and targets[k] > 0)
+                k += 1
             out.append(entry)
     return out
 

@@ -1,18 +1,20 @@
-"""The pruned arm: tfmot magnitude pruning of a trained baseline, then fine-tuning.
+"""The pruned arm on tf_keras: tfmot's magnitude pruning of a trained model, each layer on its own schedule.
 
-Three variants share tfmot's ``PruneLowMagnitude`` wrappers, the same
-polynomial schedule and ``strip_pruning``:
+Every prunable layer is wrapped with its own ``prune_low_magnitude(layer,
+pruning_schedule=...)`` inside ``clone_model``, as tfmot prunes a model layer
+by layer (:func:`wrap`). The per-kernel targets come from the allocation
+(:func:`widthvsprune.pruning.host.kernel_targets`, shared with the jax
+engine):
 
-- ``layerwise``: tfmot's own ``PolynomialDecay``; every pruned kernel reaches
-  the target sparsity.
-- ``global``: one magnitude threshold over all pruned kernels (tfmot has no
-  such option), so layers end with different sparsities.
-- ``random``: the same schedule, but the weights removed at each update are
-  chosen at random; the sanity baseline every pruning study should include.
-
-For ``global`` and ``random`` the wrappers get a schedule that never updates
-masks itself, and :class:`MaskUpdater` writes the masks at the same steps
-``PolynomialDecay`` would.
+- allocations decided from shapes or from the trained baseline (``uniform``,
+  ``first_dense``, ``uniform_plus``, ``erk``, ``lamp``): each layer with a
+  nonzero target gets tfmot's own ``PolynomialDecay`` towards it, so tfmot's
+  own mask rule prunes it; a layer whose target is 0 is not wrapped;
+- allocations decided at every mask update (``global``) and random selection
+  (``random``, a fixed sparse shape): every prunable layer is wrapped with a
+  schedule that never updates masks itself, and :class:`MaskUpdater` writes
+  the masks of :class:`widthvsprune.pruning.host.HostMasks` at the steps
+  ``PolynomialDecay`` would.
 
 tfmot puts its mask update (the schedule's decision, then a new mask per
 kernel) into every training call, so the traced train step of a pack carries
@@ -23,11 +25,10 @@ traced step; masks, thresholds and weights are those of tfmot's own path
 (tested).
 """
 
-import numpy as np
 
-from widthvsprune import schedules
 from widthvsprune.engines.tf_keras.backend import PruneLowMagnitude, keras, sparsity, tf
-from widthvsprune.masks import global_masks, random_masks
+from widthvsprune.engines.tf_keras.models import prunable_layers
+from widthvsprune.pruning import host, schedules
 
 
 class FrozenMaskSchedule(sparsity.PruningSchedule):
@@ -40,38 +41,46 @@ class FrozenMaskSchedule(sparsity.PruningSchedule):
         return {"class_name": self.__class__.__name__, "config": {}}
 
 
-def make_schedule(spec):
-    """tfmot's ``PolynomialDecay`` for a ``layerwise`` :class:`~widthvsprune.engines.base.PruneSpec`, a frozen one
-    otherwise."""
-    if spec.variant == "layerwise":
-        return sparsity.PolynomialDecay(
-            initial_sparsity=min(spec.initial_sparsity, spec.target),
-            final_sparsity=spec.target,
-            begin_step=spec.steps.begin_step,
-            end_step=spec.steps.end_step,
-            power=spec.power,
-            frequency=spec.steps.frequency,
-        )
-    return FrozenMaskSchedule()
+def polynomial_decay(spec, target):
+    """tfmot's ``PolynomialDecay`` towards one kernel's ``target`` on the spec's steps."""
+    return sparsity.PolynomialDecay(
+        initial_sparsity=host.initial_sparsity(spec, target),
+        final_sparsity=float(target),
+        begin_step=spec.steps.begin_step,
+        end_step=spec.steps.end_step,
+        power=spec.power,
+        frequency=spec.steps.frequency,
+    )
 
 
-def wrap(model, schedule, prune_output=True):
-    """Wraps the model's Dense, Conv and recurrent layers (all, or all but the last) for pruning."""
-    if prune_output:
-        return sparsity.prune_low_magnitude(model, pruning_schedule=schedule)
-    prunable = [
-        layer for layer in model.layers
-        if isinstance(layer, (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D,
-                              keras.layers.GRU, keras.layers.LSTM, keras.layers.SimpleRNN))
-    ]
-    keep_dense = prunable[-1] if prunable else None
+def wrap(model, spec):
+    """``model`` (its weights set) with each prunable layer wrapped for pruning by ``spec``.
+
+    Returns:
+        ``(wrapped, targets)``: the wrapped model (the layers not wrapped are
+        reused, with their weights, as tfmot reuses the layers it wraps) and
+        the final sparsity of every prunable kernel.
+
+    Raises:
+        Infeasible: if the allocation cannot reach the size point.
+    """
+    found = prunable_layers(model)
+    targets = host.kernel_targets(spec, [layer for _, layer in found])
+    on_host = host.on_host(spec)
+    schedules_of, k = {}, 0
+    for keras_layer, layer in found:
+        target = targets[k]
+        k += len(layer.shapes)
+        if on_host:
+            schedules_of[id(keras_layer)] = FrozenMaskSchedule()
+        elif target > 0:
+            schedules_of[id(keras_layer)] = polynomial_decay(spec, target)
 
     def clone(layer):
-        if layer is not keep_dense and layer in prunable:
-            return sparsity.prune_low_magnitude(layer, pruning_schedule=schedule)
-        return layer  # reused with its weights, as tfmot reuses the layers it wraps
+        schedule = schedules_of.get(id(layer))
+        return layer if schedule is None else sparsity.prune_low_magnitude(layer, pruning_schedule=schedule)
 
-    return keras.models.clone_model(model, clone_function=clone)
+    return keras.models.clone_model(model, clone_function=clone), targets
 
 
 def wrappers(model):
@@ -86,42 +95,28 @@ def wrappers(model):
 
 
 class MaskUpdater(keras.callbacks.Callback):
-    """Writes global or random masks into one model's tfmot wrappers on the polynomial schedule.
+    """Writes one model's host masks (:class:`widthvsprune.pruning.host.HostMasks`) into its tfmot wrappers.
 
     Args:
-        branch: the wrapped model whose masks it owns (in a pack, one branch).
-        variant: ``"global"`` or ``"random"``.
-        target: the final sparsity.
-        initial: the sparsity of the first update (the target if lower).
-        steps: the :class:`widthvsprune.schedules.ScheduleSteps`.
-        power: the schedule's exponent.
-        seed: seed of the random selection.
+        branch: the wrapped model whose masks it owns (in a pack, one branch);
+            every prunable layer of it is wrapped (:func:`wrap`).
+        spec: its :class:`~widthvsprune.engines.base.PruneSpec`.
     """
 
-    def __init__(self, branch, variant, target, initial, steps, power, seed):
+    def __init__(self, branch, spec):
         super().__init__()
-        self.branch, self.variant = branch, variant
-        self.target, self.initial = target, min(initial, target)
-        self.steps, self.power = steps, power
-        self.rng = np.random.default_rng(seed)
+        self.branch = branch
+        self.variables = [v for w in wrappers(branch) for v in w.pruning_vars]
+        self.masks = host.HostMasks(spec, [layer for _, layer in prunable_layers(branch)])
         self.step = 0
 
     def on_train_batch_begin(self, batch, logs=None):
         self.step += 1
-        s = self.steps
-        if not schedules.updates_masks_at(self.step, s.begin_step, s.end_step, s.frequency):
+        if not self.masks.updates_at(self.step):
             return
-        target = schedules.polynomial_sparsity(
-            self.step, self.initial, self.target, self.steps.begin_step, self.steps.end_step, self.power
-        )
-        variables = [v for w in wrappers(self.branch) for v in w.pruning_vars]
-        kernels = [weight.numpy() for weight, _, _ in variables]
-        masks = [mask.numpy() for _, mask, _ in variables]
-        if self.variant == "global":
-            new = global_masks(kernels, masks, target)
-        else:
-            new = random_masks(kernels, masks, target, self.rng)
-        for (weight, mask, _), m, k in zip(variables, new, kernels):
+        kernels = [weight.numpy() for weight, _, _ in self.variables]
+        current = [mask.numpy() for _, mask, _ in self.variables]
+        for (weight, mask, _), m, k in zip(self.variables, self.masks.update(self.step, kernels, current), kernels):
             mask.assign(m)
             weight.assign(k * m)
 
@@ -218,10 +213,7 @@ def callbacks(branches, specs, log_dir=None, defer_masks=True):
     out = [sparsity.UpdatePruningStep()]
     if defer_masks:
         out.append(DeferredMaskUpdates(branches))
-    out += [
-        MaskUpdater(branch, spec.variant, spec.target, spec.initial_sparsity, spec.steps, spec.power, spec.seed)
-        for branch, spec in zip(branches, specs) if spec.variant != "layerwise"
-    ]
+    out += [MaskUpdater(branch, spec) for branch, spec in zip(branches, specs) if host.on_host(spec)]
     if log_dir is not None:
         out.append(sparsity.PruningSummaries(log_dir=str(log_dir)))
     return out

@@ -1,0 +1,140 @@
+"""Arms as registered parts: a throwaway arm end to end, the sparse-from-scratch control, and old results resumed."""
+
+import io
+import pathlib
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import tiny_study
+
+from widthvsprune import Tuning, arms, data, run_study
+from widthvsprune.arms.base import Arm, Contrast, recipe_fit
+from widthvsprune.arms.baseline import engine_of
+from widthvsprune.engines.base import ModelSpec
+from widthvsprune.plan import keys
+from widthvsprune.store import results
+from widthvsprune.study import load_study
+
+RELEASE_0_2 = pathlib.Path(__file__).resolve().parent / "data" / "release-0.2.0"
+SPLITS = data.load("digits")
+
+
+class Echo(Arm):
+    """The narrow arm's chosen shape trained once more with the baseline's recipe (a throwaway arm)."""
+
+    name = "echo"
+    title = "echo"
+    order = 10
+    requires = ("narrow",)
+
+    def plan(self, study, builder):
+        for target in study.sparsities:
+            narrow = builder.runs_of("narrow", target, "tuned")
+            if narrow:
+                config = {"arm": self.name, "engine": engine_of(study), "family": study.family,
+                          "widths": list(narrow[0].widths), "recipe": keys.config_dict(study.baseline)}
+                builder.add_runs(self.name, "tuned", target, keys.run_key(config, f"echo-{target:g}"), config, 6)
+
+    def max_trainings(self, study):
+        return self.evaluated(study)
+
+    def evaluated(self, study):
+        return len(study.sparsities) * len(study.seeds)
+
+    def fit(self, study, n_train):
+        return recipe_fit(study.baseline)
+
+    def model_spec(self, study, run, splits, initial_weights=None, source=None, log_dir=None):
+        return ModelSpec(study.family, run.widths, int(run.seed), study.baseline.learning_rate)
+
+    def contrasts(self, study):
+        return [Contrast("narrow vs echo", "narrow", self.name)]
+
+
+@pytest.fixture
+def echo():
+    arms.register(Echo())
+    yield
+    del arms._ARMS["echo"]
+
+
+def test_a_throwaway_arm_from_a_test_file_runs_end_to_end(tmp_path, echo):
+    study = tiny_study(sparsities=(0.5,), seeds=(0,), arms=("baseline", "pruned", "narrow", "echo"))
+    result = run_study(study, tmp_path, stream=io.StringIO(), workers=1)
+    assert not result.failed
+    runs = pd.read_csv(tmp_path / study.name / "runs.csv")
+    [echo_row] = runs[runs.arm == "echo"].itertuples()
+    [narrow_row] = runs[(runs.arm == "narrow") & (runs.tuning == "tuned")].itertuples()
+    assert echo_row.widths == narrow_row.widths and echo_row.total_params == narrow_row.total_params
+    comparison = pd.read_csv(tmp_path / study.name / "comparison.csv")
+    [row] = comparison[comparison.contrast == "narrow vs echo"].itertuples()
+    assert (row.arm, row.opponent, row.opponent_params) == ("narrow", "echo", echo_row.total_params)
+    assert row.delta == pytest.approx(narrow_row.test_accuracy - echo_row.test_accuracy)
+    assert "narrow vs echo" in (tmp_path / study.name / "report.md").read_text()
+
+
+def test_a_study_naming_an_unknown_arm_or_missing_a_required_one_is_refused():
+    from widthvsprune import StudyError
+
+    with pytest.raises(StudyError, match=r"arms: Expected a non-empty tuple of distinct arms from \["):
+        tiny_study(arms=("baseline", "pruned", "narrow", "wider"))
+    with pytest.raises(StudyError, match=r"arms: Expected the arms they require too: \['narrow'\]"):
+        tiny_study(arms=("baseline", "pruned", "sparse_scratch"))
+
+
+@pytest.fixture(scope="module")
+def with_scratch(tmp_path_factory):
+    out = tmp_path_factory.mktemp("scratch")
+    study = tiny_study(seeds=(0, 1), arms=("baseline", "pruned", "narrow", "sparse_scratch"),
+                       tuning=Tuning(oracle="random", trials=2, controls=False))
+    result = run_study(study, out, stream=io.StringIO(), workers=1)
+    return study, out / study.name, result
+
+
+def test_sparse_scratch_takes_each_kernels_sparsity_from_the_tuned_pruned_model_of_its_seed(with_scratch):
+    study, root, result = with_scratch
+    assert not result.failed
+    survey = results.survey(study, root)
+    scratch = survey.plan.runs_of("sparse_scratch")
+    assert len(scratch) == len(study.sparsities) * len(study.seeds)
+    for run in scratch:
+        mine = survey.states[run.id].record
+        source = survey.states[run.needs[0]].record
+        assert source["arm"] == "pruned" and source["tuning"] == "tuned" and source["seed"] == run.seed
+        kernels = [(layer["kernel_params"], layer["kernel_nonzero"]) for layer in mine["layers"]]
+        assert kernels == [(layer["kernel_params"], layer["kernel_nonzero"]) for layer in source["layers"]]
+        # Trained from fresh initial weights for the narrow arm's optimizer steps, its mask drawn once, before step 1.
+        narrow = next(r for r in survey.plan.runs_of("narrow", run.target) if r.seed == run.seed)
+        assert mine["steps"] == survey.states[narrow.id].record["steps"]
+        spec = arms.get("sparse_scratch").model_spec(study, run, SPLITS, None, source)
+        assert spec.initial_weights is None and spec.prune.targets == tuple(
+            1 - layer["kernel_nonzero"] / layer["kernel_params"] for layer in source["layers"])
+        assert (spec.prune.steps.begin_step, spec.prune.steps.end_step, spec.prune.steps.total_steps) == (
+            1, 1, mine["steps"])
+
+
+def test_sparse_scratch_is_searched_like_every_other_arm_and_compared_with_both(with_scratch):
+    study, root, _ = with_scratch
+    survey = results.survey(study, root)
+    trials = {s.arm: survey.searches[s.key]["trials"] for s in survey.plan.searches if s.trials}
+    assert trials == {"baseline": 2, "pruned": 2, "narrow": 2, "sparse_scratch": 2}
+    comparison = pd.read_csv(root / "comparison.csv")
+    for name, arm, opponent in (("pruned vs sparse from scratch", "pruned", "sparse_scratch"),
+                                ("sparse from scratch vs narrow", "sparse_scratch", "narrow")):
+        rows = comparison[comparison.contrast == name]
+        assert list(rows.target_sparsity) == list(study.sparsities)
+        assert set(rows.arm) == {arm} and set(rows.opponent) == {opponent}
+        assert np.isfinite(rows.delta).all()
+
+
+def test_a_results_folder_written_by_release_0_2_resumes_without_training(tmp_path):
+    shutil.copytree(RELEASE_0_2 / "tiny", tmp_path / "tiny")
+    before = pd.read_csv(tmp_path / "tiny" / "runs.csv")
+    study = load_study(RELEASE_0_2 / "tiny.py")
+    result = run_study(study, tmp_path, stream=io.StringIO(), workers=1)
+    assert result.trained == 0 and not result.failed
+    after = pd.read_csv(tmp_path / "tiny" / "runs.csv")
+    shared = [c for c in before.columns if c in after.columns]
+    pd.testing.assert_frame_equal(before[shared], after[shared])

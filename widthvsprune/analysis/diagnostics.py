@@ -1,0 +1,64 @@
+"""Warnings about the pruned arm's schedules, with the fix (pure: pandas).
+
+A pruned model that lost accuracy to its own schedule makes the comparison
+say more about the schedule than about pruning. Every report checks, per
+pruned configuration (size point and tuning, over its seeds):
+
+- little recovery: masks changed only a few times, or almost no training was
+  left at the final sparsity;
+- a loss much larger than its neighbours' (the next sizes up and down);
+- an output layer pruned so hard that some class keeps almost no weights.
+"""
+
+import math
+
+FEW_UPDATES = 2
+LITTLE_RECOVERY = 0.1
+OUTLIER_MARGIN = 0.05
+FEW_OUTPUT_WEIGHTS = 3
+COLUMNS = ("mask_updates", "recovery_fraction", "accuracy_drop", "output_kept_per_class_min")
+
+
+def schedule_warnings(runs):
+    """Warnings about the pruned rows of a runs table, one sentence each, with the fix.
+
+    Args:
+        runs: a DataFrame with ``runs.csv``'s columns (rows without a
+            schedule's diagnostics, and tables without their columns, give no
+            warning).
+
+    Returns:
+        A list of strings.
+    """
+    if any(c not in runs.columns for c in COLUMNS):
+        return []
+    pruned = runs[runs.mask_updates.notna()]  # the models pruned on a schedule
+    if "tuning" not in pruned.columns:
+        pruned = pruned.assign(tuning="tuned")
+    out = []
+    for tuning, group in pruned.groupby("tuning", sort=False):
+        points = group.groupby("target_sparsity").agg(
+            updates=("mask_updates", "min"), recovery=("recovery_fraction", "min"), loss=("accuracy_drop", "mean"),
+            kept=("output_kept_per_class_min", "min"))
+        targets = sorted(points.index)
+        for i, target in enumerate(targets):
+            p = points.loc[target]
+            where = f"pruned {tuning} sparsity={target:g}"
+            if p.updates <= FEW_UPDATES or p.recovery < LITTLE_RECOVERY:
+                out.append(
+                    f"{where}: masks changed {int(p.updates)} time(s) and {p.recovery:.0%} of the fine-tune was "
+                    "left at the final sparsity, so the model had little chance to recover; lower "
+                    "pruning.frequency (more, smaller steps) or pruning.end_fraction (more recovery), or fine-tune "
+                    f"for more epochs (drop against its baseline: {p.loss:+.1%})")
+            neighbours = [max(0.0, points.loc[t].loss) for t in targets[max(0, i - 1): i + 2] if t != target]
+            if neighbours and p.loss - max(neighbours) > max(OUTLIER_MARGIN, max(neighbours)):
+                out.append(
+                    f"{where}: lost {p.loss:.1%} against its baseline, much more than the neighbouring sizes "
+                    f"({', '.join(f'{d:.1%}' for d in neighbours)}); check its schedule and fine-tune before "
+                    "reading its verdict")
+            if not math.isnan(p.kept) and p.kept < FEW_OUTPUT_WEIGHTS:
+                out.append(
+                    f"{where}: the output layer kept only {int(p.kept)} weight(s) for some class; keeping it "
+                    "dense may do better (pruning.prune_output=False, the other layers then take its zeros; the "
+                    "pruned search tries it through tuning.outputs)")
+    return out

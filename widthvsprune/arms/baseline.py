@@ -1,0 +1,152 @@
+"""The baseline arm: the wide dense model, its learning rate tuned by one search for the study.
+
+Its runs (stages 0 and 1):
+
+- the recipe as written (``untuned``), trained at the search seed for the
+  pruned searches to prune, and at every evaluation seed for the controls (or
+  when a pruned search chose to prune the recipe's baseline);
+- the ``search`` of its learning rate (one for the study);
+- the chosen configuration (``tuned``), at every evaluation seed and at the
+  search seed (the baseline the pruned searches prune).
+
+Other arms reach these runs through :class:`Baselines`.
+"""
+
+import dataclasses
+from typing import Optional
+
+from widthvsprune.arms.base import Arm, SearchContext, common_result, log_rate, recipe_fit, search_compute
+from widthvsprune.engines.base import ModelSpec
+from widthvsprune.plan import keys
+from widthvsprune.steps import steps_per_epoch
+
+NAME = "baseline"
+
+
+def engine_of(study):
+    """The engine a study trains with (``auto`` resolved); part of every run key."""
+    from widthvsprune import engines
+
+    return engines.resolve(study.engine, study.family)
+
+
+def data_config(study):
+    return {"dataset": study.dataset, "validation_fraction": study.validation_fraction, "data_seed": study.data_seed}
+
+
+def search_settings(study):
+    """What every arm's search key hashes: the oracle, its trials, the search seed and the learning-rate range."""
+    t = study.tuning
+    return {"oracle": t.oracle, "trials": t.trials, "seed": study.search_seed,
+            "learning_rate": [t.learning_rate_min, t.learning_rate_max]}
+
+
+def config(study, tuning="untuned", learning_rate=None):
+    """A baseline run's configuration (what its key hashes): the recipe, with a chosen learning rate."""
+    recipe = keys.config_dict(study.baseline)
+    if learning_rate is not None:
+        recipe["learning_rate"] = float(learning_rate)
+    return {"arm": NAME, "tuning": tuning, "engine": engine_of(study), "data": data_config(study),
+            "family": study.family, "widths": list(study.widths), "recipe": recipe}
+
+
+@dataclasses.dataclass
+class Baselines:
+    """The baseline runs other arms start from, as far as the plan knows them.
+
+    Attributes:
+        recipe_config: the recipe's configuration.
+        recipe_helper: the id of the recipe's baseline at the search seed.
+        tuned_config: the tuned configuration (``None`` until the search finished).
+        tuned_ids: seed -> id of the tuned baselines.
+        tuned_helper: the id of the tuned baseline at the search seed.
+    """
+
+    builder: object
+    recipe_config: dict
+    recipe_key: str
+    recipe_helper: tuple
+    tuned_config: Optional[dict] = None
+    tuned_ids: dict = dataclasses.field(default_factory=dict)
+    tuned_helper: Optional[tuple] = None
+    _recipe_ids: Optional[dict] = None
+
+    def recipe_ids(self):
+        """seed -> id of the recipe's baselines at every evaluation seed (planned on first use)."""
+        if self._recipe_ids is None:
+            made = self.builder.add_runs(NAME, "untuned", 0, self.recipe_key, self.recipe_config, 0)
+            self._recipe_ids = {r.seed: r.id for r in made}
+        return self._recipe_ids
+
+
+class Baseline(Arm):
+    name = NAME
+    title = "wide dense"
+    legend = "wide dense (baseline)"
+    color, marker = "black", "*"
+    reference = True
+    hyperparameters = ("learning_rate",)
+    order = 0
+
+    def plan(self, study, builder):
+        recipe = config(study)
+        recipe_key = keys.run_key(recipe, NAME)
+        helper = builder.add_helper(NAME, "untuned", recipe_key, recipe, 0)
+        baselines = Baselines(builder, recipe, recipe_key, helper.id)
+        builder.shared[NAME] = baselines
+        search, result = builder.add_search(NAME, "tuned", 0, {**config(study, "search"),
+                                                                "search": search_settings(study)}, 0, "search-baseline")
+        if result is not None:
+            tuned = config(study, "tuned", result["learning_rate"])
+            key = keys.run_key(tuned, NAME)
+            made = builder.add_runs(NAME, "tuned", 0, key, tuned, 1, search=search.key)
+            baselines.tuned_config, baselines.tuned_ids = tuned, {r.seed: r.id for r in made}
+            baselines.tuned_helper = builder.add_helper(NAME, "tuned", key, tuned, 1, search.key).id
+        if study.tuning.controls:
+            baselines.recipe_ids()
+
+    def evaluated(self, study):
+        return len(study.seeds) * (2 if study.tuning.controls else 1)
+
+    def max_trainings(self, study):
+        # The search, the tuned runs and the recipe's (which may serve the tuned pruned arm too), each also at the
+        # search seed.
+        return study.tuning.trials + 2 * len(study.seeds) + 2
+
+    def label(self, run):
+        from widthvsprune.families import describe_widths
+
+        tag = "" if run.tuning == "tuned" else " untuned"
+        role = " (for the searches)" if run.role == "search" else ""
+        return f"baseline{tag} seed={run.seed} widths={describe_widths(run.widths)}{role}"
+
+    def search_label(self, search):
+        return "baseline search"
+
+    def fit(self, study, n_train):
+        return recipe_fit(study.baseline)
+
+    def model_spec(self, study, run, splits, initial_weights=None, source=None, log_dir=None):
+        return ModelSpec(study.family, run.widths, int(run.seed), float(run.config["recipe"]["learning_rate"]),
+                         None, None, log_dir)
+
+    def record_fields(self, study, run, spec, outcome, splits, search=None, source=None, sizes=None):
+        n, recipe = len(splits.x_train), study.baseline
+        return {**search_compute(search), "epochs": float(recipe.epochs),
+                "steps": recipe.epochs * steps_per_epoch(n, recipe.batch_size), "learning_rate": spec.learning_rate}
+
+    def space(self, study, search, context):
+        def declare(hp):
+            log_rate(hp, "learning_rate", study, study.baseline.learning_rate)
+
+        return declare
+
+    def context(self, study, search, session):
+        return SearchContext(search, count=session.count)
+
+    def trial(self, study, splits, context, values):
+        spec = ModelSpec(study.family, study.widths, study.search_seed, float(values["learning_rate"]))
+        return self.fit(study, len(splits.x_train)), spec, {}
+
+    def result(self, study, search, found, splits, context):
+        return {**common_result(study, found), "learning_rate": float(found["values"]["learning_rate"])}

@@ -1,0 +1,190 @@
+"""The narrow arm ("small-dense"): dense models of the family within the pruned models' nonzeros.
+
+Its runs (stages 4 and 5), per size point, once every pruned run of it is
+settled (the budget is their fewest nonzeros, biases included):
+
+- the ``search`` of the learning rate and the split of width between the
+  layers, every shape solved within the budget
+  (:func:`widthvsprune.families.budgets.solve_widths`);
+- the control (``untuned``, with ``tuning.controls``): a "search" without
+  trials, the widths at the wide model's proportions and the baseline's
+  learning rate;
+- the chosen configurations at every evaluation seed.
+
+A narrow model trains at the baseline's batch size for exactly as many
+optimizer steps as its pruned opponent took in all (the baseline's epochs
+plus the fine-tune's), so its last epoch may be partial.
+"""
+
+from widthvsprune import families
+from widthvsprune.arms import baseline as baseline_arm
+from widthvsprune.arms import pruned as pruned_arm
+from widthvsprune.arms.base import (
+    Arm,
+    Contrast,
+    SearchContext,
+    common_result,
+    log_rate,
+    matched_fit,
+    search_compute,
+)
+from widthvsprune.engines.base import ModelSpec
+from widthvsprune.families import budgets
+from widthvsprune.plan import keys
+from widthvsprune.plan.status import NO_PRUNED, SearchStatus, Skip
+
+NAME = "narrow"
+HEADLINE = "tuned vs tuned"
+CONTRASTS = {
+    ("tuned", "tuned"): HEADLINE,
+    ("untuned", "untuned"): "untuned vs untuned",
+    ("tuned", "untuned"): "tuned pruned vs untuned narrow",
+    ("untuned", "tuned"): "untuned pruned vs tuned narrow",
+}
+
+
+def config(study, budget, tuning):
+    """A narrow search's configuration: the budget, the compute it matches and how its shape is chosen."""
+    out = {
+        "arm": NAME, "tuning": tuning, "engine": baseline_arm.engine_of(study),
+        "data": baseline_arm.data_config(study), "family": study.family,
+        "wide_widths": list(study.widths), "budget": int(budget),
+        # The narrow model trains for as many optimizer steps as the pruned arm's baseline and fine-tune together.
+        "recipe": {"batch_size": study.baseline.batch_size, "optimizer": study.baseline.optimizer,
+                   "matched_to": {"baseline": keys.config_dict(study.baseline),
+                                  "finetune": keys.config_dict(study.finetune)}},
+    }
+    if tuning == "tuned":
+        out["search"] = {**baseline_arm.search_settings(study), "split_range": study.tuning.split_range}
+    else:
+        out.update(proportions="wide", learning_rate=study.baseline.learning_rate)
+    return out
+
+
+def budget_of(pruned_records):
+    """The narrow arm's budget at one size point: the fewest nonzeros of the pruned runs that trained."""
+    values = [r["nonzero_params"] for r in pruned_records if r is not None and r.get("status") == "ok"]
+    return min(values) if values else None
+
+
+def shape_for(study, values, budget, input_shape, num_classes, count=None):
+    """The widths of a trial's split of width within ``budget``: a :class:`widthvsprune.families.budgets.Match`."""
+    multipliers = [values.get(f"share_{i}", 1.0) for i in range(1, len(study.widths))]
+    proportions = budgets.split_proportions(study.widths, multipliers)
+    return budgets.solve_widths(study.family, budget, proportions, input_shape, num_classes, count)
+
+
+class Narrow(Arm):
+    name = NAME
+    title = "small-dense"
+    legend = "small-dense (size-matched)"
+    color, marker = "tab:blue", "s"
+    hyperparameters = ("learning_rate", "share_*")
+    order = 2
+    requires = (pruned_arm.NAME,)
+
+    def plan(self, study, builder):
+        for target in study.sparsities:
+            pruned = builder.runs_of(pruned_arm.NAME, target)
+            if not builder.runs_of(pruned_arm.NAME, target, "tuned"):
+                continue  # the pruned search of this size point has not chosen yet
+            settled = [builder.records.get(r.id) for r in pruned]
+            if any(r is None for r in settled):
+                continue  # the budget is not known yet
+            budget = budget_of(settled)
+            if budget is None:
+                builder.skip(NAME, target, Skip(NO_PRUNED, "skipped, no pruned model trained"))
+                continue
+            for tuning in ("tuned", "untuned") if study.tuning.controls else ("tuned",):
+                search, result = builder.add_search(NAME, tuning, target, config(study, budget, tuning), 4,
+                                                    f"narrow-{budget}", budget, tuple(r.id for r in pruned),
+                                                    study.tuning.trials if tuning == "tuned" else 0)
+                if result is None:
+                    continue
+                if result["status"] == SearchStatus.NO_FIT:
+                    builder.skip(NAME, target, Skip(SearchStatus.NO_FIT.value, result["note"]))
+                    continue
+                resolved = {**search.config, "widths": list(result["widths"]),
+                            "learning_rate": float(result["learning_rate"])}
+                builder.add_runs(NAME, tuning, target, search.key, resolved, 5, search=search.key)
+
+    def evaluated(self, study):
+        return len(study.sparsities) * len(study.seeds) * (2 if study.tuning.controls else 1)
+
+    def max_trainings(self, study):
+        return len(study.sparsities) * self.per_point(study)
+
+    def per_point(self, study):
+        return study.tuning.trials + len(study.seeds) * (2 if study.tuning.controls else 1)
+
+    def contrasts(self, study):
+        return [Contrast(name, pruned_arm.NAME, NAME, p, n, headline=name == HEADLINE,
+                         control_of=None if name == HEADLINE else HEADLINE)
+                for (p, n), name in CONTRASTS.items()]
+
+    def label(self, run):
+        tag = "" if run.tuning == "tuned" else " untuned"
+        return (f"narrow{tag} sparsity={run.target:g} seed={run.seed} "
+                f"widths={families.describe_widths(run.widths)}")
+
+    def fit(self, study, n_train):
+        return matched_fit(study, n_train)
+
+    def model_spec(self, study, run, splits, initial_weights=None, source=None, log_dir=None):
+        return ModelSpec(study.family, run.widths, int(run.seed), float(run.config["learning_rate"]), None, None,
+                         log_dir)
+
+    def record_fields(self, study, run, spec, outcome, splits, search=None, source=None, sizes=None):
+        fit = self.fit(study, len(splits.x_train))
+        budget = int(run.config["budget"])
+        out = {**search_compute(search), "budget": budget, "epochs": fit.epochs_done(len(splits.x_train)),
+               "steps": fit.max_steps, "learning_rate": spec.learning_rate, "note": (search or {}).get("note", "")}
+        if sizes is not None:
+            out["fill"] = sizes["total_params"] / budget
+        return out
+
+    # ---- the search ---------------------------------------------------------------
+
+    def space(self, study, search, context):
+        def declare(hp):
+            log_rate(hp, "learning_rate", study, study.baseline.learning_rate)
+            if study.tuning.split_range > 1:
+                r = study.tuning.split_range
+                for i in range(1, len(study.widths)):
+                    hp.Float(f"share_{i}", 1.0 / r, r, sampling="log", default=1.0)
+
+        return declare
+
+    def settle(self, study, search, splits, count=None):
+        """No trials where not even the smallest model fits, or for the untuned control."""
+        smallest = budgets.smallest_params(families.get_family(study.family), len(study.widths), splits.input_shape,
+                                           splits.num_classes, count)
+        if smallest > search.budget:
+            return {"status": SearchStatus.NO_FIT.value,
+                    "note": f"no-narrow-fits: the smallest {study.family} (every width 1) has {smallest} parameters, "
+                            f"more than the budget of {search.budget}"}
+        if search.tuning == "tuned":
+            return None
+        match = budgets.solve_widths(study.family, search.budget, study.widths, splits.input_shape,
+                                     splits.num_classes, count)
+        return {"status": "ok", "widths": list(match.widths), "params": match.params,
+                "learning_rate": study.baseline.learning_rate, "note": match.note, "trials": 0, "epochs": 0.0,
+                "seconds": 0.0}
+
+    def context(self, study, search, session):
+        return SearchContext(search, count=session.count)
+
+    def trial(self, study, splits, context, values):
+        match = shape_for(study, values, context.search.budget, splits.input_shape, splits.num_classes,
+                          context.count)
+        model = ModelSpec(study.family, match.widths, study.search_seed, float(values["learning_rate"]))
+        return self.fit(study, len(splits.x_train)), model, {"widths": match.widths}
+
+    def result(self, study, search, found, splits, context):
+        match = shape_for(study, found["values"], search.budget, splits.input_shape, splits.num_classes,
+                          context.count)
+        return {**common_result(study, found), "widths": list(match.widths), "params": match.params,
+                "learning_rate": float(found["values"]["learning_rate"]), "note": match.note}
+
+    def trial_shown(self, values, info):
+        return {"widths": "x".join(map(str, info["widths"])), "lr": f"{values['learning_rate']:.2g}"}

@@ -1,0 +1,222 @@
+"""The pruned arm ("large-sparse"): the wide baseline, magnitude-pruned to each size point while it is fine-tuned.
+
+Its runs (stages 2 and 3), per size point:
+
+- the recipe as written (``untuned``, a control): the recipe's baseline
+  pruned with ``study.pruning`` and fine-tuned with ``study.finetune``;
+- the ``search`` of the fine-tune's learning rate, the schedule's
+  ``end_fraction`` and ``frequency``, the allocation (how the zeros are
+  spread over the layers), the output layer's treatment, and which trained
+  baseline to prune (the recipe's or the tuned one: a baseline tuned for its
+  own accuracy need not be the one that prunes best); every trial
+  fine-tunes a baseline trained at the search seed;
+- the chosen configuration (``tuned``) at every evaluation seed.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from widthvsprune.arms import baseline as baseline_arm
+from widthvsprune.arms.base import Arm, SearchContext, common_result, log_rate, pruned_steps, recipe_fit
+from widthvsprune.engines.base import ModelSpec, PruneSpec
+from widthvsprune.plan import keys
+from widthvsprune.pruning import schedules
+
+NAME = "pruned"
+BASELINES = ("recipe", "tuned")  # the baselines a pruned trial may prune; the recipe's first
+#: The most a layer's sparsity may be for the output layer to stay dense (the other layers take its zeros).
+DENSE_OUTPUT_MAX = 0.99
+
+
+def search_settings(study):
+    t = study.tuning
+    return {**baseline_arm.search_settings(study), "end_fraction_min": t.end_fraction_min,
+            "frequencies": list(study.frequencies), "variants": list(t.variants), "outputs": list(t.outputs)}
+
+
+def config(study, target, tuning="untuned", baseline=None, chosen=None):
+    """A pruned run's configuration; ``chosen`` holds a search's choices (``learning_rate`` and pruning fields)."""
+    pruning, finetune = keys.config_dict(study.pruning), keys.config_dict(study.finetune)
+    for name, value in (chosen or {}).items():
+        (finetune if name == "learning_rate" else pruning)[name] = value
+    return {"arm": NAME, "tuning": tuning, "baseline": baseline or baseline_arm.config(study),
+            "target_sparsity": float(target), "pruning": pruning, "finetune": finetune}
+
+
+def kernel_sizes(baseline_record):
+    """The sizes of the wide model's prunable kernels, in order (the output layer's last), from a baseline record."""
+    return [layer["kernel_params"] for layer in baseline_record["layers"] if layer.get("prunable", True)]
+
+
+def dense_output_fits(target, sizes):
+    """Whether the other kernels can hold the output kernel's zeros at ``target`` (the output kept dense)."""
+    sizes = [int(s) for s in sizes]
+    return len(sizes) < 2 or float(target) * sum(sizes) / sum(sizes[:-1]) <= DENSE_OUTPUT_MAX
+
+
+def baselines(search):
+    """A pruned search's baselines at the search seed, which its trials may prune: ``{"tuned": id, "recipe": id}``."""
+    return dict(zip(("tuned", "recipe"), search.needs))
+
+
+def prune_spec(study, pruning, finetune, target, n_train, seed):
+    """The engine's pruning of one model: ``pruning`` and ``finetune`` are config dicts (the study's or chosen)."""
+    steps = schedules.schedule_steps(n_train, finetune["batch_size"], finetune["epochs"], pruning["frequency"],
+                                     pruning["begin_step"], pruning["end_fraction"])
+    return PruneSpec(float(target), steps, allocation=pruning["variant"], prune_output=pruning["prune_output"],
+                     initial_sparsity=pruning["initial_sparsity"], power=pruning["power"], seed=int(seed))
+
+
+def chosen(study, values):
+    """A pruned trial's choices as config fields (``learning_rate`` is the fine-tune's, ``baseline`` the one it
+    prunes)."""
+    return {"learning_rate": float(values["learning_rate"]), "end_fraction": float(values["end_fraction"]),
+            "frequency": int(values["frequency"]), "variant": values.get("variant", study.pruning.variant),
+            "prune_output": values["output"] == "pruned", "baseline": values.get("baseline", "tuned")}
+
+
+def diagnostics(spec, outcome, baseline_record):
+    """How a pruned model's schedule went: mask updates, recovery, the drop against its own baseline."""
+    steps = spec.steps
+    updates = sum(schedules.updates_masks_at(t, steps.begin_step, steps.end_step, steps.frequency)
+                  for t in range(1, steps.total_steps + 1))
+    output = np.asarray(outcome.layers[-1].kernel)
+    per_class = np.count_nonzero(output.reshape(-1, output.shape[-1]), axis=0)
+    return {
+        "mask_updates": int(updates),
+        "recovery_steps": int(steps.total_steps - steps.end_step),
+        "recovery_fraction": (steps.total_steps - steps.end_step) / steps.total_steps,
+        "baseline_test_accuracy": baseline_record["test_accuracy"],
+        "accuracy_drop": baseline_record["test_accuracy"] - outcome.test_accuracy,
+        "output_kept_per_class_min": int(per_class.min()),
+    }
+
+
+class Pruned(Arm):
+    name = NAME
+    title = "large-sparse"
+    color, marker = "tab:red", "o"
+    sparse = True
+    hyperparameters = ("learning_rate", "end_fraction", "frequency", "variant", "output", "baseline")
+    order = 1
+    requires = (baseline_arm.NAME,)
+    loads_weights = True
+
+    def plan(self, study, builder):
+        base = builder.shared[baseline_arm.NAME]
+        searches = {}
+        if base.tuned_config is not None:
+            for target in study.sparsities:
+                searches[target] = builder.add_search(
+                    NAME, "tuned", target, {**config(study, target, "search", base.tuned_config),
+                                            "recipe_baseline": base.recipe_config, "search": search_settings(study)},
+                    2, f"search-pruned-{target:g}", needs=(base.tuned_helper, base.recipe_helper))
+        if any(result is not None and result["chosen"].get("baseline") == "recipe"
+               for _, result in searches.values()):
+            base.recipe_ids()  # the recipe's baselines are pruned at every seed
+        for target in study.sparsities:
+            if study.tuning.controls:
+                untuned = config(study, target)
+                ids = base.recipe_ids()
+                builder.add_runs(NAME, "untuned", target, keys.run_key(untuned, f"pruned-{target:g}"), untuned, 2,
+                                 lambda s, ids=ids: (ids[s],))
+            search, result = searches.get(target, (None, None))
+            if result is None:
+                continue
+            choice = dict(result["chosen"])
+            if choice.pop("baseline", "tuned") == "recipe":
+                base_config, ids = base.recipe_config, base.recipe_ids()
+            else:
+                base_config, ids = base.tuned_config, base.tuned_ids
+            tuned = config(study, target, "tuned", base_config, choice)
+            builder.add_runs(NAME, "tuned", target, keys.run_key(tuned, f"pruned-{target:g}"), tuned, 3,
+                             lambda s, ids=ids: (ids[s],), search.key)
+
+    def evaluated(self, study):
+        return len(study.sparsities) * len(study.seeds) * (2 if study.tuning.controls else 1)
+
+    def max_trainings(self, study):
+        return len(study.sparsities) * self.per_point(study)
+
+    def per_point(self, study):
+        return study.tuning.trials + len(study.seeds) * (2 if study.tuning.controls else 1)
+
+    def widths(self, run):
+        return tuple(run.config["baseline"]["widths"])
+
+    def label(self, run):
+        tag = "" if run.tuning == "tuned" else " untuned"
+        return f"pruned{tag} sparsity={run.target:g} seed={run.seed} ({run.config['pruning']['variant']})"
+
+    def fit(self, study, n_train):
+        return recipe_fit(study.finetune)
+
+    def model_spec(self, study, run, splits, initial_weights=None, source=None, log_dir=None):
+        c = run.config
+        prune = prune_spec(study, c["pruning"], c["finetune"], run.target, len(splits.x_train), run.seed)
+        weights = None if initial_weights is None else tuple(initial_weights)
+        return ModelSpec(study.family, run.widths, int(run.seed), float(c["finetune"]["learning_rate"]), weights,
+                         prune, log_dir)
+
+    def record_fields(self, study, run, spec, outcome, splits, search=None, source=None, sizes=None):
+        n, p = len(splits.x_train), run.config["pruning"]
+        return {**super().record_fields(study, run, spec, outcome, splits, search),
+                "pruning": p["variant"], "epochs": float(study.baseline.epochs + study.finetune.epochs),
+                "steps": pruned_steps(study, n), "learning_rate": spec.learning_rate,
+                "prune_output": p["prune_output"], "frequency": p["frequency"], "end_fraction": p["end_fraction"],
+                "schedule": dataclasses.asdict(spec.prune.steps), **diagnostics(spec.prune, outcome, source)}
+
+    def shown(self, record):
+        return {"sparsity": record["sparsity"]}
+
+    # ---- the search ---------------------------------------------------------------
+
+    def outputs(self, study, target, sizes):
+        """The output treatments the search may choose at ``target`` (``dense`` only where it fits)."""
+        return tuple(o for o in study.tuning.outputs if o == "pruned" or dense_output_fits(target, sizes))
+
+    def space(self, study, search, context):
+        sizes = kernel_sizes(context.records["tuned"])
+
+        def declare(hp):
+            p, t = study.pruning, study.tuning
+            log_rate(hp, "learning_rate", study, study.finetune.learning_rate)
+            hp.Float("end_fraction", t.end_fraction_min, 1.0,
+                     default=min(max(p.end_fraction, t.end_fraction_min), 1.0))
+            hp.Choice("frequency", list(study.frequencies), default=study.frequencies[0])
+            if p.variant != "random":
+                variants = list(t.variants)
+                hp.Choice("variant", variants, default=p.variant if p.variant in variants else variants[0])
+            choices = list(self.outputs(study, search.target, sizes))
+            default = "pruned" if p.prune_output else "dense"
+            hp.Choice("output", choices, default=default if default in choices else choices[0])
+            hp.Choice("baseline", list(BASELINES), default=BASELINES[0])
+
+        return declare
+
+    def context(self, study, search, session):
+        bases = {name: session.state(need) for name, need in baselines(search).items()}
+        if not all(base.done for base in bases.values()):
+            session.note(f"{search.label}: skipped, its baselines (seed {study.search_seed}) did not train")
+            return None
+        return SearchContext(search, {name: session.weights(need) for name, need in baselines(search).items()},
+                             {name: base.record for name, base in bases.items()}, session.count)
+
+    def trial(self, study, splits, context, values):
+        search, choice = context.search, chosen(study, values)
+        pruning = {**search.config["pruning"],
+                   **{k: v for k, v in choice.items() if k not in ("learning_rate", "baseline")}}
+        spec = prune_spec(study, pruning, search.config["finetune"], search.target, len(splits.x_train),
+                          study.search_seed)
+        model = ModelSpec(study.family, study.widths, study.search_seed, choice["learning_rate"],
+                          tuple(context.weights[choice["baseline"]]), spec)
+        return self.fit(study, len(splits.x_train)), model, {"variant": pruning["variant"]}
+
+    def result(self, study, search, found, splits, context):
+        return {**common_result(study, found), "chosen": chosen(study, found["values"])}
+
+    def trial_shown(self, values, info):
+        return {"lr": f"{values['learning_rate']:.2g}", "end": f"{values['end_fraction']:.2f}",
+                "freq": values["frequency"], "variant": info.get("variant"), "output": values["output"],
+                "baseline": values.get("baseline")}

@@ -1,0 +1,220 @@
+"""The planner: every run and search a study has, with keys, configurations and dependencies.
+
+Pure: no framework, no I/O. Given a study and the records found so far, it
+returns a :class:`Plan`. The runner, the reports, ``status``, ``--dry-run``,
+the progress totals and the benchmark all ask it; nothing else derives run
+lists or reads configurations out of folder names.
+
+Every arm plans its own part (:meth:`widthvsprune.arms.base.Arm.plan`), in
+order, through a :class:`Builder`; what an arm adds depends on what earlier
+arms' records and searches say (the narrow budget on the pruned records, the
+pruned runs on the baseline search). Both arms of the question get the same
+treatment: each is tuned by a search with the same oracle and number of
+trials, on the validation split, with a search seed that is never an
+evaluation seed; the chosen configurations are then trained once per
+evaluation seed. With ``tuning.controls``, the untuned arms (the recipes as
+written) are trained too.
+
+Stages (a stage starts once every run of the earlier stages is settled):
+
+0. the baseline search; the recipe's baselines;
+1. the tuned baselines;
+2. each size point's pruned search; the untuned pruned runs;
+3. the tuned pruned runs;
+4. searches whose budget or shape is the pruned runs' (narrow, sparse from scratch);
+5. their runs.
+"""
+
+import dataclasses
+from typing import Optional, Tuple
+
+from widthvsprune import arms
+from widthvsprune.plan import keys
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One model to train (one seed of one configuration).
+
+    Attributes:
+        arm: the arm's name.
+        tuning: ``"tuned"`` (the configuration a search chose) or ``"untuned"``.
+        target: the size point's target sparsity (0 for the baseline).
+        seed: its training seed.
+        key: its configuration's key (the folder ``runs/<key>/seed-<seed>``).
+        config: its resolved configuration (what ``config.json`` holds).
+        needs: ``(key, seed)`` of the runs whose results it starts from.
+        search: the key of the search that chose its configuration, if any.
+        stage: its stage (see the module docstring).
+        role: ``"eval"``, or ``"search"`` for a model the searches start from
+            (trained at the search seed, not evaluated).
+    """
+
+    arm: str
+    tuning: str
+    target: float
+    seed: int
+    key: str
+    config: dict
+    needs: Tuple[Tuple[str, int], ...] = ()
+    search: Optional[str] = None
+    stage: int = 0
+    role: str = "eval"
+
+    @property
+    def id(self):
+        return (self.key, self.seed)
+
+    @property
+    def widths(self):
+        return arms.get(self.arm).widths(self)
+
+    @property
+    def label(self):
+        return arms.get(self.arm).label(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Search:
+    """One search: an arm's configuration at one size point, chosen on the validation split.
+
+    Attributes:
+        arm: the arm it tunes.
+        tuning: ``"tuned"``, or ``"untuned"`` for a control whose "search"
+            has no trials (the narrow control solves its widths only).
+        target: the size point (0 for the baseline's).
+        key: its key; the runs it chooses usually share it.
+        config: what its key hashes.
+        budget: the narrow arm's parameter budget.
+        needs: the runs that must be settled first.
+        stage: its stage.
+        trials: trials it trains (0 for a control).
+    """
+
+    arm: str
+    tuning: str
+    target: float
+    key: str
+    config: dict
+    budget: Optional[int] = None
+    needs: Tuple[Tuple[str, int], ...] = ()
+    stage: int = 0
+    trials: int = 0
+
+    @property
+    def label(self):
+        return arms.get(self.arm).search_label(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Everything a study trains, as far as the records found so far tell.
+
+    Attributes:
+        runs: every run whose configuration is known.
+        searches: every search whose configuration is known.
+        skipped: ``(arm, target) -> Skip`` for size points where an arm has no model.
+        max_trainings: models the whole study trains at most (trials included).
+    """
+
+    study: object
+    runs: Tuple[Run, ...]
+    searches: Tuple[Search, ...]
+    skipped: dict
+    max_trainings: int
+
+    def runs_of(self, arm, target=None, tuning=None):
+        return matching(self.runs, arm=arm, target=target, tuning=tuning)
+
+    def search_of(self, arm, target=0.0, tuning="tuned"):
+        return next(iter(matching(self.searches, arm=arm, target=target, tuning=tuning)), None)
+
+    def skipped_for(self, arm):
+        """``target -> Skip`` of the size points where ``arm`` has no model."""
+        return {target: skip for (name, target), skip in self.skipped.items() if name == str(arm)}
+
+    def left(self, run_settled, search_settled):
+        """Models still to train (an upper bound, search trials included).
+
+        Args:
+            run_settled: ``f(run) -> bool``.
+            search_settled: ``f(search) -> trials`` already trained by it
+                (all of them once it is settled).
+        """
+        done = sum(1 for r in self.runs if run_settled(r))
+        done += sum(search_settled(s) for s in self.searches)
+        done += sum(arms.get(arm).per_point(self.study) for arm, _ in self.skipped)
+        return max(0, self.max_trainings - done)
+
+
+class Builder:
+    """What the arms add to a plan, in order (handed to :meth:`widthvsprune.arms.base.Arm.plan`).
+
+    Attributes:
+        study: the study.
+        records: ``(key, seed) -> record`` of the settled runs.
+        searches: ``key -> result`` of the finished searches.
+        shared: what an arm offers later arms (the baseline arm's
+            :class:`~widthvsprune.arms.baseline.Baselines`), by arm name.
+    """
+
+    def __init__(self, study, records, searches):
+        self.study, self.records, self.searches = study, records, searches
+        self.runs, self.found, self.skipped, self.shared = [], [], {}, {}
+
+    def add_runs(self, arm, tuning, target, key, config, stage, needs=None, search=None, seeds=None):
+        """Adds one run per evaluation seed (or per seed of ``seeds``); ``needs(seed)`` gives each one's needs."""
+        seeds = self.study.seeds if seeds is None else seeds
+        made = [Run(arm, tuning, float(target), s, key, config, needs(s) if needs else (), search, stage)
+                for s in seeds]
+        self.runs.extend(made)
+        return made
+
+    def add_helper(self, arm, tuning, key, config, stage, search=None):
+        """Adds a run at the search seed that the searches start from (not evaluated)."""
+        run = Run(arm, tuning, 0.0, self.study.search_seed, key, config, (), search, stage, "search")
+        self.runs.append(run)
+        return run
+
+    def add_search(self, arm, tuning, target, config, stage, prefix, budget=None, needs=(), trials=None):
+        """Adds a search; returns ``(search, result)`` (``result`` is ``None`` until it finished)."""
+        trials = self.study.tuning.trials if trials is None else trials
+        search = Search(arm, tuning, float(target), keys.run_key(config, prefix), config, budget, tuple(needs),
+                        stage, trials)
+        self.found.append(search)
+        return search, self.searches.get(search.key)
+
+    def runs_of(self, arm, target=None, tuning=None):
+        return matching(self.runs, arm=arm, target=target, tuning=tuning)
+
+    def skip(self, arm, target, why):
+        """Records that ``arm`` has no model at ``target`` (a :class:`~widthvsprune.plan.status.Skip`)."""
+        self.skipped[arm, float(target)] = why
+
+
+def matching(items, **wanted):
+    """The runs or searches whose attributes equal every given value (``None`` matches anything)."""
+    return [item for item in items if all(v is None or getattr(item, k) == v for k, v in wanted.items())]
+
+
+def max_trainings(study):
+    """Models the study trains when nothing is done yet (search trials included)."""
+    return sum(arm.max_trainings(study) for arm in arms.of(study))
+
+
+def plan(study, records=None, searches=None):
+    """Every run and search of ``study``, given what is settled so far.
+
+    Args:
+        study: a :class:`widthvsprune.Study`.
+        records: ``(key, seed) -> record`` of the runs that are settled (done,
+            or failed for good); runs not in it are still to train.
+        searches: ``key -> result`` of the searches that finished.
+
+    Returns:
+        A :class:`Plan`.
+    """
+    builder = Builder(study, records or {}, searches or {})
+    for arm in arms.of(study):
+        arm.plan(study, builder)
+    return Plan(study, tuple(builder.runs), tuple(builder.found), builder.skipped, max_trainings(study))

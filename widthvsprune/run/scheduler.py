@@ -1,0 +1,171 @@
+"""Scheduling a study's work between processes, stage by stage, under file locks.
+
+A process repeatedly surveys the results folder (:func:`widthvsprune.store.results.survey`),
+takes the lowest stage that still has unsettled work (a stage starts once
+every run of the earlier stages is settled, so that each process takes an
+even share in one pack), claims its share of what nobody else holds, and
+does it: runs are trained in packs through the executor
+(:class:`~widthvsprune.run.trainer.Trainer`), searches run their trials in
+rounds (:class:`~widthvsprune.run.searcher.Searcher`). Each run and search is claimed under an OS file lock on its
+folder, with one mechanism (:meth:`Runner.claim`), so several processes (or
+several ``widthvsprune run`` commands) share a study and nothing is trained
+twice. A run that fails is tried once per ``run`` command (its session).
+"""
+
+import dataclasses
+import math
+import time
+import uuid
+
+from widthvsprune import store
+from widthvsprune.plan.status import RunStatus
+from widthvsprune.run.searcher import Searcher
+from widthvsprune.run.trainer import Trainer
+from widthvsprune.store import records, results
+
+POLL_SECONDS = 0.25
+
+
+@dataclasses.dataclass
+class StudyResult:
+    """What :func:`widthvsprune.run_study` did.
+
+    Attributes:
+        root: the study's results folder.
+        trained: models this process trained.
+        failed: records of the runs that failed (all processes).
+        workers: processes that shared the study (this one and its helpers).
+    """
+
+    root: object
+    trained: int = 0
+    failed: list = dataclasses.field(default_factory=list)
+    workers: int = 1
+
+
+class Runner:
+    """Trains every unsettled run and search of a study that this process can claim.
+
+    Args:
+        study: the study.
+        root: its results folder.
+        splits: the dataset's splits.
+        executor: trains packs (:mod:`widthvsprune.executors`).
+        progress: a :class:`widthvsprune.run.progress.Progress`.
+        force: train runs again although they are done (once per process).
+        verbose: keep tracebacks in failure records; show KerasTuner's output.
+        workers: processes sharing the study (each claims its share of a stage).
+        session: the id shared by the processes of one ``run`` command.
+        check: called between packs and rounds; raises to stop the study (a
+            remembered Ctrl-C, :class:`widthvsprune.run.processes.Interrupts`).
+    """
+
+    def __init__(self, study, root, splits, executor, progress, force=False, verbose=False, workers=1, session=None,
+                 check=None):
+        self.study, self.root, self.splits, self.executor = study, root, splits, executor
+        self.check = check or (lambda: None)
+        self.progress, self.force, self.verbose, self.workers = progress, force, verbose, workers
+        self.session = session or uuid.uuid4().hex
+        self.attempted = set()  # run ids and search keys this process trained, searched or failed
+        self.cache, self.reported = {}, set()
+        self.result = StudyResult(root)
+        self.trainer, self.searcher = Trainer(self), Searcher(self)
+
+    # ---- what is settled ---------------------------------------------------------
+
+    def settled(self, run, state):
+        """Whether ``run`` needs no more work in this ``run`` command."""
+        if run.id in self.attempted:
+            return True
+        if self.force:
+            return False
+        if state.status == RunStatus.OK:
+            return True
+        return state.status == RunStatus.FAILED and state.record.get("session") == self.session
+
+    def search_settled(self, search, survey):
+        return search.key in self.attempted or (search.key in survey.searches and not self.force)
+
+    def survey(self):
+        survey = results.survey(self.study, self.root, self.settled, self.cache)
+        for run in survey.plan.runs:
+            state = survey.states[run.id]
+            if state.status == RunStatus.INVALID and (run.id, state.problem) not in self.reported:
+                self.reported.add((run.id, state.problem))
+                self.progress.note(f"{run.label}: {state.problem}; it is trained again")
+        for key, problem in survey.search_problems.items():
+            if (key, problem) not in self.reported:
+                self.reported.add((key, problem))
+                self.progress.note(f"search {key}: {problem}; it runs again")
+        return survey
+
+    def pending(self, survey):
+        """``(runs, searches)`` of the lowest stage with unsettled work, or ``None`` when all is settled."""
+        runs = [r for r in survey.plan.runs if not self.settled(r, survey.states[r.id])]
+        searches = [s for s in survey.plan.searches if not self.search_settled(s, survey)]
+        stages = [r.stage for r in runs] + [s.stage for s in searches]
+        if not stages:
+            return None
+        stage = min(stages)
+        return [r for r in runs if r.stage == stage], [s for s in searches if s.stage == stage]
+
+    def left(self, survey):
+        """Models still to train in the whole study (an upper bound: search trials included)."""
+        return survey.plan.left(lambda r: self.settled(r, survey.states[r.id]),
+                                lambda s: s.trials if self.search_settled(s, survey) else 0)
+
+    # ---- the loop ----------------------------------------------------------------
+
+    def run(self):
+        """Works until every run and search of the study is settled; waits for work other processes hold."""
+        while True:
+            self.check()
+            survey = self.survey()
+            self.progress.remaining(self.left(survey))
+            work = self.pending(survey)
+            if work is None:
+                return self.result
+            runs, searches = work
+            held_runs = self.claim(runs, lambda r: store.seed_dir(self.root, r.key, r.seed), self._run_settled)
+            if held_runs:
+                self._release_after(held_runs, self.trainer.train, survey)
+            held_searches = self.claim(searches, lambda s: store.run_dir(self.root, s.key), self._search_settled)
+            if held_searches:
+                self._release_after(held_searches, self.searcher.search, survey)
+            if not held_runs and not held_searches:
+                time.sleep(POLL_SECONDS)  # another process holds all that is left of this stage
+
+    def claim(self, items, folder_of, settled_now):
+        """Locks this process's share of ``items`` that nobody else holds and that are still unsettled.
+
+        Returns ``[(item, lock), ...]``. With several workers each claims a
+        share of what is free, so that the others find work too.
+        """
+        held, share = [], max(1, math.ceil(len(items) / self.workers))
+        for item in items:
+            if len(held) >= share:
+                break
+            lock = store.Lock(folder_of(item))
+            if not lock.acquire(blocking=False):
+                continue  # another process holds it
+            if settled_now(item):
+                lock.release()
+                continue
+            held.append((item, lock))
+        return held
+
+    @staticmethod
+    def _release_after(held, work, *args):
+        try:
+            work([item for item, _ in held], *args)
+        finally:
+            for _, lock in held:
+                lock.release()
+
+    def _run_settled(self, run):
+        folder = store.seed_dir(self.root, run.key, run.seed)
+        return self.settled(run, records.read_run(folder, results.run_config(self.study, run)))
+
+    def _search_settled(self, search):
+        result, _ = records.read_search(self.root, search.key)
+        return search.key in self.attempted or (result is not None and not self.force)

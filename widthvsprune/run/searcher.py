@@ -1,0 +1,125 @@
+"""Running searches: every arm's search has the same oracle and number of trials, and trials train in packs.
+
+A search scores a trial on validation accuracy and trains it with the
+study's search seed, which is never an evaluation seed. What a search tunes
+and how a trial becomes a model is its arm's
+(:meth:`widthvsprune.arms.base.Arm.space` and :meth:`~widthvsprune.arms.base.Arm.trial`);
+the oracles are driven side by side (:func:`widthvsprune.run.tuning.search_many`),
+and the trials of one round train in one pack per fit, split over the
+executor's slots. A search that needs no trials (the narrow control, or a
+size point where not even the smallest model fits) is settled by its arm
+(:meth:`~widthvsprune.arms.base.Arm.settle`).
+"""
+
+import dataclasses
+
+from widthvsprune import arms, executors, store
+from widthvsprune.plan.status import SearchStatus
+from widthvsprune.run import tuning
+
+
+@dataclasses.dataclass
+class Session:
+    """What an arm's :meth:`~widthvsprune.arms.base.Arm.context` may ask of the running study."""
+
+    survey: object
+    trainer: object
+    count: object
+    progress: object
+
+    def state(self, run_id):
+        return self.survey.states[run_id]
+
+    def weights(self, run_id):
+        return self.trainer.weights(run_id)
+
+    def note(self, text):
+        self.progress.note(text)
+
+
+def train_trials(study, splits, executor, contexts, proposals):
+    """Trains proposals (:class:`widthvsprune.run.tuning.Proposal`) side by side, one pack per fit.
+
+    Returns:
+        ``[(val_accuracy, info), ...]`` in order; ``info`` holds ``seconds``
+        and ``epochs`` (kept with the trial) and what a progress line shows. A
+        model that failed (a non-finite loss, an exception of its own) scores 0.
+    """
+    made = []
+    for p in proposals:
+        context = contexts[p.job]
+        made.append(arms.get(context.search.arm).trial(study, splits, context, p.values))
+    groups = {}
+    for i, (fit, _, _) in enumerate(made):
+        groups.setdefault(fit, []).append(i)
+    packs, order = [], []
+    for fit, members in groups.items():
+        trials = fit.pack([made[i][1] for i in members], validate="last_epoch", test=False, weights=False)
+        for part in executors.split(trials, executor.slots):
+            packs.append(part)
+            order += [(i, fit) for i in members[: len(part.models)]]
+            members = members[len(part.models):]
+    out = [None] * len(made)
+    outcomes = [o for group in executor.train(packs, splits) for o in group]
+    for (i, fit), outcome in zip(order, outcomes):
+        info = {**made[i][2], "seconds": outcome.seconds, "epochs": fit.epochs_done(len(splits.x_train)),
+                "where": outcome.where}
+        if not outcome.ok:
+            info["error"] = outcome.error
+        out[i] = (outcome.val_accuracy if outcome.ok else 0.0, info)
+    return out
+
+
+class Searcher:
+    """Runs (or resumes) claimed searches side by side for a :class:`~widthvsprune.run.scheduler.Runner`."""
+
+    def __init__(self, runner):
+        self.runner = runner
+
+    def search(self, claimed, survey):
+        """Runs the claimed searches and writes their results (``search/result.json``)."""
+        r = self.runner
+        study, splits, jobs, contexts = r.study, r.splits, [], []
+        session = Session(survey, r.trainer, r.executor.count_params, r.progress)
+        for search in claimed:
+            r.attempted.add(search.key)
+            store.write_json(store.config_json(store.run_dir(r.root, search.key)),
+                             {**search.config, "study": study.name})
+            arm = arms.get(search.arm)
+            done = arm.settle(study, search, splits, session.count)
+            if done is not None:
+                store.write_json(store.search_result_json(r.root, search.key), done)
+                if done["status"] != SearchStatus.OK:
+                    r.progress.note(f"{arm.name} sparsity={search.target:g}: {done['note']}")
+                continue
+            context = arm.context(study, search, session)
+            if context is None:
+                continue
+            directory = store.search_dir(r.root, search.key)
+            contexts.append(context)
+            jobs.append(tuning.SearchJob(str(directory), arm.space(study, search, context), study.tuning.oracle,
+                                         study.tuning.trials, seed=study.search_seed,
+                                         overwrite=r.force and directory.exists(), tag=search))
+        if not jobs:
+            return
+
+        def train(proposals):
+            r.check()
+            return train_trials(study, splits, r.executor, contexts, proposals)
+
+        def on_trial(job, number, values, score, info):
+            shown = arms.get(job.tag.arm).trial_shown(values, info)
+            where = {"on": info["where"]} if info.get("where") else {}
+            failed = {"error": info["error"]} if info.get("error") else {}
+            text = " ".join(f"{k}={v}" for k, v in shown.items())
+            r.progress.line(f"{job.tag.label} trial {number} {text}", info["seconds"], val_acc=score, **where,
+                            **failed)
+
+        def on_reset(job, problem):
+            r.progress.note(f"{job.tag.label}: {problem}; the search starts over")
+
+        found = tuning.search_many(jobs, train, on_trial, on_reset, r.verbose)
+        for job, context, result in zip(jobs, contexts, found):
+            arm = arms.get(job.tag.arm)
+            store.write_json(store.search_result_json(r.root, job.tag.key),
+                             arm.result(study, job.tag, result, splits, context))

@@ -1,0 +1,202 @@
+"""Running a study: checks before training, the processes that share it, and the reports after."""
+
+import os
+import uuid
+
+from widthvsprune import engines, executors, families, store
+from widthvsprune.errors import DataError, StudyError, WidthVsPruneError, problem
+from widthvsprune.families import budgets
+from widthvsprune.run import processes
+from widthvsprune.run.progress import Progress
+from widthvsprune.run.scheduler import Runner
+from widthvsprune.store import results
+from widthvsprune.study import files as study_files
+from widthvsprune.study import study_from_dict
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a study: its message says what is kept and how to resume."""
+
+
+def preflight(study, out):
+    """Loads the data and checks everything that can be checked before training.
+
+    Returns:
+        The dataset's :class:`widthvsprune.data.Splits`.
+
+    Raises:
+        StudyError: listing every problem, one line each.
+    """
+    from widthvsprune import data
+
+    problems = list(study.problems()) + store.check_writable(out) + engines.problems(study.engine)
+    if not study.name:
+        problems.append(problem("name", "a non-empty study name", study.name))
+    splits = None
+    try:
+        splits = data.load(study.dataset, study.validation_fraction, study.data_seed)
+    except DataError as error:
+        problems += str(error).splitlines()
+    if splits is not None:
+        problems += _shape_problems(study, splits)
+    if problems:
+        raise StudyError(problems)
+    return splits
+
+
+def _shape_problems(study, splits, count=None):
+    family, shape, out = families.get_family(study.family), splits.input_shape, []
+    if family.count_params is None and count is None:
+        return []  # counted by building, once the engine is loaded (run_study checks it then)
+    try:
+        params = budgets.counter(family, shape, splits.num_classes, count)(study.widths)
+    except Exception as error:  # a family that cannot take this input
+        return [f"family: Expected a family that accepts inputs of shape {shape}. "
+                f"Received: family={study.family!r} ({type(error).__name__}: {error})"]
+    side = family.min_input_side
+    if len(shape) >= 2 and min(shape[:2]) < side:
+        out.append(f"family: Expected inputs of at least {side}x{side} for {study.family!r}. "
+                   f"Received: family={study.family!r} with dataset={study.dataset!r} of shape {shape}")
+    elif params <= 0:
+        out.append(problem("widths", "a model with parameters", study.widths))
+    n_train = len(splits.x_train)
+    for name in ("baseline", "finetune"):
+        recipe = getattr(study, name)
+        if recipe.batch_size > n_train:
+            out.append(f"{name}.batch_size: Expected at most the {n_train} training examples. "
+                       f"Received: {name}.batch_size={recipe.batch_size}")
+    return out
+
+
+def default_workers(engine):
+    """Training processes to use: one per CPU core (at most 4); one when a GPU is visible."""
+    if engine is None or engine.gpus():
+        return 1
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _complete(study, root):
+    """Whether nothing is left to train (failed runs are tried again by a new ``run``)."""
+    probe = Runner(study, root, None, None, Progress(0))
+    return probe.pending(probe.survey()) is None
+
+
+def _helper(study_dict, study_file, out, verbose, workers, session, index):
+    """A helper training process: shares the study with its parent through the run locks."""
+    processes.die_with_parent()
+    if verbose:
+        os.environ["WIDTHVSPRUNE_VERBOSE"] = "1"
+    code = 0
+    try:
+        if study_file:
+            study_files.load_study(study_file)  # registers the families the file defines
+        study = study_from_dict(study_dict)
+        from widthvsprune import data
+
+        executor = executors.create("local", study.engine, verbose)
+        executor.engine.limit_threads(workers)
+        splits = data.load(study.dataset, study.validation_fraction, study.data_seed)
+        root = store.study_dir(out, study.name)
+        runner = Runner(study, root, splits, executor, Progress(0, prefix=f"[w{index}]"), verbose=verbose,
+                        workers=workers, session=session)
+        with processes.single_threaded_blas():
+            result = runner.run()
+        code = 1 if result.failed else 0
+    except WidthVsPruneError as error:  # a full disk, say: the parent reports it too
+        print(f"[w{index}] error: {str(error).splitlines()[0]}", flush=True)
+        code = 1
+    except Exception as error:  # the parent goes on alone and finishes the study
+        print(f"[w{index}] stopped: {type(error).__name__}: {error}", flush=True)
+        code = 1
+    processes.exit_now(code)
+
+
+def run_study(study, out="results", force=False, verbose=False, stream=None, workers=None, study_file=None,
+              executor="local", **options):
+    """Trains every run of ``study`` that is not done yet and writes the tables.
+
+    Args:
+        study: a :class:`widthvsprune.Study`.
+        out: the results root; the study's folder is ``<out>/<study.name>``.
+        force: retrain runs that are already done.
+        verbose: show the frameworks' and KerasTuner's own output.
+        stream: where progress lines go (standard output by default).
+        workers: training processes on this machine (this one included), for
+            an executor that shares a study between processes (``local``);
+            ``None`` for :func:`default_workers`. Helpers share the work
+            through the run locks, exactly as separately started runners do.
+        study_file: the study file, so helpers can register the families it
+            defines; without it, a study of an unshipped family uses one process.
+        executor: a registered executor (:mod:`widthvsprune.executors`):
+            ``"local"`` (this machine's processes) or ``"ray"`` (packs as tasks
+            on a Ray cluster; needs the ``ray`` extra).
+        **options: the executor's options (``ray``: ``address``,
+            ``cpus_per_pack``, ``gpus_per_pack``).
+
+    Returns:
+        A :class:`widthvsprune.run.scheduler.StudyResult`.
+
+    Raises:
+        StudyError: if the study, its data or the executor's options are
+            invalid (before any training).
+        Interrupted: on Ctrl-C, once the helpers are stopped.
+        DiskFullError: if the results folder's device is full.
+    """
+    study = study.resolved()
+    splits = preflight(study, out)
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise StudyError(problem("workers", "an integer >= 1", workers))
+    if not executors.executor_class(executor).processes and workers not in (None, 1):
+        raise StudyError(f"--workers: Expected no --workers with --executor {executor} (its slots share the work). "
+                         f"Received: --workers={workers}")
+    trainer = executors.create(executor, study.engine, verbose, **options)
+    try:
+        return _run(study, out, splits, trainer, force, verbose, stream, workers, study_file)
+    finally:
+        trainer.close()
+
+
+def _run(study, out, splits, trainer, force, verbose, stream, workers, study_file):
+    from widthvsprune.analysis import report
+
+    if families.get_family(study.family).count_params is None:
+        problems = _shape_problems(study, splits, trainer.count_params)
+        if problems:
+            raise StudyError(problems)
+    workers = (default_workers(trainer.engine) if workers is None else workers) if trainer.processes else 1
+    root = store.study_dir(out, study.name)
+    if force or (study_file is None and study.family not in families.SHIPPED) or _complete(study, root):
+        workers = 1  # (a finished study needs no helper, which would only import the framework)
+    if trainer.engine is not None:
+        trainer.engine.limit_threads(workers)
+    results.record_study(root, study)
+    session = uuid.uuid4().hex
+    helpers = []
+    if workers > 1:
+        helpers = processes.start(workers - 1, _helper, (study.to_dict(), None if study_file is None else
+                                                        str(study_file), str(out), verbose, workers, session))
+    progress = Progress(0, stream, prefix="[w1]" if helpers else "")
+    interrupts = processes.Interrupts()
+    runner = Runner(study, root, splits, trainer, progress, force, verbose, workers, session, interrupts.check)
+    try:
+        with interrupts, processes.single_threaded_blas():
+            result = runner.run()
+            interrupts.check()
+    except KeyboardInterrupt:
+        processes.stop(helpers)
+        raise Interrupted(_interrupted(study, root, runner)) from None
+    except BaseException:
+        processes.stop(helpers)
+        raise
+    processes.join(helpers)
+    report.write_reports(root, stream=stream)
+    result.workers = 1 + len(helpers)
+    result.failed = [r for r in results.survey(study, root).records() if r.get("status") == "failed"]
+    return result
+
+
+def _interrupted(study, root, runner):
+    survey = results.survey(study, root)
+    done = sum(state.done for state in survey.states.values())
+    return (f"interrupted: {done} model(s) of study {study.name!r} are done and kept ({runner.result.trained} "
+            "trained by this command); run the same command again to resume.")

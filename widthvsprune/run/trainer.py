@@ -1,0 +1,188 @@
+"""Training runs: a stage's runs in packs through the executor, then one record each.
+
+A run's arm turns it into a :class:`~widthvsprune.engines.base.ModelSpec`
+(:meth:`widthvsprune.arms.base.Arm.model_spec`); the runs of one fit train
+together; each outcome becomes a record, written last (the "done" marker),
+after the run's history, weights and test predictions. A run whose model
+failed, or whose needed run did not train, gets a failure record with the
+reason in one line.
+"""
+
+import traceback
+
+import pandas as pd
+
+from widthvsprune import arms, executors, sizes, store
+from widthvsprune.arms.baseline import engine_of
+from widthvsprune.plan.status import RunStatus
+from widthvsprune.store import results
+
+
+def common_fields(study, run):
+    """The fields every record of ``run`` has."""
+    from widthvsprune.families import describe_widths
+
+    return {
+        "study": study.name,
+        "arm": run.arm,
+        "tuning": run.tuning,
+        "role": run.role,
+        "family": study.family,
+        "dataset": study.dataset,
+        "seed": int(run.seed),
+        "label": run.label,
+        "key": run.key,
+        "widths": describe_widths(run.widths),
+        "target_sparsity": float(run.target),
+        "engine": engine_of(study),
+    }
+
+
+def write_done(folder, study, run, spec, outcome, splits, prior_seconds=0.0, search=None, source=None):
+    """Saves a trained run's history, weights and test predictions, then its record (last). Returns the record."""
+    arm = arms.get(run.arm)
+    measured = sizes.summarize(outcome.layers, extra_params=outcome.other_params)
+    if not arm.sparse:
+        # A dense model stores and computes every parameter, zero or not.
+        measured.update(nonzero_params=measured["total_params"], nonzero_flops=measured["flops"])
+    history = store.write_csv(store.history_csv(folder), pd.DataFrame(outcome.history))
+    files = {
+        "history.csv": store.sha256(history),
+        "weights.npz": store.write_weights(store.weights_npz(folder), outcome.weights),
+    }
+    if outcome.test_correct is not None:
+        files["predictions.npz"] = store.write_arrays(store.predictions_npz(folder),
+                                                      {"correct": outcome.test_correct.astype(bool)})
+    record = {
+        **common_fields(study, run),
+        **arm.record_fields(study, run, spec, outcome, splits, search, source, measured),
+        **measured,
+        "status": RunStatus.OK.value,
+        "test_accuracy": outcome.test_accuracy,
+        "test_loss": outcome.test_loss,
+        "test_examples": int(len(splits.y_test)),
+        "val_accuracy": outcome.val_accuracy,
+        "train_seconds": outcome.seconds + prior_seconds,
+        "layers": sizes.layer_counts(outcome.layers),
+        "files": files,
+    }
+    store.write_json(store.record_json(folder), record)
+    return record
+
+
+def write_failed(folder, study, run, error, previous, session, verbose=False):
+    """Records why a run failed (it is tried again by the next ``run``). Returns the record."""
+    reason = f"{type(error).__name__}: {error}".strip() if isinstance(error, BaseException) else str(error)
+    failed_before = previous and previous.get("status") == RunStatus.FAILED
+    attempts = int(previous.get("attempts", 0)) + 1 if failed_before else 1
+    record = {**common_fields(study, run), "status": RunStatus.FAILED.value, "error": reason.splitlines()[0],
+              "attempts": attempts, "session": session}
+    if verbose and isinstance(error, BaseException):
+        record["traceback"] = "".join(traceback.format_exception(error))
+    store.write_json(store.record_json(folder), record)
+    return record
+
+
+class Trainer:
+    """Trains claimed runs for a :class:`~widthvsprune.run.scheduler.Runner` and records them.
+
+    Args:
+        runner: the runner (its study, splits, executor, progress, session and bookkeeping).
+    """
+
+    def __init__(self, runner):
+        self.runner = runner
+        self.weights_cache = {}
+
+    def weights(self, run_id):
+        """The trained weights of run ``run_id`` (read once)."""
+        if run_id not in self.weights_cache:
+            key, seed = run_id
+            self.weights_cache[run_id] = store.read_weights(store.weights_npz(store.seed_dir(self.runner.root, key,
+                                                                                             seed)))
+        return self.weights_cache[run_id]
+
+    def train(self, runs, survey):
+        """Trains ``runs`` in one pack per fit and records each."""
+        r = self.runner
+        groups = {}
+        for run in runs:
+            groups.setdefault(arms.get(run.arm).fit(r.study, len(r.splits.x_train)), []).append(run)
+        for fit, group in groups.items():
+            r.check()
+            self._train_group(fit, group, survey)
+
+    def _train_group(self, fit, group, survey):
+        r = self.runner
+        ready, specs, sources = [], [], {}
+        for run in group:
+            folder = store.seed_dir(r.root, run.key, run.seed)
+            store.write_json(store.config_json(folder), results.run_config(r.study, run))
+            r.attempted.add(run.id)
+            arm, weights, source = arms.get(run.arm), None, None
+            if run.needs:
+                source = survey.states[run.needs[0]]
+                if not source.done:
+                    self.fail(run, f"the {source_name(survey, run)} of seed {run.seed} did not train", survey)
+                    continue
+                weights = self.weights(run.needs[0]) if arm.loads_weights else None
+            log_dir = store.tensorboard_dir(folder) if r.study.tensorboard else None
+            try:
+                specs.append(arm.model_spec(r.study, run, r.splits, weights, source and source.record, log_dir))
+            except Exception as error:  # a configuration the arm cannot train: recorded, the study goes on
+                self.fail(run, error, survey)
+                continue
+            ready.append(run)
+            sources[run.id] = source.record if source else None
+        if not ready:
+            return
+        more = f" (+{len(ready) - 1} more, trained together)" if len(ready) > 1 else ""
+        r.progress.note(f"training {ready[0].label}{more} ...")
+        try:
+            parts = executors.split(fit.pack(specs), r.executor.slots)
+            outcomes = [o for part in r.executor.train(parts, r.splits) for o in part]
+        except store.DiskFullError:
+            raise
+        except Exception as error:  # recorded for every run of the pack; the study goes on
+            for run in ready:
+                self.fail(run, error, survey)
+            return
+        for run, spec, outcome in zip(ready, specs, outcomes):
+            if not outcome.ok:
+                self.fail(run, outcome.error, survey)
+                continue
+            self._record(run, spec, outcome, survey, sources[run.id])
+
+    def _record(self, run, spec, outcome, survey, source):
+        r = self.runner
+        folder = store.seed_dir(r.root, run.key, run.seed)
+        arm = arms.get(run.arm)
+        prior = float(source.get("train_seconds") or 0.0) if source and arm.loads_weights else 0.0
+        try:
+            record = write_done(folder, r.study, run, spec, outcome, r.splits, prior, survey.searches.get(run.search),
+                                source)
+        except store.DiskFullError:
+            raise
+        except Exception as error:
+            self.fail(run, error, survey)
+            return
+        r.result.trained += 1
+        shown = {**arm.shown(record), "nonzero": record["nonzero_params"], "val_acc": record["val_accuracy"],
+                 "test_acc": record["test_accuracy"]}
+        if outcome.where:
+            shown["on"] = outcome.where
+        r.progress.line(run.label, outcome.seconds, **shown)
+
+    def fail(self, run, error, survey):
+        r = self.runner
+        folder = store.seed_dir(r.root, run.key, run.seed)
+        r.attempted.add(run.id)
+        record = write_failed(folder, r.study, run, error, survey.states[run.id].record, r.session, r.verbose)
+        r.result.failed.append(record)
+        r.progress.line(f"FAILED {run.label}", error=record["error"])
+
+
+def source_name(survey, run):
+    """What the run a run needs is, in words (``baseline``, ``pruned``...)."""
+    needed = next((other for other in survey.plan.runs if other.id == run.needs[0]), None)
+    return "baseline" if needed is None else arms.get(needed.arm).name

@@ -1,0 +1,328 @@
+"""Searches: KerasTuner oracles propose trials; the caller trains them.
+
+The oracles (Bayesian optimization by default, or random search)
+own the trials and keep their state as JSON in the search's folder, written
+atomically; an interrupted search resumes from its last finished trial.
+Every search's first trial is its space's defaults, the arm's recipe as
+written. They
+are driven here directly, without KerasTuner's ``Tuner`` (whose stock
+build-and-fit path rejects tf_keras models, keras-team/keras-tuner#1039): in
+each round the next trials of every unfinished search are proposed and
+handed to ``train``, which trains them side by side and returns their
+validation scores. Nothing here trains a model or knows the engine.
+"""
+
+import contextlib
+import dataclasses
+import io
+import json
+import math
+import os
+import pathlib
+import warnings
+from typing import Callable
+
+import numpy as np
+import scipy.linalg
+import scipy.optimize
+
+from widthvsprune import store
+
+OBJECTIVE = "val_accuracy"
+COST = ("seconds", "epochs")  # kept with every trial, summed in the search's result
+MAX_CONCURRENT_TRIALS = 8
+
+
+def _kt():
+    import keras_tuner
+
+    return keras_tuner
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchJob:
+    """One search.
+
+    Attributes:
+        directory: the folder holding its KerasTuner project (``search/``).
+        space: ``f(hp)`` declaring the hyperparameters on a
+            ``keras_tuner.HyperParameters``.
+        oracle: ``"bayesian"`` or ``"random"``.
+        max_trials: trials of the search.
+        seed: the oracle's seed.
+        overwrite: start over instead of resuming.
+        tag: any value, handed back with every trial.
+    """
+
+    directory: str
+    space: Callable
+    oracle: str = "bayesian"
+    max_trials: int = 8
+    seed: int = 0
+    overwrite: bool = False
+    tag: object = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Proposal:
+    """A trial to train: its job's index and hyperparameter values."""
+
+    job: int
+    values: dict
+
+
+def _atomic(cls):
+    """An oracle class whose state files are written atomically (complete or absent after a kill)."""
+
+    class Atomic(cls):
+        def save(self):
+            store.write_bytes(self._get_oracle_fname(), json.dumps(self.get_state()).encode())
+
+        def _save_trial(self, trial):
+            path = os.path.join(self._get_trial_dir(trial.trial_id), "trial.json")
+            store.write_bytes(path, json.dumps(trial.get_state()).encode())
+
+    Atomic.__name__ = Atomic.__qualname__ = cls.__name__
+    return Atomic
+
+
+def _posterior(gpr, x):
+    """``(mean, std)`` of a fitted scikit-learn Gaussian process at the points ``x`` (2-D float64).
+
+    The same arithmetic as ``GaussianProcessRegressor.predict(x, return_std=True)``
+    without its input validation, which took most of the time of Bayesian
+    optimization's acquisition search (tens of thousands of one-point calls).
+    """
+    k_trans = gpr.kernel_(x, gpr.X_train_)
+    mean = gpr._y_train_std * (k_trans @ gpr.alpha_) + gpr._y_train_mean
+    v = scipy.linalg.solve_triangular(gpr.L_, k_trans.T, lower=True, check_finite=False)
+    var = gpr.kernel_.diag(x).copy()
+    var -= np.einsum("ij,ji->i", v.T, v)
+    var[var < 0] = 0.0
+    var = np.outer(var, gpr._y_train_std**2).reshape(*var.shape, -1)
+    return np.squeeze(mean), np.sqrt(np.squeeze(var, axis=1))
+
+
+def _fast_acquisition(cls):
+    """KerasTuner's Bayesian optimization with its acquisition search computed faster, to the same result.
+
+    The proposal is KerasTuner's: fit the Gaussian process to the completed
+    trials, then minimize the lower confidence bound ``mean - beta * std``
+    with L-BFGS-B from 50 random starts drawn from the oracle's own random
+    state, and take the best. Only the bound's evaluation is faster
+    (:func:`_posterior`, the same values), so the proposals are KerasTuner's
+    (tested), with one exception. A proposal equal to a configuration already
+    tried is replaced by a random untried one, drawn as KerasTuner's random
+    search draws them. KerasTuner's Bayesian optimization does not check, and
+    in a one-dimensional space it often proposes a bound of the range again
+    and again; a search trains with one seed, so a repeat only repeats a score.
+    """
+
+    class FastAcquisition(cls):
+        def populate_space(self, trial_id):
+            kt = _kt()
+            completed = [t for t in self.trials.values() if t.status == "COMPLETED"]
+            initial = self.num_initial_points or max(3 * len(self.hyperparameters.space), 3)
+            if len(completed) < initial:
+                return self._random_populate_space()
+            x, y = self._vectorize_trials()
+            self.gpr.fit(np.nan_to_num(x, posinf=0, neginf=0), np.nan_to_num(y, posinf=0, neginf=0))
+
+            def bound(point):
+                mean, std = _posterior(self.gpr, point.reshape(1, -1))
+                return mean - self.beta * std
+
+            limits = self._get_hp_bounds()
+            starts = self._random_state.uniform(limits[:, 0], limits[:, 1], size=(50, limits.shape[0]))
+            best, best_x = float("inf"), None
+            for start in starts:
+                found = scipy.optimize.minimize(bound, x0=start, bounds=limits, method="L-BFGS-B")
+                value = found.fun if np.isscalar(found.fun) else found.fun[0]
+                if value < best:
+                    best, best_x = value, found.x
+            values = self._vector_to_values(best_x)
+            if self._duplicate(values):  # trained already: the same configuration and seed give the same score
+                values = self._random_values() or values
+            return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": values}
+
+    FastAcquisition.__name__ = FastAcquisition.__qualname__ = cls.__name__
+    return FastAcquisition
+
+
+def _recipe_first(cls):
+    """An oracle whose first trial is the space's default values: the arm's recipe as written.
+
+    Every search then tries its arm's untuned configuration (the spaces'
+    defaults are the study's recipes) among its trials, so the configuration
+    it chooses is never worse on the validation split than the untuned one.
+    The other trials are the oracle's own.
+    """
+
+    class RecipeFirst(cls):
+        def populate_space(self, trial_id):
+            if not self.trials:
+                kt = _kt()
+                return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": dict(self.hyperparameters.values)}
+            return super().populate_space(trial_id)
+
+    RecipeFirst.__name__ = RecipeFirst.__qualname__ = cls.__name__
+    return RecipeFirst
+
+
+def make_oracle(job):
+    """The job's KerasTuner oracle, not yet attached to a folder."""
+    kt = _kt()
+    hp = kt.HyperParameters()
+    job.space(hp)
+    common = dict(objective=kt.Objective(OBJECTIVE, direction="max"), seed=int(job.seed), hyperparameters=hp,
+                  tune_new_entries=False)
+    if job.oracle == "random":
+        return _atomic(_recipe_first(kt.oracles.RandomSearchOracle))(max_trials=job.max_trials, **common)
+    return _atomic(_recipe_first(_fast_acquisition(kt.oracles.BayesianOptimizationOracle)))(
+        max_trials=job.max_trials, num_initial_points=min(3, job.max_trials), **common)
+
+
+def state_problem(project):
+    """Why a search's saved state cannot be resumed (a file and what is wrong with it), or ``""``."""
+    project = pathlib.Path(project)
+    for path in [project / "oracle.json", *sorted(project.glob("trial_*/trial.json"))]:
+        if not path.exists():
+            continue
+        try:
+            store.read_json(path)
+        except (OSError, ValueError) as error:
+            return f"{path.relative_to(project.parent)} is unreadable ({type(error).__name__})"
+    return ""
+
+
+def _attach(oracle, job, on_reset):
+    directory, project = os.path.split(os.path.normpath(job.directory))
+    oracle._set_project_dir(directory, project)
+    path = pathlib.Path(job.directory)
+    problem = "" if job.overwrite else state_problem(path)
+    if problem and on_reset is not None:
+        on_reset(job, problem)
+    if (job.overwrite or problem) and path.exists():
+        for state in [path / "oracle.json", *path.glob("trial_*/trial.json")]:
+            state.unlink()
+    if (path / "oracle.json").exists():
+        oracle.reload()
+        _keep_finished(oracle)
+    return oracle
+
+
+def _keep_finished(oracle):
+    """Finished trials stay finished after a reload.
+
+    KerasTuner saves ``oracle.json`` at the end of a trial before it stops
+    listing the trial as ongoing, and a reload queues every ongoing trial for
+    a retry: a kill right after a trial finished would train it again,
+    although its ``trial.json`` says it completed.
+    """
+    done = {trial_id for trial_id, trial in oracle.trials.items() if trial.status == "COMPLETED"}
+    oracle._retry_queue = [trial_id for trial_id in oracle._retry_queue if trial_id not in done]
+    oracle.end_order += sorted(done - set(oracle.end_order))
+
+
+@contextlib.contextmanager
+def _quiet(verbose):
+    if verbose:
+        yield
+        return
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.filterwarnings("ignore", module=r"sklearn\.gaussian_process.*")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        yield
+
+
+def _concurrency(oracle):
+    """How many trials of one search can be trained side by side without changing the search.
+
+    Trials that do not depend on one another's results: the random initial
+    points of Bayesian optimization, every trial of a random search. The
+    model-guided Bayesian trials go one at a time.
+    """
+    kt = _kt()
+    completed = sum(t.status == "COMPLETED" for t in oracle.trials.values())
+    if isinstance(oracle, kt.oracles.RandomSearchOracle):
+        left = (oracle.max_trials or MAX_CONCURRENT_TRIALS) - len(oracle.trials)
+    elif isinstance(oracle, kt.oracles.BayesianOptimizationOracle):
+        left = (oracle.num_initial_points or 1) - completed
+    else:
+        left = 1
+    return max(1, min(MAX_CONCURRENT_TRIALS, left))
+
+
+def search_many(jobs, train, on_trial=None, on_reset=None, verbose=False):
+    """Runs (or resumes) several searches side by side.
+
+    Each search keeps its own order: a trial that depends on earlier results
+    (a model-guided Bayesian proposal) is proposed only once
+    those results are in; trials that depend on none (random initial points,
+    random search) are proposed together. In each round, the next trials of
+    every unfinished search are handed to ``train`` together; their scores go
+    back to their own oracles, which save their state after every trial.
+
+    Args:
+        jobs: :class:`SearchJob` s.
+        train: ``f(proposals) -> [(score, info), ...]`` trains a list of
+            :class:`Proposal` s side by side and returns one
+            validation score (0 for a model that failed) and one dict of
+            anything to report per proposal.
+        on_trial: optional ``f(job, trial_number, values, score, info)``.
+        on_reset: optional ``f(job, problem)``, called when a search's saved
+            state is unreadable and the search starts over.
+        verbose: show KerasTuner's own output.
+
+    Returns:
+        One dict per job: ``values`` of the best trial, its ``score``, the
+        number of ``trials`` completed, and their total ``seconds`` and
+        ``epochs`` (from the ``info`` of each trial).
+    """
+    kt = _kt()
+    status = kt.engine.trial.TrialStatus
+    with _quiet(verbose):
+        oracles = [_attach(make_oracle(job), job, on_reset) for job in jobs]
+        active = list(range(len(jobs)))
+        idle_rounds = 0
+        while active:
+            batch = []
+            for i in list(active):
+                oracle, stopped, got = oracles[i], False, 0
+                for j in range(_concurrency(oracle)):
+                    trial = oracle.create_trial(f"tuner0-{j}")
+                    if trial.status == status.STOPPED:
+                        stopped = True
+                        break
+                    if trial.status == status.IDLE:
+                        break
+                    batch.append((i, trial))
+                    got += 1
+                if stopped and not got:
+                    active.remove(i)
+            if not batch:
+                idle_rounds += 1
+                if active and idle_rounds > 100:
+                    raise RuntimeError("a search's oracle stopped proposing trials")
+                continue
+            idle_rounds = 0
+            results = train([Proposal(i, dict(trial.hyperparameters.values)) for i, trial in batch])
+            for (i, trial), (score, info) in zip(batch, results):
+                score = float(score) if score is not None and math.isfinite(score) else 0.0
+                cost = {name: float(info[name]) for name in COST if name in info}
+                oracles[i].update_trial(trial.trial_id, {OBJECTIVE: score, **cost})
+                trial.status = status.COMPLETED
+                oracles[i].end_trial(trial)
+                if on_trial is not None:
+                    number = int(trial.trial_id) + 1 if trial.trial_id.isdigit() else len(oracles[i].trials)
+                    on_trial(jobs[i], number, trial.hyperparameters.values, score, info)
+    return [_result(oracle) for oracle in oracles]
+
+
+def _result(oracle):
+    best = oracle.get_best_trials(1)[0]
+    completed = [t for t in oracle.trials.values() if t.status == "COMPLETED"]
+    cost = {name: sum(float(t.metrics.get_last_value(name) or 0.0) for t in completed if t.metrics.exists(name))
+            for name in COST}
+    return {"values": dict(best.hyperparameters.values), "score": float(best.score), "trials": len(completed),
+            **cost}

@@ -1,0 +1,148 @@
+"""A study's results folder as the planner sees it: which study it holds, what its runs' records say.
+
+No framework is imported here. :func:`survey` completes the plan with what
+the store holds (a plan's later runs are known only once earlier ones are
+settled), and checks every record it reads (:func:`widthvsprune.store.records.read_run`).
+"""
+
+import dataclasses
+import hashlib
+
+from widthvsprune.errors import ResultsError
+from widthvsprune.plan import keys, planner
+from widthvsprune.plan.status import RunStatus
+from widthvsprune.store import files, paths, records
+from widthvsprune.study import study_from_dict
+
+_COVERAGE = ("sparsities", "seeds")
+
+
+def load_study(root):
+    """The study a results folder describes (its ``study.json``).
+
+    Raises:
+        ResultsError: if the folder holds no readable ``study.json``.
+    """
+    path = paths.study_json(root)
+    try:
+        data = files.read_json(path)
+    except FileNotFoundError:
+        raise ResultsError(
+            f"DIR: Expected a study results folder holding study.json. Received: DIR={str(root)!r}"
+        ) from None
+    except (OSError, ValueError) as error:
+        raise ResultsError(
+            f"DIR: Expected a readable study.json. Received: DIR={str(root)!r}, whose study.json is unreadable "
+            f"({type(error).__name__})"
+        ) from None
+    return study_from_dict(data)
+
+
+def record_study(root, study):
+    """Records that ``study`` ran in ``root``; returns the study the folder now describes.
+
+    Every study that ran is kept in ``history/``. ``study.json`` describes the
+    union of the runs: when the study differs from the one already recorded
+    only in its sparsities or seeds (a ``run --set sparsities=[0.5]``, say),
+    ``study.json`` covers both, so that no finished run disappears from the
+    reports; a study with other settings replaces it.
+    """
+    data = study.to_dict()
+    digest = hashlib.sha256(keys.canonical(data).encode()).hexdigest()[:12]
+    files.write_json(paths.history_json(root, digest), data)
+    try:
+        current = load_study(root)
+    except ResultsError:
+        current = None
+    if current is not None and _without_coverage(current) == _without_coverage(study):
+        study = dataclasses.replace(
+            study,
+            sparsities=tuple(sorted(set(current.sparsities) | set(study.sparsities))),
+            seeds=tuple(sorted(set(current.seeds) | set(study.seeds))),
+        )
+    files.write_json(paths.study_json(root), study.to_dict())
+    return study
+
+
+def _without_coverage(study):
+    return {k: v for k, v in study.to_dict().items() if k not in _COVERAGE}
+
+
+def run_config(study, run):
+    """What a run's ``config.json`` holds: its resolved configuration, seed and study."""
+    return {**run.config, "seed": int(run.seed), "study": study.name}
+
+
+@dataclasses.dataclass
+class Survey:
+    """A plan completed with what the store holds.
+
+    Attributes:
+        plan: the :class:`widthvsprune.planner.Plan`.
+        states: ``(key, seed) -> RunState`` of every planned run.
+        searches: ``key -> result`` of every finished search.
+        search_problems: ``key -> problem`` of searches whose result is unreadable.
+    """
+
+    plan: planner.Plan
+    states: dict
+    searches: dict
+    search_problems: dict
+
+    def records(self):
+        """The records (done or failed) of every planned run, in plan order."""
+        return [self.states[r.id].record for r in self.plan.runs if self.states[r.id].record is not None]
+
+
+def survey(study, root, settled=None, cache=None):
+    """Plans ``study`` from what its results folder holds.
+
+    Args:
+        study: the study.
+        root: its results folder.
+        settled: ``f(run, state) -> bool``: whether a run counts as settled
+            for planning (its budget and later runs become known). By default
+            a run is settled once it is done or failed.
+        cache: a dict kept between calls, to skip re-checking the files of
+            runs found done before whose record has not changed since.
+
+    Returns:
+        A :class:`Survey`.
+    """
+    settled = settled or (lambda run, state: state.status in (RunStatus.OK, RunStatus.FAILED))
+    cache = {} if cache is None else cache
+    states, found, searches, problems = {}, {}, {}, {}
+    while True:
+        plan = planner.plan(study, found, searches)
+        changed = False
+        for run in plan.runs:
+            if run.id not in states:
+                states[run.id] = _read(paths.seed_dir(root, run.key, run.seed), run_config(study, run), cache)
+            if run.id not in found and states[run.id].record is not None and settled(run, states[run.id]):
+                found[run.id] = states[run.id].record
+                changed = True
+        for search in plan.searches:
+            if search.key not in searches and search.key not in problems:
+                result, problem = records.read_search(root, search.key)
+                if result is not None:
+                    searches[search.key] = result
+                    changed = True
+                elif problem:
+                    problems[search.key] = problem
+        if not changed:
+            return Survey(plan, states, searches, problems)
+
+
+def _read(folder, config, cache):
+    path = paths.record_json(folder)
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        stamp = None
+    hit = cache.get(folder)
+    if hit is not None and hit[0] == stamp and stamp is not None:
+        return hit[1]
+    state = records.read_run(folder, config)
+    if state.done:
+        cache[folder] = (stamp, state)
+    return state

@@ -1,0 +1,220 @@
+"""Study configuration: frozen dataclasses validated on construction.
+
+A study file defines ``STUDY = Study(...)``. Every field is checked when the
+study is built, and all problems are reported together, one line each, in the
+form ``field: Expected ... Received: field=value``.
+"""
+
+import dataclasses
+import re
+from typing import Optional, Tuple
+
+from widthvsprune import arms, engines, families
+from widthvsprune.data import DATASETS
+from widthvsprune.engines import CHOICES as ENGINE_CHOICES
+from widthvsprune.errors import StudyError, problem
+from widthvsprune.plan import keys
+from widthvsprune.study.recipes import Pruning, Recipe, Tuning, is_int, is_number
+
+SEARCH_SEED = 10_000
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+SUBCONFIGS = {"baseline": Recipe, "finetune": Recipe, "pruning": Pruning, "tuning": Tuning}
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+    """One comparison: a model family on a dataset, both arms, several seeds.
+
+    Args:
+        name: folder name of the results (``results/<name>/``); a study file
+            that leaves it empty is named after the file.
+        dataset: ``"digits"``, ``"mnist1d"``, ``"mnist"``, ``"fashion_mnist"``,
+            ``"cifar10"`` or ``"npz:PATH"``.
+        family: a registered model family (``seed_cnn``, ``mlp``, ``lenet5``).
+        widths: the wide (baseline) model's widths; ``None`` for the family's.
+        sparsities: target sparsities of the pruned arm, each in [0, 1).
+        seeds: training seeds; every arm is trained once per seed.
+        baseline: recipe of the wide dense model.
+        finetune: recipe of the pruning fine-tune that starts from the baseline.
+        pruning: the pruning schedule and variant (the untuned pruned arm's,
+            and where the pruned search starts).
+        tuning: the searches of every arm (:class:`Tuning`).
+        validation_fraction: share of the training split held out for
+            validation (carved with ``data_seed``); the test split is never
+            used for any choice.
+        data_seed: seed of the train/validation split.
+        min_effect: the smallest difference of test accuracy that can name a
+            winner: a side wins only when the corrected interval excludes zero
+            and the difference is at least this.
+        engine: ``"tf_keras"``, ``"jax"`` or ``"auto"`` (``jax`` where JAX is
+            installed and faster for this family on this machine, see
+            :func:`widthvsprune.engines.resolve`); both arms always train with
+            the same engine, and the engine is part of every run key.
+        tensorboard: write TensorBoard logs for every run (``tf_keras`` engine).
+        arms: the arms to train (:mod:`widthvsprune.arms`); ``None`` for the
+            default ones (``baseline``, ``pruned``, ``narrow``); add
+            ``"sparse_scratch"`` for the sparse-from-scratch control.
+
+    Example:
+
+    ```python
+    STUDY = Study(name="quick", dataset="digits", family="mlp", widths=(64, 32),
+                  sparsities=(0.5, 0.9), seeds=(0, 1))
+    ```
+    """
+
+    name: str = ""
+    dataset: str = "digits"
+    family: str = "mlp"
+    widths: Optional[Tuple[int, ...]] = None
+    sparsities: Tuple[float, ...] = (0.5, 0.75, 0.9)
+    seeds: Tuple[int, ...] = (0,)
+    baseline: Recipe = Recipe()
+    finetune: Recipe = Recipe(epochs=2)
+    pruning: Pruning = Pruning()
+    tuning: Tuning = Tuning()
+    validation_fraction: float = 0.1
+    data_seed: int = 0
+    min_effect: float = 0.01
+    engine: str = "auto"
+    tensorboard: bool = False
+    arms: Optional[Tuple[str, ...]] = None
+
+    def __post_init__(self):
+        if self.arms is None:
+            object.__setattr__(self, "arms", arms.default_names())
+        for field in ("sparsities", "seeds", "widths", "arms"):
+            value = getattr(self, field)
+            if isinstance(value, list):
+                object.__setattr__(self, field, tuple(value))
+        for field, cls in SUBCONFIGS.items():
+            value = getattr(self, field)
+            if isinstance(value, dict):
+                try:
+                    object.__setattr__(self, field, cls(**value))
+                except TypeError:
+                    pass  # reported by problems()
+        if self.widths is None and self.family in families.family_names():
+            object.__setattr__(self, "widths", families.get_family(self.family).default_widths)
+        problems = self.problems()
+        if problems:
+            raise StudyError(problems)
+
+    def problems(self):
+        """Every problem of this study, one line each (empty when valid)."""
+        out = []
+        if not isinstance(self.name, str) or (self.name and not _NAME.match(self.name)):
+            out.append(
+                problem("name", "letters, digits, '_', '.' or '-' (a folder name)", self.name)
+            )
+        if not isinstance(self.dataset, str) or not (
+            self.dataset in DATASETS or (self.dataset.startswith("npz:") and len(self.dataset) > 4)
+        ):
+            out.append(
+                problem("dataset", f"one of {list(DATASETS)} or 'npz:PATH'", self.dataset)
+            )
+        family = None
+        if self.family not in families.family_names():
+            out.append(problem("family", f"one of {families.family_names()}", self.family))
+        else:
+            family = families.get_family(self.family)
+        widths = self.widths
+        if widths is None and family is None:
+            pass  # the unknown family is the problem
+        elif not isinstance(widths, tuple) or not widths:
+            out.append(problem("widths", "a non-empty tuple of integers > 0", widths))
+        elif not all(is_int(w) and w > 0 for w in widths):
+            out.append(problem("widths", "integers > 0", widths))
+        elif family is not None and not family.accepts_widths_count(len(widths)):
+            out.append(
+                problem("widths", f"{family.n_widths} width(s) for family {family.name!r}", widths)
+            )
+        sparsities = self.sparsities
+        if not isinstance(sparsities, tuple) or not sparsities:
+            out.append(problem("sparsities", "a non-empty tuple of numbers in [0, 1)", sparsities))
+        elif not all(is_number(s) and 0 <= s < 1 for s in sparsities):
+            out.append(problem("sparsities", "every sparsity in [0, 1)", sparsities))
+        elif len(set(sparsities)) != len(sparsities):
+            out.append(problem("sparsities", "no duplicate sparsities", sparsities))
+        seeds = self.seeds
+        if not isinstance(seeds, tuple) or not seeds:
+            out.append(problem("seeds", "a non-empty tuple of integers >= 0", seeds))
+        elif not all(is_int(s) and s >= 0 for s in seeds):
+            out.append(problem("seeds", "integers >= 0", seeds))
+        elif len(set(seeds)) != len(seeds):
+            out.append(problem("seeds", "no duplicate seeds", seeds))
+        for field, cls in SUBCONFIGS.items():
+            value = getattr(self, field)
+            if isinstance(value, cls):
+                out += value.problems(field)
+            else:
+                accepted = ", ".join(f.name for f in dataclasses.fields(cls))
+                out.append(
+                    problem(field, f"a {cls.__name__} (fields: {accepted})", value)
+                )
+        if not is_number(self.validation_fraction) or not 0 < self.validation_fraction < 1:
+            out.append(
+                problem("validation_fraction", "a number in (0, 1)", self.validation_fraction)
+            )
+        if not is_int(self.data_seed) or self.data_seed < 0:
+            out.append(problem("data_seed", "an integer >= 0", self.data_seed))
+        if not is_number(self.min_effect) or not 0 <= self.min_effect < 1:
+            out.append(problem("min_effect", "a number in [0, 1)", self.min_effect))
+        if isinstance(self.tuning, Tuning) and isinstance(seeds, tuple) and self.tuning.seed in seeds:
+            out.append(problem("tuning.seed", f"a seed that is not an evaluation seed {list(seeds)}",
+                               self.tuning.seed))
+        if self.engine not in ENGINE_CHOICES:
+            out.append(problem("engine", f"one of {list(ENGINE_CHOICES)}", self.engine))
+        out += self._arm_problems()
+        if not isinstance(self.tensorboard, bool):
+            out.append(problem("tensorboard", "True or False", self.tensorboard))
+        elif self.tensorboard and self.engine == "jax":
+            out.append(problem("tensorboard", "False with engine 'jax' (TensorBoard logs come from tf_keras)",
+                               self.tensorboard))
+        return out
+
+    def _arm_problems(self):
+        names = arms.names()
+        if not isinstance(self.arms, tuple) or not self.arms or not set(self.arms) <= set(names) \
+                or len(set(self.arms)) != len(self.arms):
+            return [problem("arms", f"a non-empty tuple of distinct arms from {names}", self.arms)]
+        missing = sorted({need for name in self.arms for need in arms.get(name).requires} - set(self.arms))
+        if missing:
+            return [problem("arms", f"the arms they require too: {missing}", self.arms)]
+        return []
+
+    @property
+    def search_seed(self):
+        """The seed every search trains with: ``tuning.seed``, or the smallest integer from 10,000 up that is not
+        an evaluation seed. A search never trains with an evaluation seed, so no evaluated model is the best of
+        several draws."""
+        if self.tuning.seed is not None:
+            return int(self.tuning.seed)
+        seed = SEARCH_SEED
+        while seed in self.seeds:
+            seed += 1
+        return seed
+
+    @property
+    def frequencies(self):
+        """The mask-update frequencies the pruned search chooses from."""
+        if self.tuning.frequencies is not None:
+            return tuple(self.tuning.frequencies)
+        f = self.pruning.frequency
+        return tuple(dict.fromkeys((f, max(1, f // 2), max(1, f // 4))))
+
+    def resolved(self):
+        """This study with ``engine="auto"`` replaced by the engine it means here (:func:`engines.resolve`)."""
+        engine = engines.resolve(self.engine, self.family)
+        return self if engine == self.engine else dataclasses.replace(self, engine=engine)
+
+    def to_dict(self):
+        """The canonical JSON-ready form of the study."""
+        return keys.jsonable(dataclasses.asdict(self))
+
+
+def study_from_dict(data):
+    """Rebuilds a :class:`Study` from :meth:`Study.to_dict` output."""
+    return Study(**data)
