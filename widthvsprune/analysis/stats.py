@@ -135,6 +135,16 @@ def verdict(diff, min_effect, fill=1.0, underfilled_below=UNDERFILLED_BELOW, nam
     return "tie"
 
 
+def at_chance(accuracy, num_classes, n):
+    """Whether an accuracy measured on ``n`` examples is no better than guessing among ``num_classes``.
+
+    Within three standard errors of ``1 / num_classes`` (a model that guesses
+    scores that fraction; its spread on ``n`` examples is binomial).
+    """
+    chance = 1.0 / num_classes
+    return bool(accuracy <= chance + 3.0 * math.sqrt(chance * (1.0 - chance) / max(1, n)))
+
+
 def pareto_flags(sizes, scores):
     """True for each point that no other point beats: smaller-or-equal and more accurate,
     or smaller and at least as accurate."""

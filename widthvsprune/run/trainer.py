@@ -13,6 +13,7 @@ import traceback
 import pandas as pd
 
 from widthvsprune import arms, executors, sizes, store
+from widthvsprune.analysis import stats
 from widthvsprune.arms.baseline import engine_of
 from widthvsprune.plan.status import RunStatus
 from widthvsprune.store import results
@@ -58,6 +59,7 @@ def write_done(folder, study, run, spec, outcome, splits, prior_seconds=0.0, sea
         **arm.record_fields(study, run, spec, outcome, splits, search, source, measured),
         **measured,
         "status": RunStatus.OK.value,
+        "diverged": stats.at_chance(outcome.test_accuracy, splits.num_classes, len(splits.y_test)),
         "test_accuracy": outcome.test_accuracy,
         "test_loss": outcome.test_loss,
         "test_examples": int(len(splits.y_test)),

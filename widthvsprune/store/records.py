@@ -50,6 +50,8 @@ RUN_COLUMNS = (
     Column("test_accuracy", "test accuracy after training"),
     Column("test_examples", "test examples the accuracy was measured on"),
     Column("val_accuracy", "validation accuracy after training"),
+    Column("diverged", "the model ended at chance accuracy (within three standard errors of 1 / classes on the test "
+                       "set): its recipe failed, whatever the arm"),
     Column("epochs", "epochs the model cost in total (pruned: baseline + fine-tune; narrow: the same number of "
                      "optimizer steps at the baseline's batch size, so possibly fractional)"),
     Column("steps", "optimizer steps the model cost in total; equal for a pruned model and its narrow opponent"),
