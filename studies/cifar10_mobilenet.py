@@ -24,7 +24,7 @@ STUDY = Study(
     seeds=(0, 1, 2),
     baseline=Recipe(epochs=200, batch_size=128, learning_rate=0.1, optimizer="sgd"),
     finetune=Recipe(epochs=40, batch_size=128, learning_rate=0.01, optimizer="sgd"),
-    pruning=Pruning(variant="layerwise", frequency=100, end_fraction=0.75),
+    pruning=Pruning(allocation="uniform", frequency=100, end_fraction=0.75),
     tuning=Tuning(oracle="bayesian", trials=4, learning_rate_min=1e-3, learning_rate_max=0.3),
 )
 

@@ -30,7 +30,7 @@ STUDY = Study(
     seeds=(0, 1, 2),
     baseline=Recipe(epochs=222, batch_size=100, learning_rate=1e-2, optimizer="adam"),
     finetune=Recipe(epochs=56, batch_size=100, learning_rate=1e-2, optimizer="adam"),
-    pruning=Pruning(variant="layerwise", frequency=36, end_fraction=0.5),
+    pruning=Pruning(allocation="uniform", frequency=36, end_fraction=0.5),
     tuning=Tuning(oracle="bayesian", trials=6),
     engine="jax",
 )

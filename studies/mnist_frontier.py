@@ -16,7 +16,7 @@ STUDY = Study(
     seeds=(0, 1, 2),
     baseline=Recipe(epochs=10, batch_size=128, learning_rate=1e-3),
     finetune=Recipe(epochs=4, batch_size=128, learning_rate=5e-4),
-    pruning=Pruning(variant="layerwise", frequency=50, end_fraction=0.75),
+    pruning=Pruning(allocation="uniform", frequency=50, end_fraction=0.75),
     tuning=Tuning(oracle="bayesian", trials=8),
 )
 

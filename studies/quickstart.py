@@ -16,7 +16,7 @@ STUDY = Study(
     seeds=(0, 1, 2),
     baseline=Recipe(epochs=12, batch_size=32, learning_rate=1e-3),
     finetune=Recipe(epochs=8, batch_size=32, learning_rate=1e-3),
-    pruning=Pruning(variant="layerwise", frequency=5, end_fraction=0.5),
+    pruning=Pruning(allocation="uniform", frequency=5, end_fraction=0.5),
     tuning=Tuning(oracle="bayesian", trials=6),
 )
 

@@ -20,7 +20,7 @@ STUDY = Study(
     validation_fraction=0.1,
     baseline=Recipe(epochs=4, batch_size=32, learning_rate=1e-3),
     finetune=Recipe(epochs=2, batch_size=128, learning_rate=1e-3),
-    pruning=Pruning(variant="layerwise", initial_sparsity=0.5, frequency=100, end_fraction=1.0),
+    pruning=Pruning(allocation="uniform", initial_sparsity=0.5, frequency=100, end_fraction=1.0),
     tuning=Tuning(trials=8),
 )
 

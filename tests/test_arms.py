@@ -1,5 +1,6 @@
 """Arms as registered parts: a throwaway arm end to end, the sparse-from-scratch control, and old results resumed."""
 
+import dataclasses
 import io
 import pathlib
 import shutil
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 from conftest import tiny_study
 
-from widthvsprune import Tuning, arms, data, run_study
+from widthvsprune import Pruning, Tuning, arms, data, run_study
 from widthvsprune.arms.base import Arm, Contrast, recipe_fit
 from widthvsprune.arms.baseline import engine_of
 from widthvsprune.engines.base import ModelSpec
@@ -132,9 +133,23 @@ def test_sparse_scratch_is_searched_like_every_other_arm_and_compared_with_both(
 def test_a_results_folder_written_by_release_0_2_resumes_without_training(tmp_path):
     shutil.copytree(RELEASE_0_2 / "tiny", tmp_path / "tiny")
     before = pd.read_csv(tmp_path / "tiny" / "runs.csv")
-    study = load_study(RELEASE_0_2 / "tiny.py")
+    study = results.load_study(tmp_path / "tiny")  # the study the folder ran (its study.json)
     result = run_study(study, tmp_path, stream=io.StringIO(), workers=1)
     assert result.trained == 0 and not result.failed
     after = pd.read_csv(tmp_path / "tiny" / "runs.csv")
-    shared = [c for c in before.columns if c in after.columns]
+    shared = [c for c in before.columns if c in after.columns and c != "pruning"]
     pd.testing.assert_frame_equal(before[shared], after[shared])
+    assert set(after.pruning.dropna()) == {"uniform", "global"}  # "layerwise" is the earlier name of "uniform"
+
+
+def test_a_study_file_written_for_layerwise_still_resolves_to_its_runs_keys():
+    from widthvsprune.plan import planner
+
+    folders = {p.name for p in (RELEASE_0_2 / "tiny" / "runs").iterdir()}
+    study = load_study(RELEASE_0_2 / "tiny.py")  # written for release 0.2: its pruning variant is "layerwise"
+    for renamed in (study, dataclasses.replace(study, pruning=Pruning(allocation="uniform", frequency=5,
+                                                                       end_fraction=0.75))):
+        plan = planner.plan(renamed)
+        untuned = [r.key for r in plan.runs if r.tuning == "untuned" or r.role == "search"]
+        assert untuned and set(untuned) <= folders
+        assert plan.search_of("baseline").key in folders

@@ -148,36 +148,14 @@ def test_dense_training_matches_tf_keras_legacy_optimizers(engine, reference, sp
     np.testing.assert_allclose([r["loss"] for r in ours.history], losses, rtol=1e-4)
 
 
-def wrap_for_tfmot(reference, model, targets, steps):
-    """Each Dense layer of ``model`` with its own ``PolynomialDecay`` towards its target, as tfmot prunes per layer."""
-    _, tf_keras, sparsity = reference
-    dense = [layer for layer in model.layers if isinstance(layer, tf_keras.layers.Dense)]
-    schedules_of = {id(layer): sparsity.PolynomialDecay(initial_sparsity=0.0, final_sparsity=t,
-                                                        begin_step=steps.begin_step, end_step=steps.end_step,
-                                                        power=3, frequency=steps.frequency)
-                    for layer, t in zip(dense, targets) if t > 0}
+@pytest.mark.parametrize("allocation,target,frequency,prune_output", [
+    ("uniform", 0.5, 3, True), ("uniform", 0.8, 2, False), ("uniform", 0.95, 5, True),
+    ("erk", 0.5, 3, True), ("erk", 0.9, 2, False), ("lamp", 0.5, 3, True), ("lamp", 0.9, 5, True),
+])
+def test_masks_equal_the_tf_keras_engines_tfmot_masks_at_every_update(engine, reference, splits, allocation, target,
+                                                                       frequency, prune_output):
+    from widthvsprune.engines.tf_keras import pruning as tfmot_pruning
 
-    def clone(layer):
-        if id(layer) in schedules_of:
-            return sparsity.prune_low_magnitude(layer, pruning_schedule=schedules_of[id(layer)])
-        return layer.__class__.from_config(layer.get_config())
-
-    wrapped = tf_keras.models.clone_model(model, clone_function=clone)
-    for original, copy in zip(model.layers, wrapped.layers):
-        copy.set_weights(original.get_weights())
-    return wrapped
-
-
-def uniform_targets(kernel_sizes, target, prune_output):
-    """Each layer's sparsity under the uniform allocation, by its definition."""
-    if prune_output:
-        return [target] * len(kernel_sizes)
-    others = target * sum(kernel_sizes) / sum(kernel_sizes[:-1])
-    return [others] * (len(kernel_sizes) - 1) + [0.0]
-
-
-@pytest.mark.parametrize("target,frequency,prune_output", [(0.5, 3, True), (0.8, 2, False), (0.95, 5, True)])
-def test_layerwise_masks_equal_tfmot_at_every_update(engine, reference, splits, target, frequency, prune_output):
     _, tf_keras, sparsity = reference
     epochs, widths = 2, (24, 12)
     steps = schedules.schedule_steps(len(splits.x_train), 32, epochs, frequency, 0, 0.75)
@@ -185,7 +163,7 @@ def test_layerwise_masks_equal_tfmot_at_every_update(engine, reference, splits, 
                if schedules.updates_masks_at(t, steps.begin_step, steps.end_step, steps.frequency)]
     (dense,) = engine.train(base.Pack((base.ModelSpec("mlp", widths, seed=1, learning_rate=3e-3),),
                                       batch_size=32, optimizer="adam", epochs=1), splits)
-    prune = base.PruneSpec(target, steps, prune_output=prune_output)
+    prune = base.PruneSpec(target, steps, allocation=allocation, prune_output=prune_output)
     ours_masks = {}
 
     def observe(step, run):
@@ -196,9 +174,9 @@ def test_layerwise_masks_equal_tfmot_at_every_update(engine, reference, splits, 
     (ours,) = engine.train(base.Pack((spec,), batch_size=32, optimizer="adam", epochs=epochs), splits,
                            observe=observe, observe_steps=tuple(updates))
 
-    layer_targets = uniform_targets([w.size for w in dense.weights[::2]], target, prune_output)
-    wrapped = wrap_for_tfmot(reference, tf_model(reference, "mlp", widths, splits, dense.weights), layer_targets,
-                             steps)
+    # The tf_keras engine's wrapping: each layer its own tfmot PolynomialDecay towards the allocation's target.
+    wrapped, layer_targets = tfmot_pruning.wrap(tf_model(reference, "mlp", widths, splits, dense.weights), prune)
+    assert len(set(layer_targets)) > 1 or allocation == "uniform"  # the allocation spreads the zeros unevenly
     wrappers = [layer for layer in wrapped.layers if hasattr(layer, "pruning_vars")]
     theirs_masks, counter = {}, [0]
 

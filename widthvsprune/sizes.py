@@ -51,6 +51,7 @@ def layer_counts(layers: Sequence[LayerWeights]):
                 "pruned": bool(layer.pruned),
                 "prunable": bool(layer.prunable),
                 "kernel_params": int(kernel.size),
+                "kernel_shape": [int(d) for d in kernel.shape],
                 "kernel_nonzero": k_nz,
                 "bias_params": 0 if bias is None else int(bias.size),
                 "bias_nonzero": 0 if bias is None else int(np.count_nonzero(bias)),

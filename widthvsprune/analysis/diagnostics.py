@@ -19,6 +19,14 @@ FEW_OUTPUT_WEIGHTS = 3
 COLUMNS = ("mask_updates", "recovery_fraction", "accuracy_drop", "output_kept_per_class_min")
 
 
+def _allocations(rows):
+    """The allocations of some pruned rows, in words."""
+    if "pruning" not in rows.columns:
+        return "study's"
+    names = sorted({p for p in rows.pruning if isinstance(p, str) and p})
+    return "/".join(names) if names else "study's"
+
+
 def schedule_warnings(runs):
     """Warnings about the pruned rows of a runs table, one sentence each, with the fix.
 
@@ -57,8 +65,10 @@ def schedule_warnings(runs):
                     f"({', '.join(f'{d:.1%}' for d in neighbours)}); check its schedule and fine-tune before "
                     "reading its verdict")
             if not math.isnan(p.kept) and p.kept < FEW_OUTPUT_WEIGHTS:
+                used = _allocations(group[group.target_sparsity == target])
                 out.append(
-                    f"{where}: the output layer kept only {int(p.kept)} weight(s) for some class; keeping it "
-                    "dense may do better (pruning.prune_output=False, the other layers then take its zeros; the "
-                    "pruned search tries it through tuning.outputs)")
+                    f"{where}: the output layer kept only {int(p.kept)} weight(s) for some class under the "
+                    f"{used} allocation; keeping it dense may do better (pruning.prune_output=False, the other "
+                    "layers then take its zeros; the pruned search tries it through tuning.outputs), or an "
+                    "allocation that spares it (uniform_plus, erk, lamp)")
     return out

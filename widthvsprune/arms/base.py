@@ -214,6 +214,10 @@ class Arm:
         """``f(hp)`` declaring the search's :attr:`hyperparameters` on a ``keras_tuner.HyperParameters``."""
         raise NotImplementedError
 
+    def first_trials(self, study, search, context):
+        """Trials the search tries right after the recipe, as changes to the recipe's values (``[{name: value}]``)."""
+        return []
+
     def settle(self, study, search, splits, count=None):
         """A search's result when it needs no trials (``None``: it needs them)."""
         return None

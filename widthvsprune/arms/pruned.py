@@ -9,7 +9,10 @@ Its runs (stages 2 and 3), per size point:
   spread over the layers), the output layer's treatment, and which trained
   baseline to prune (the recipe's or the tuned one: a baseline tuned for its
   own accuracy need not be the one that prunes best); every trial
-  fine-tunes a baseline trained at the search seed;
+  fine-tunes a baseline trained at the search seed. Its first trials are the
+  recipe as written, then each other allocation that can reach the size
+  point, with the recipe's other settings (trained side by side); the
+  oracle proposes the rest;
 - the chosen configuration (``tuned``) at every evaluation seed.
 """
 
@@ -21,7 +24,8 @@ from widthvsprune.arms import baseline as baseline_arm
 from widthvsprune.arms.base import Arm, SearchContext, common_result, log_rate, pruned_steps, recipe_fit
 from widthvsprune.engines.base import ModelSpec, PruneSpec
 from widthvsprune.plan import keys
-from widthvsprune.pruning import schedules
+from widthvsprune.pruning import allocations, schedules
+from widthvsprune.pruning.allocations import Layer
 
 NAME = "pruned"
 BASELINES = ("recipe", "tuned")  # the baselines a pruned trial may prune; the recipe's first
@@ -32,7 +36,8 @@ DENSE_OUTPUT_MAX = 0.99
 def search_settings(study):
     t = study.tuning
     return {**baseline_arm.search_settings(study), "end_fraction_min": t.end_fraction_min,
-            "frequencies": list(study.frequencies), "variants": list(t.variants), "outputs": list(t.outputs)}
+            "frequencies": list(study.frequencies),
+            "variants": keys.old_spelling(list(t.allocations), allocations.OLD_NAMES), "outputs": list(t.outputs)}
 
 
 def config(study, target, tuning="untuned", baseline=None, chosen=None):
@@ -40,8 +45,28 @@ def config(study, target, tuning="untuned", baseline=None, chosen=None):
     pruning, finetune = keys.config_dict(study.pruning), keys.config_dict(study.finetune)
     for name, value in (chosen or {}).items():
         (finetune if name == "learning_rate" else pruning)[name] = value
+    pruning["variant"] = keys.old_spelling(pruning["variant"], allocations.OLD_NAMES)  # as keys spell it
     return {"arm": NAME, "tuning": tuning, "baseline": baseline or baseline_arm.config(study),
             "target_sparsity": float(target), "pruning": pruning, "finetune": finetune}
+
+
+def allocation_of(config):
+    """A pruned run's allocation, by its registered name."""
+    return allocations.canonical(config["pruning"]["variant"])
+
+
+def record_layers(record):
+    """The wide model's prunable layers as allocations see them, from a baseline record (shapes only).
+
+    Records written before they held kernel shapes give flat shapes: right
+    sizes, which is all most feasibility checks need.
+    """
+    groups = {}
+    for entry in record["layers"]:
+        if entry.get("prunable", True):
+            shape = tuple(entry.get("kernel_shape") or (entry["kernel_params"],))
+            groups.setdefault(entry["layer"].split("/")[0], []).append(shape)
+    return [Layer(name, tuple(shapes)) for name, shapes in groups.items()]
 
 
 def kernel_sizes(baseline_record):
@@ -72,7 +97,8 @@ def chosen(study, values):
     """A pruned trial's choices as config fields (``learning_rate`` is the fine-tune's, ``baseline`` the one it
     prunes)."""
     return {"learning_rate": float(values["learning_rate"]), "end_fraction": float(values["end_fraction"]),
-            "frequency": int(values["frequency"]), "variant": values.get("variant", study.pruning.variant),
+            "frequency": int(values["frequency"]),
+            "variant": allocations.canonical(values.get("variant", study.pruning.allocation)),
             "prune_output": values["output"] == "pruned", "baseline": values.get("baseline", "tuned")}
 
 
@@ -147,7 +173,7 @@ class Pruned(Arm):
 
     def label(self, run):
         tag = "" if run.tuning == "tuned" else " untuned"
-        return f"pruned{tag} sparsity={run.target:g} seed={run.seed} ({run.config['pruning']['variant']})"
+        return f"pruned{tag} sparsity={run.target:g} seed={run.seed} ({allocation_of(run.config)})"
 
     def fit(self, study, n_train):
         return recipe_fit(study.finetune)
@@ -162,7 +188,8 @@ class Pruned(Arm):
     def record_fields(self, study, run, spec, outcome, splits, search=None, source=None, sizes=None):
         n, p = len(splits.x_train), run.config["pruning"]
         return {**super().record_fields(study, run, spec, outcome, splits, search),
-                "pruning": p["variant"], "epochs": float(study.baseline.epochs + study.finetune.epochs),
+                "pruning": allocation_of(run.config),
+                "epochs": float(study.baseline.epochs + study.finetune.epochs),
                 "steps": pruned_steps(study, n), "learning_rate": spec.learning_rate,
                 "prune_output": p["prune_output"], "frequency": p["frequency"], "end_fraction": p["end_fraction"],
                 "schedule": dataclasses.asdict(spec.prune.steps), **diagnostics(spec.prune, outcome, source)}
@@ -176,8 +203,27 @@ class Pruned(Arm):
         """The output treatments the search may choose at ``target`` (``dense`` only where it fits)."""
         return tuple(o for o in study.tuning.outputs if o == "pruned" or dense_output_fits(target, sizes))
 
+    def allocation_choices(self, study, search, context):
+        """The allocations the search tries at this size point: ``(default, others)``, or ``None`` when the
+        recipe's allocation is not a method to tune (``random``).
+
+        An allocation that cannot reach the size point with the recipe's output
+        treatment is left out (and said so in ``context``'s notes).
+        """
+        recipe = allocations.canonical(study.pruning.allocation)
+        if not allocations.get_allocation(recipe).searchable:
+            return None
+        layers = record_layers(context.records["tuned"])
+        names = [allocations.canonical(a) for a in study.tuning.allocations]
+        feasible = [a for a in names
+                    if not allocations.infeasibility(a, layers, search.target, study.pruning.prune_output)]
+        feasible = feasible or names[:1]
+        default = recipe if recipe in feasible else feasible[0]
+        return default, [a for a in feasible if a != default]
+
     def space(self, study, search, context):
         sizes = kernel_sizes(context.records["tuned"])
+        choice = self.allocation_choices(study, search, context)
 
         def declare(hp):
             p, t = study.pruning, study.tuning
@@ -185,15 +231,20 @@ class Pruned(Arm):
             hp.Float("end_fraction", t.end_fraction_min, 1.0,
                      default=min(max(p.end_fraction, t.end_fraction_min), 1.0))
             hp.Choice("frequency", list(study.frequencies), default=study.frequencies[0])
-            if p.variant != "random":
-                variants = list(t.variants)
-                hp.Choice("variant", variants, default=p.variant if p.variant in variants else variants[0])
+            if choice is not None:
+                default, others = choice
+                hp.Choice("variant", [default, *others], default=default)
             choices = list(self.outputs(study, search.target, sizes))
             default = "pruned" if p.prune_output else "dense"
             hp.Choice("output", choices, default=default if default in choices else choices[0])
             hp.Choice("baseline", list(BASELINES), default=BASELINES[0])
 
         return declare
+
+    def first_trials(self, study, search, context):
+        """After the recipe, each other allocation with the recipe's other settings."""
+        choice = self.allocation_choices(study, search, context)
+        return [] if choice is None else [{"variant": name} for name in choice[1]]
 
     def context(self, study, search, session):
         bases = {name: session.state(need) for name, need in baselines(search).items()}
@@ -211,12 +262,12 @@ class Pruned(Arm):
                           study.search_seed)
         model = ModelSpec(study.family, study.widths, study.search_seed, choice["learning_rate"],
                           tuple(context.weights[choice["baseline"]]), spec)
-        return self.fit(study, len(splits.x_train)), model, {"variant": pruning["variant"]}
+        return self.fit(study, len(splits.x_train)), model, {"allocation": allocations.canonical(pruning["variant"])}
 
     def result(self, study, search, found, splits, context):
         return {**common_result(study, found), "chosen": chosen(study, found["values"])}
 
     def trial_shown(self, values, info):
         return {"lr": f"{values['learning_rate']:.2g}", "end": f"{values['end_fraction']:.2f}",
-                "freq": values["frequency"], "variant": info.get("variant"), "output": values["output"],
+                "freq": values["frequency"], "allocation": info.get("allocation"), "output": values["output"],
                 "baseline": values.get("baseline")}

@@ -15,6 +15,10 @@ The policy, pinned by tests:
 - The price: ``absent`` is fixed forever. Changing a field's *default* later
   is safe (old runs hashed the old value explicitly, or were made with
   ``absent``), but changing what ``absent`` means is not.
+- A field renamed after results may exist is declared with
+  :func:`renamed_field`: it is hashed (and written to ``config.json``) under
+  its old name, with its values' old spellings, so the runs made before the
+  rename keep their keys. The old name stays reserved in that configuration.
 - :data:`KEY_VERSION` changes only when the configuration's layout changes in
   a way no added field can express; then old results are no longer found,
   and the release notes must say so.
@@ -26,6 +30,8 @@ import json
 
 KEY_VERSION = 2
 _ABSENT = "widthvsprune.key.absent"
+_KEYED_AS = "widthvsprune.key.name"
+_OLD_VALUES = "widthvsprune.key.values"
 
 
 def added_field(default, absent=dataclasses.MISSING):
@@ -49,17 +55,48 @@ def added_field(default, absent=dataclasses.MISSING):
     return dataclasses.field(default=default, metadata={_ABSENT: absent})
 
 
+def renamed_field(default, old_name, old_values=None):
+    """A dataclass field renamed after results may exist: hashed under ``old_name``, values spelled the old way.
+
+    Args:
+        default: the field's default.
+        old_name: the name results made before the rename used.
+        old_values: ``{new spelling: old spelling}`` of values renamed with it
+            (a tuple value maps each item).
+
+    Example:
+
+    ```python
+    @dataclasses.dataclass(frozen=True)
+    class Pruning:
+        allocation: str = renamed_field("uniform", "variant", {"uniform": "layerwise"})
+    ```
+    """
+    return dataclasses.field(default=default, metadata={_KEYED_AS: old_name, _OLD_VALUES: dict(old_values or {})})
+
+
+def old_spelling(value, old_values):
+    """``value`` (or each item of a tuple or list) in the spelling results made before a rename used."""
+    if isinstance(value, (list, tuple)):
+        return [old_values.get(v, v) for v in value]
+    return old_values.get(value, value)
+
+
 def config_dict(obj):
     """The JSON-ready form of a config dataclass (nested ones included), for hashing and config.json.
 
     Fields declared with :func:`added_field` are left out while they hold
-    their ``absent`` value.
+    their ``absent`` value; fields declared with :func:`renamed_field` are
+    written under their old name and spelling.
     """
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         out = {}
         for field in dataclasses.fields(obj):
             value = getattr(obj, field.name)
             if _ABSENT in field.metadata and value == field.metadata[_ABSENT]:
+                continue
+            if _KEYED_AS in field.metadata:
+                out[field.metadata[_KEYED_AS]] = jsonable(old_spelling(value, field.metadata[_OLD_VALUES]))
                 continue
             out[field.name] = config_dict(value)
         return out

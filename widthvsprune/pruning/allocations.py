@@ -48,6 +48,8 @@ WEIGHTS = ("none", "baseline", "update")
 SELECTIONS = ("magnitude", "random")
 #: The old names of allocations, still accepted (study files and results made before the rename).
 ALIASES = {"layerwise": "uniform"}
+#: How run keys spell the renamed allocations (the old names: results made before the rename keep their keys).
+OLD_NAMES = {new: old for old, new in ALIASES.items()}
 #: Sparsities are computed in floating point; a layer above this cannot keep a weight.
 _MAX_SPARSITY = 1.0 - 1e-9
 UNIFORM_PLUS_OUTPUT_MAX = 0.8
@@ -87,7 +89,7 @@ class Allocation:
     """A registered allocation.
 
     Attributes:
-        name: its registry name (``pruning.variant``, ``tuning.variants``).
+        name: its registry name (``pruning.allocation``, ``tuning.allocations``).
         fn: ``fn(layers, target) -> sparsities``, one per layer.
         weights: ``"none"`` (shapes only), ``"baseline"`` (decided once from
             the trained baseline's weights) or ``"update"`` (decided again at
@@ -121,7 +123,7 @@ def register_allocation(name, fn, *, weights="none", selection="magnitude", sear
             :class:`Infeasible` when that cannot be done.
         weights: ``"none"``, ``"baseline"`` or ``"update"`` (see :class:`Allocation`).
         selection: ``"magnitude"`` or ``"random"``.
-        searchable: offered to the pruned search (``tuning.variants``'s default).
+        searchable: offered to the pruned search (``tuning.allocations``'s default).
         overwrite: replace an allocation of the same name.
 
     Returns:
@@ -204,6 +206,23 @@ def allocate(name, layers, target, prune_output=True):
     sparsities = [float(s) for s in allocation.fn(free, needed)]
     _check(allocation.name, free, needed, sparsities)
     return tuple(sparsities) + (0.0,) * (len(layers) - len(free))
+
+
+def infeasibility(name, layers, target, prune_output=True):
+    """Why allocation ``name`` cannot reach ``target`` on ``layers`` (``""`` when it can).
+
+    An allocation that needs the weights is judged on the output layer's
+    constraint alone (it places its zeros wherever the weights say).
+    """
+    allocation = get_allocation(name)
+    try:
+        if allocation.weights == "none":
+            allocate(name, layers, target, prune_output)
+        else:
+            free_layers(roles(layers), target, prune_output)
+    except Infeasible as error:
+        return str(error)
+    return ""
 
 
 def roles(layers):

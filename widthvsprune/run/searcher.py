@@ -99,7 +99,8 @@ class Searcher:
             contexts.append(context)
             jobs.append(tuning.SearchJob(str(directory), arm.space(study, search, context), study.tuning.oracle,
                                          study.tuning.trials, seed=study.search_seed,
-                                         overwrite=r.force and directory.exists(), tag=search))
+                                         overwrite=r.force and directory.exists(), tag=search,
+                                         first=tuple(arm.first_trials(study, search, context))))
         if not jobs:
             return
 

@@ -4,7 +4,8 @@ The oracles (Bayesian optimization by default, or random search)
 own the trials and keep their state as JSON in the search's folder, written
 atomically; an interrupted search resumes from its last finished trial.
 Every search's first trial is its space's defaults, the arm's recipe as
-written. They
+written, and the next ones any trials its arm asks for (the pruned arm:
+each other allocation); the oracle proposes the rest. They
 are driven here directly, without KerasTuner's ``Tuner`` (whose stock
 build-and-fit path rejects tf_keras models, keras-team/keras-tuner#1039): in
 each round the next trials of every unfinished search are proposed and
@@ -52,6 +53,8 @@ class SearchJob:
         seed: the oracle's seed.
         overwrite: start over instead of resuming.
         tag: any value, handed back with every trial.
+        first: the trials after the recipe, as changes to its values
+            (``[{name: value}, ...]``), tried before the oracle proposes.
     """
 
     directory: str
@@ -61,6 +64,7 @@ class SearchJob:
     seed: int = 0
     overwrite: bool = False
     tag: object = None
+    first: tuple = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,24 +153,33 @@ def _fast_acquisition(cls):
     return FastAcquisition
 
 
-def _recipe_first(cls):
-    """An oracle whose first trial is the space's default values: the arm's recipe as written.
+def _given_first(cls, first=()):
+    """An oracle whose first trials are given: the space's defaults (the arm's recipe as written), then the
+    defaults changed as each entry of ``first`` says.
 
     Every search then tries its arm's untuned configuration (the spaces'
     defaults are the study's recipes) among its trials, so the configuration
-    it chooses is never worse on the validation split than the untuned one.
-    The other trials are the oracle's own.
+    it chooses is never worse on the validation split than the untuned one;
+    the pruned search also tries each allocation once with the recipe's other
+    settings. The other trials are the oracle's own. Given trials depend on no
+    result, so they are trained side by side (:func:`_concurrency`).
     """
 
-    class RecipeFirst(cls):
+    class GivenFirst(cls):
+        given = tuple(first)
+
         def populate_space(self, trial_id):
-            if not self.trials:
+            n = len(self.trials)  # trials made so far: the next one is number n
+            if n <= len(self.given):
                 kt = _kt()
-                return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": dict(self.hyperparameters.values)}
+                values = dict(self.hyperparameters.values)
+                if n:
+                    values.update(self.given[n - 1])
+                return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": values}
             return super().populate_space(trial_id)
 
-    RecipeFirst.__name__ = RecipeFirst.__qualname__ = cls.__name__
-    return RecipeFirst
+    GivenFirst.__name__ = GivenFirst.__qualname__ = cls.__name__
+    return GivenFirst
 
 
 def make_oracle(job):
@@ -177,8 +190,8 @@ def make_oracle(job):
     common = dict(objective=kt.Objective(OBJECTIVE, direction="max"), seed=int(job.seed), hyperparameters=hp,
                   tune_new_entries=False)
     if job.oracle == "random":
-        return _atomic(_recipe_first(kt.oracles.RandomSearchOracle))(max_trials=job.max_trials, **common)
-    return _atomic(_recipe_first(_fast_acquisition(kt.oracles.BayesianOptimizationOracle)))(
+        return _atomic(_given_first(kt.oracles.RandomSearchOracle, job.first))(max_trials=job.max_trials, **common)
+    return _atomic(_given_first(_fast_acquisition(kt.oracles.BayesianOptimizationOracle), job.first))(
         max_trials=job.max_trials, num_initial_points=min(3, job.max_trials), **common)
 
 
@@ -244,12 +257,13 @@ def _concurrency(oracle):
     """
     kt = _kt()
     completed = sum(t.status == "COMPLETED" for t in oracle.trials.values())
+    given = 1 + len(getattr(oracle, "given", ())) - len(oracle.trials)  # the recipe and the given trials left
     if isinstance(oracle, kt.oracles.RandomSearchOracle):
         left = (oracle.max_trials or MAX_CONCURRENT_TRIALS) - len(oracle.trials)
     elif isinstance(oracle, kt.oracles.BayesianOptimizationOracle):
-        left = (oracle.num_initial_points or 1) - completed
+        left = max(given, (oracle.num_initial_points or 1) - completed)
     else:
-        left = 1
+        left = given
     return max(1, min(MAX_CONCURRENT_TRIALS, left))
 
 

@@ -16,6 +16,7 @@ import math
 from typing import Optional
 
 from widthvsprune.plan.status import RunStatus, SearchStatus
+from widthvsprune.pruning.allocations import canonical
 from widthvsprune.store import files, paths
 
 
@@ -32,7 +33,9 @@ RUN_COLUMNS = (
     Column("arm", "`baseline`, `pruned` or `narrow`"),
     Column("tuning", "`tuned` (the configuration its arm's search chose) or `untuned` (the recipe as written: the "
                      "controls)"),
-    Column("pruning", "pruned rows: the pruning variant used (`layerwise`, `global` or `random`)"),
+    Column("pruning", "pruned rows: the allocation used, how the zeros were spread over the layers (`uniform`, "
+                      "`first_dense`, `uniform_plus`, `erk`, `lamp`, `global`, `random` or one of your own); "
+                      "sparse_scratch rows: the allocation of the pruned model whose shape it took"),
     Column("engine", "the engine that trained it: `tf_keras` or `jax` (both arms of a study use the same)"),
     Column("family", "the model family"),
     Column("dataset", "the dataset"),
@@ -41,6 +44,8 @@ RUN_COLUMNS = (
     Column("target_sparsity", "the size point: the pruned arm's target (a narrow row's opponent's; 0 for the "
                               "baseline)"),
     Column("sparsity", "measured fraction of zeros over all the model's prunable kernels"),
+    Column("kernel_densities", "pruned and sparse_scratch rows: the share of nonzero weights of every prunable kernel, "
+                               "in layer order, space-separated (`0.520 0.100 0.310`)"),
     Column("total_params", "every parameter of the plain (stripped) model, biases included"),
     Column("nonzero_params", "nonzero parameters of the stripped weights (kernels and biases; tfmot never prunes "
                              "biases). Dense models count every parameter"),
@@ -168,5 +173,15 @@ def read_search(root, key):
 
 
 def ok_row(record):
-    """A record as a ``runs.csv`` row: exactly :data:`COLUMNS`."""
-    return {name: record.get(name, math.nan) for name in COLUMNS}
+    """A record as a ``runs.csv`` row: exactly :data:`COLUMNS`; the allocation by its registered name."""
+    row = {name: record.get(name, math.nan) for name in COLUMNS}
+    if isinstance(row["pruning"], str) and row["pruning"]:
+        row["pruning"] = canonical(row["pruning"])  # records made before the rename say "layerwise"
+        row["kernel_densities"] = kernel_densities(record)
+    return row
+
+
+def kernel_densities(record):
+    """The share of nonzero weights of every prunable kernel of a record, in layer order, as text."""
+    return " ".join(f"{layer['kernel_nonzero'] / layer['kernel_params']:.3f}" for layer in record.get("layers", ())
+                    if layer.get("prunable", True) and layer["kernel_params"])

@@ -9,6 +9,7 @@ import math
 from typing import Optional, Tuple
 
 from widthvsprune.errors import problem
+from widthvsprune.plan import keys
 from widthvsprune.pruning import allocations
 
 OPTIMIZERS = ("adam", "sgd")
@@ -64,12 +65,14 @@ class Pruning:
     """How the pruned arm is pruned.
 
     Args:
-        variant: the allocation: how the size point's zeros are spread over
-            the prunable layers (:mod:`widthvsprune.pruning.allocations`):
-            ``"layerwise"`` (tfmot's magnitude pruning: every pruned kernel
-            reaches the target), ``"global"`` (one magnitude threshold across
-            all pruned kernels), ``"random"`` (random selection with the same
-            schedule, a sanity baseline), or any other registered allocation.
+        allocation: how the size point's zeros are spread over the prunable
+            layers, a registered allocation
+            (:mod:`widthvsprune.pruning.allocations`): ``"uniform"`` (tfmot's
+            own: every pruned layer at the target; ``"layerwise"`` is its
+            earlier name), ``"first_dense"``, ``"uniform_plus"``, ``"erk"``,
+            ``"lamp"``, ``"global"`` (one magnitude threshold across all
+            layers), ``"random"`` (random selection on the same schedule, a
+            sanity baseline), or one of your own.
         initial_sparsity: sparsity at the first mask update; the target is
             used instead when it is lower.
         frequency: steps between mask updates.
@@ -78,21 +81,29 @@ class Pruning:
         end_fraction: share of the fine-tune after which masks stop changing;
             the rest recovers accuracy at the final sparsity (1.0 prunes until
             the last step, as the seed notebook does).
-        prune_output: also prune the output layer's kernel.
+        prune_output: also prune the output layer's kernel (``False``: it
+            stays dense and the other layers take its zeros).
+        variant: the earlier name of ``allocation``, still accepted.
     """
 
-    variant: str = "layerwise"
+    allocation: str = keys.renamed_field("uniform", "variant", allocations.OLD_NAMES)
     initial_sparsity: float = 0.0
     frequency: int = 100
     power: int = 3
     begin_step: int = 0
     end_fraction: float = 0.75
     prune_output: bool = True
+    variant: Optional[str] = dataclasses.field(default=None, repr=False, metadata=keys.added_field(None).metadata)
+
+    def __post_init__(self):
+        if self.variant is not None:  # the field's earlier name
+            object.__setattr__(self, "allocation", self.variant)
+            object.__setattr__(self, "variant", None)
 
     def problems(self, prefix="pruning"):
         out = []
-        if self.variant not in allocations.accepted_names():
-            out.append(problem(f"{prefix}.variant", f"one of {allocations.accepted_names()}", self.variant))
+        if self.allocation not in allocations.accepted_names():
+            out.append(problem(f"{prefix}.allocation", f"one of {allocations.accepted_names()}", self.allocation))
         if not is_number(self.initial_sparsity) or not 0 <= self.initial_sparsity < 1:
             out.append(
                 problem(f"{prefix}.initial_sparsity", "a number in [0, 1)", self.initial_sparsity)
@@ -132,9 +143,10 @@ class Tuning:
             search may choose (the highest is 1.0).
         frequencies: pruned arm: mask-update frequencies to choose from;
             ``None`` gives ``pruning.frequency`` and its half and quarter.
-        variants: pruned arm: the allocations it may choose (how sparsity is
-            spread over layers; any searchable registered allocation); a
-            ``random`` study is not tuned on it.
+        allocations: pruned arm: the allocations it may choose (how sparsity
+            is spread over layers); ``None`` for every searchable registered
+            one. Each is tried once, with the recipe's other settings, among
+            the search's first trials; a ``random`` study is not tuned on it.
         outputs: pruned arm: the output layer's treatment: ``"pruned"`` like
             the others, or ``"dense"`` (the other layers then take its share
             of the zeros, so the size point stays the same).
@@ -145,6 +157,7 @@ class Tuning:
             learning rate), for the 2x2 table of verdicts.
         seed: the seed every search trains its trials with; ``None`` derives
             one that is never an evaluation seed (:attr:`Study.search_seed`).
+        variants: the earlier name of ``allocations``, still accepted.
     """
 
     oracle: str = "bayesian"
@@ -153,14 +166,20 @@ class Tuning:
     learning_rate_max: float = 3e-2
     end_fraction_min: float = 0.25
     frequencies: Optional[Tuple[int, ...]] = None
-    variants: Tuple[str, ...] = ("layerwise", "global")
+    allocations: Optional[Tuple[str, ...]] = None
     outputs: Tuple[str, ...] = ("pruned", "dense")
     split_range: float = 4.0
     controls: bool = True
     seed: Optional[int] = None
+    variants: Optional[Tuple[str, ...]] = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self):
-        for field in ("frequencies", "variants", "outputs"):
+        if self.variants is not None:  # the field's earlier name
+            object.__setattr__(self, "allocations", self.variants)
+            object.__setattr__(self, "variants", None)
+        if self.allocations is None:
+            object.__setattr__(self, "allocations", tuple(allocations.allocation_names(searchable=True)))
+        for field in ("frequencies", "allocations", "outputs"):
             if isinstance(getattr(self, field), list):
                 object.__setattr__(self, field, tuple(getattr(self, field)))
 
@@ -182,7 +201,7 @@ class Tuning:
             out.append(problem(f"{prefix}.frequencies", "None or a non-empty tuple of integers > 0",
                                self.frequencies))
         searchable = allocations.allocation_names(searchable=True) + list(allocations.ALIASES)
-        for field, accepted in (("variants", searchable), ("outputs", OUTPUTS)):
+        for field, accepted in (("allocations", searchable), ("outputs", OUTPUTS)):
             value = getattr(self, field)
             if not isinstance(value, tuple) or not value or not set(value) <= set(accepted) \
                     or len(set(value)) != len(value):
