@@ -210,7 +210,7 @@ def test_a_truncated_weights_file_is_retrained_and_nothing_else(finished):
 
     result, output = retrain_after(study, out, truncate)
     assert result.trained == 1
-    assert "pruned untuned sparsity=0.9 seed=1 (layerwise): weights.npz does not match its checksum" in output
+    assert "pruned untuned sparsity=0.9 seed=1 (uniform): weights.npz does not match its checksum" in output
 
 
 def test_a_truncated_record_is_retrained_and_nothing_else(finished):
@@ -222,7 +222,7 @@ def test_a_truncated_record_is_retrained_and_nothing_else(finished):
 
     result, output = retrain_after(study, out, truncate)
     assert result.trained == 1
-    assert "pruned untuned sparsity=0.9 seed=1 (layerwise): record.json is unreadable" in output
+    assert "pruned untuned sparsity=0.9 seed=1 (uniform): record.json is unreadable" in output
 
 
 def test_run_keys_are_stable_and_ignore_the_seed():
