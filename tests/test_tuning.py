@@ -10,7 +10,8 @@ from widthvsprune.arms import SearchContext
 from widthvsprune.arms import narrow as narrow_arm
 from widthvsprune.families import dense
 from widthvsprune.plan.planner import Search
-from widthvsprune.run import searcher, tuning
+from widthvsprune.run import progress, searcher, tuning
+from widthvsprune.run.scheduler import Runner
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,8 @@ def narrow(budget):
 
 def trainer(study, splits, engine, budgets):
     contexts = [SearchContext(narrow(b)) for b in budgets]
-    return lambda proposals: searcher.train_trials(study, splits, engine, contexts, proposals)
+    runner = Runner(study, None, splits, engine, progress.silent())
+    return lambda proposals: searcher.train_trials(study, splits, runner, contexts, proposals)
 
 
 def search(study, splits, engine, budgets, folder, on_trial=None, train=None):

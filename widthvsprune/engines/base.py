@@ -229,6 +229,11 @@ class Engine(abc.ABC):
         """Accelerators this engine sees (0 on a CPU)."""
         return 0
 
+    @property
+    def compile_seconds(self):
+        """Seconds this engine has spent compiling programs so far, in this process (0 where it cannot tell)."""
+        return 0.0
+
     def limit_threads(self, workers):  # noqa: B027 - most engines need nothing
         """Splits the CPU cores between ``workers`` training processes (before any training)."""
 

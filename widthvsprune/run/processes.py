@@ -76,6 +76,13 @@ class Interrupts:
             sys.unraisablehook = self._hook
 
 
+def queue():
+    """A queue helper processes can put to (made in the context they are started with)."""
+    import multiprocessing
+
+    return multiprocessing.get_context("spawn").Queue()
+
+
 def start(count, target, args):
     """Starts ``count`` helper processes running ``target(*args, index)`` (``index`` from 2)."""
     import multiprocessing

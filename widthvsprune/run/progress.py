@@ -1,7 +1,27 @@
-"""Progress lines: one per trained model, with how much is done and left."""
+"""Progress of a study: one display for every process that shares it.
 
+Each worker process (the one ``run`` started and its helpers) reports what
+it does through a :class:`Reporter`: a model trained (a run or a search
+trial), a note, its estimate of the models left, where its time went. The
+helpers' reports travel to the first process through a queue; there one
+:class:`Display` prints them in the order they arrive, with one counter of
+the models left in the whole study (it only goes down), one clock, and an
+estimate of the time left from the measured rate of finished models (it says
+"estimating" until enough models have finished; the time before the first
+model finished, imports and compilation, is left out of the rate). On a
+terminal the counter, clock and estimate stay on a status line at the
+bottom (``rich``); otherwise every line carries them.
+"""
+
+import contextlib
+import dataclasses
 import sys
+import threading
 import time
+from typing import Optional, Tuple
+
+#: Models finished, and seconds since the first one, before the estimate of the time left is shown.
+ESTIMATE_AFTER = (5, 3.0)
 
 
 def clock(seconds):
@@ -12,37 +32,205 @@ def clock(seconds):
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-class Progress:
-    """One line per trained model: what, how many done, elapsed and remaining.
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """One thing a worker reports.
 
-    Args:
-        total: models the study trains at most.
-        stream: where lines go (standard output by default).
-        prefix: put before every line (``[w2]`` for a helper process).
+    Attributes:
+        kind: ``"model"`` (a model finished training), ``"note"``, ``"left"``
+            (the worker's count of models left in the study) or ``"timing"``.
+        worker: the worker's number (1 is the process ``run`` started).
+        text: what the model was, or the note.
+        metrics: ``(name, value)`` pairs shown with a model.
+        pack: ``(models, seconds)`` of the pack the model trained in.
+        left: the models left, for ``"left"``.
+        timings: ``(part, seconds)`` pairs, for ``"timing"``.
     """
 
-    def __init__(self, total, stream=None, prefix=""):
-        self.total, self.done = total, 0
-        self.start = time.perf_counter()
-        self.stream = stream or sys.stdout
-        self.prefix = prefix
+    kind: str
+    worker: int = 1
+    text: str = ""
+    metrics: Tuple = ()
+    pack: Tuple = ()
+    left: Optional[int] = None
+    timings: Tuple = ()
+
+
+class Reporter:
+    """What one worker tells the study's display.
+
+    Args:
+        send: where events go: a :class:`Display` in this process, or a
+            queue's ``put`` towards the first process's display.
+        worker: this worker's number.
+    """
+
+    def __init__(self, send, worker=1):
+        self.send, self.worker = send, worker
 
     def remaining(self, n):
-        """Sets how many models are left to train in the whole study (by any process)."""
-        self.total = self.done + max(0, int(n))
+        """The models left to train in the whole study (search trials included), as this worker sees it."""
+        self.send(Event("left", self.worker, left=max(0, int(n))))
 
-    def line(self, what, seconds=None, **metrics):
-        self.done += 1
-        self.total = max(self.total, self.done)
-        elapsed = time.perf_counter() - self.start
-        left = max(0, self.total - self.done)
-        per = elapsed / self.done if self.done else 0.0
-        parts = [f"{self.prefix}[{self.done:>3}/{self.total}] {what}"]
-        parts += [f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()]
-        if seconds is not None:
-            parts.append(f"{seconds:.1f}s")
-        parts.append(f"| elapsed {clock(elapsed)}, ~{clock(per * left)} left")
-        print("  ".join(parts), file=self.stream, flush=True)
+    def line(self, what, pack=None, **metrics):
+        """A model finished: ``what`` it was, the ``(models, seconds)`` of its pack, and metrics to show."""
+        self.send(Event("model", self.worker, what, tuple(metrics.items()), tuple(pack or ())))
 
     def note(self, text):
-        print(f"{self.prefix}{text}", file=self.stream, flush=True)
+        self.send(Event("note", self.worker, text))
+
+    def timing(self, parts):
+        self.send(Event("timing", self.worker, timings=tuple(parts.items())))
+
+
+def _format_metric(name, value):
+    return f"{name}={value:.4f}" if isinstance(value, float) else f"{name}={value}"
+
+
+class Display:
+    """Prints the events of every worker of a study in arrival order, with one counter, one clock, an estimate.
+
+    Args:
+        stream: where lines go (standard output by default).
+        workers: processes sharing the study (the worker tag is shown when more than one).
+        live: keep the counter on a status line at the bottom (``rich``);
+            ``None``: when ``stream`` is a terminal.
+    """
+
+    def __init__(self, stream=None, workers=1, live=None):
+        self.stream = stream or sys.stdout
+        self.workers = workers
+        self.start = time.perf_counter()
+        self.first = None  # when the first model finished
+        self.done = 0
+        self.left = None
+        self.timings = {}
+        self._lock = threading.Lock()
+        self._live = None
+        if live is None:
+            live = bool(getattr(self.stream, "isatty", lambda: False)())
+        if live:
+            self._start_live()
+
+    def _start_live(self):
+        try:
+            from rich.console import Console
+            from rich.live import Live
+        except ImportError:  # pragma: no cover - rich comes with Keras
+            return
+        self._console = Console(file=self.stream)
+        self._live = Live(self._status(), console=self._console, refresh_per_second=4, transient=True)
+        self._live.start()
+
+    # ---- what the counter shows -------------------------------------------------------
+
+    def estimate(self):
+        """Seconds left, from the rate of models finished since the first one; ``None`` while estimating."""
+        if self.first is None or self.left is None:
+            return None
+        since = time.perf_counter() - self.first
+        if self.done < ESTIMATE_AFTER[0] or since < ESTIMATE_AFTER[1]:
+            return None
+        return self.left * since / (self.done - 1)
+
+    def _status(self):
+        elapsed = clock(time.perf_counter() - self.start)
+        left = "?" if self.left is None else str(self.left)
+        eta = self.estimate()
+        return f"{left} left | {elapsed} | " + ("estimating" if eta is None else f"~{clock(eta)} to go")
+
+    # ---- events ------------------------------------------------------------------------
+
+    def __call__(self, event):
+        with self._lock:
+            if event.kind == "left":
+                self.left = event.left if self.left is None else min(self.left, event.left)
+            elif event.kind == "model":
+                self.done += 1
+                self.first = self.first or time.perf_counter()
+                if self.left is not None:
+                    self.left = max(0, self.left - 1)
+                self._print(event, self._model_text(event))
+            elif event.kind == "note":
+                self._print(event, event.text)
+            elif event.kind == "timing":
+                for part, seconds in event.timings:
+                    self.timings[part] = self.timings.get(part, 0.0) + seconds
+            if self._live is not None:
+                self._live.update(self._status())
+
+    def _model_text(self, event):
+        parts = [event.text] + [_format_metric(k, v) for k, v in event.metrics]
+        if event.pack:
+            models, seconds = event.pack
+            parts.append(f"({seconds:.1f}s" + (f" for a pack of {models})" if models > 1 else ")"))
+        return "  ".join(parts)
+
+    def _print(self, event, text):
+        tag = f"w{event.worker} " if self.workers > 1 else ""
+        if self._live is not None:
+            self._console.print(f"{tag}{text}", markup=False, highlight=False, soft_wrap=True)
+        else:
+            print(f"[{self._status()}] {tag}{text}", file=self.stream, flush=True)
+
+    def message(self, text):
+        """A line outside the model counter (the summary after the run)."""
+        with self._lock:
+            if self._live is not None:
+                self._console.print(text, markup=False, highlight=False, soft_wrap=True)
+            else:
+                print(text, file=self.stream, flush=True)
+
+    def close(self):
+        with self._lock:
+            if self._live is not None:
+                self._live.stop()
+                self._live = None
+
+
+class Stopwatch:
+    """Seconds a worker spent per part of its work: ``with watch("training"): ...``."""
+
+    def __init__(self):
+        self.parts = {}
+
+    @contextlib.contextmanager
+    def __call__(self, part):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(part, time.perf_counter() - start)
+
+    def add(self, part, seconds):
+        self.parts[part] = self.parts.get(part, 0.0) + float(seconds)
+
+
+#: The parts of a study's time, in the order the summary lists them.
+PARTS = ("setup", "training", "compiling", "proposals", "records", "surveys", "waiting", "reports")
+
+
+def breakdown(timings):
+    """Where the time went, in words: one ``part: seconds`` per part that took any."""
+    order = [p for p in PARTS if p in timings] + sorted(p for p in timings if p not in PARTS)
+    return [f"  {part:<10} {timings[part]:8.1f} s" for part in order if timings[part] >= 0.05]
+
+
+def drain(queue, display):
+    """Starts a thread that hands the queue's events to ``display`` until it gets ``None``; returns the thread."""
+
+    def loop():
+        while True:
+            event = queue.get()
+            if event is None:
+                return
+            display(event)
+
+    thread = threading.Thread(target=loop, name="progress", daemon=True)
+    thread.start()
+    return thread
+
+
+def silent():
+    """A reporter that shows nothing (a probe of what is left)."""
+    return Reporter(lambda event: None)

@@ -19,6 +19,7 @@ import uuid
 
 from widthvsprune import store
 from widthvsprune.plan.status import RunStatus
+from widthvsprune.run.progress import Stopwatch
 from widthvsprune.run.searcher import Searcher
 from widthvsprune.run.trainer import Trainer
 from widthvsprune.store import records, results
@@ -51,7 +52,7 @@ class Runner:
         root: its results folder.
         splits: the dataset's splits.
         executor: trains packs (:mod:`widthvsprune.executors`).
-        progress: a :class:`widthvsprune.run.progress.Progress`.
+        progress: a :class:`widthvsprune.run.progress.Reporter`.
         force: train runs again although they are done (once per process).
         verbose: keep tracebacks in failure records; show KerasTuner's output.
         workers: processes sharing the study (each claims its share of a stage).
@@ -69,6 +70,7 @@ class Runner:
         self.attempted = set()  # run ids and search keys this process trained, searched or failed
         self.cache, self.reported = {}, set()
         self.result = StudyResult(root)
+        self.watch = Stopwatch()
         self.trainer, self.searcher = Trainer(self), Searcher(self)
 
     # ---- what is settled ---------------------------------------------------------
@@ -87,7 +89,8 @@ class Runner:
         return search.key in self.attempted or (search.key in survey.searches and not self.force)
 
     def survey(self):
-        survey = results.survey(self.study, self.root, self.settled, self.cache)
+        with self.watch("surveys"):
+            survey = results.survey(self.study, self.root, self.settled, self.cache)
         for run in survey.plan.runs:
             state = survey.states[run.id]
             if state.status == RunStatus.INVALID and (run.id, state.problem) not in self.reported:
@@ -112,7 +115,8 @@ class Runner:
     def left(self, survey):
         """Models still to train in the whole study (an upper bound: search trials included)."""
         return survey.plan.left(lambda r: self.settled(r, survey.states[r.id]),
-                                lambda s: s.trials if self.search_settled(s, survey) else 0)
+                                lambda s: s.trials if self.search_settled(s, survey)
+                                else survey.trials_done.get(s.key, 0))
 
     # ---- the loop ----------------------------------------------------------------
 
@@ -133,7 +137,8 @@ class Runner:
             if held_searches:
                 self._release_after(held_searches, self.searcher.search, survey)
             if not held_runs and not held_searches:
-                time.sleep(POLL_SECONDS)  # another process holds all that is left of this stage
+                with self.watch("waiting"):
+                    time.sleep(POLL_SECONDS)  # another process holds all that is left of this stage
 
     def claim(self, items, folder_of, settled_now):
         """Locks this process's share of ``items`` that nobody else holds and that are still unsettled.
@@ -169,3 +174,16 @@ class Runner:
     def _search_settled(self, search):
         result, _ = records.read_search(self.root, search.key)
         return search.key in self.attempted or (result is not None and not self.force)
+
+    def train_packs(self, packs):
+        """Trains packs through the executor; returns ``(outcomes per pack, seconds)``, timing training and
+        compilation apart."""
+        engine = self.executor.engine
+        compiled = engine.compile_seconds if engine is not None else 0.0
+        start = time.perf_counter()
+        outcomes = self.executor.train(packs, self.splits)
+        seconds = time.perf_counter() - start
+        compiled = (engine.compile_seconds if engine is not None else 0.0) - compiled
+        self.watch.add("compiling", compiled)
+        self.watch.add("training", seconds - compiled)
+        return outcomes, seconds

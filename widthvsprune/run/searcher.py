@@ -12,6 +12,7 @@ size point where not even the smallest model fits) is settled by its arm
 """
 
 import dataclasses
+import time
 
 from widthvsprune import arms, executors, store
 from widthvsprune.plan.status import SearchStatus
@@ -37,7 +38,7 @@ class Session:
         self.progress.note(text)
 
 
-def train_trials(study, splits, executor, contexts, proposals):
+def train_trials(study, splits, runner, contexts, proposals):
     """Trains proposals (:class:`widthvsprune.run.tuning.Proposal`) side by side, one pack per fit.
 
     Returns:
@@ -55,15 +56,16 @@ def train_trials(study, splits, executor, contexts, proposals):
     packs, order = [], []
     for fit, members in groups.items():
         trials = fit.pack([made[i][1] for i in members], validate="last_epoch", test=False, weights=False)
-        for part in executors.split(trials, executor.slots):
+        for part in executors.split(trials, runner.executor.slots):
             packs.append(part)
             order += [(i, fit) for i in members[: len(part.models)]]
             members = members[len(part.models):]
     out = [None] * len(made)
-    outcomes = [o for group in executor.train(packs, splits) for o in group]
+    trained, seconds = runner.train_packs(packs)
+    outcomes = [o for group in trained for o in group]
     for (i, fit), outcome in zip(order, outcomes):
         info = {**made[i][2], "seconds": outcome.seconds, "epochs": fit.epochs_done(len(splits.x_train)),
-                "where": outcome.where}
+                "where": outcome.where, "pack": (len(made), seconds)}
         if not outcome.ok:
             info["error"] = outcome.error
         out[i] = (outcome.val_accuracy if outcome.ok else 0.0, info)
@@ -106,20 +108,24 @@ class Searcher:
 
         def train(proposals):
             r.check()
-            return train_trials(study, splits, r.executor, contexts, proposals)
+            return train_trials(study, splits, r, contexts, proposals)
 
         def on_trial(job, number, values, score, info):
             shown = arms.get(job.tag.arm).trial_shown(values, info)
             where = {"on": info["where"]} if info.get("where") else {}
             failed = {"error": info["error"]} if info.get("error") else {}
             text = " ".join(f"{k}={v}" for k, v in shown.items())
-            r.progress.line(f"{job.tag.label} trial {number} {text}", info["seconds"], val_acc=score, **where,
+            r.progress.line(f"{job.tag.label} trial {number} {text}", info["pack"], val_acc=score, **where,
                             **failed)
 
         def on_reset(job, problem):
             r.progress.note(f"{job.tag.label}: {problem}; the search starts over")
 
+        before = sum(r.watch.parts.get(part, 0.0) for part in ("training", "compiling", "records"))
+        start = time.perf_counter()
         found = tuning.search_many(jobs, train, on_trial, on_reset, r.verbose)
+        trained = sum(r.watch.parts.get(part, 0.0) for part in ("training", "compiling", "records")) - before
+        r.watch.add("proposals", time.perf_counter() - start - trained)
         for job, context, result in zip(jobs, contexts, found):
             arm = arms.get(job.tag.arm)
             store.write_json(store.search_result_json(r.root, job.tag.key),

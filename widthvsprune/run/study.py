@@ -1,13 +1,14 @@
 """Running a study: checks before training, the processes that share it, and the reports after."""
 
 import os
+import sys
+import time
 import uuid
 
 from widthvsprune import engines, executors, families, store
 from widthvsprune.errors import DataError, StudyError, WidthVsPruneError, problem
 from widthvsprune.families import budgets
-from widthvsprune.run import processes
-from widthvsprune.run.progress import Progress
+from widthvsprune.run import processes, progress
 from widthvsprune.run.scheduler import Runner
 from widthvsprune.store import results
 from widthvsprune.study import files as study_files
@@ -77,16 +78,17 @@ def default_workers(engine):
 
 def _complete(study, root):
     """Whether nothing is left to train (failed runs are tried again by a new ``run``)."""
-    probe = Runner(study, root, None, None, Progress(0))
+    probe = Runner(study, root, None, None, progress.silent())
     return probe.pending(probe.survey()) is None
 
 
-def _helper(study_dict, study_file, out, verbose, workers, session, index):
-    """A helper training process: shares the study with its parent through the run locks."""
+def _helper(study_dict, study_file, out, verbose, workers, session, queue, index):
+    """A helper training process: shares the study with its parent through the run locks, reports through
+    ``queue`` to the parent's display."""
     processes.die_with_parent()
     if verbose:
         os.environ["WIDTHVSPRUNE_VERBOSE"] = "1"
-    code = 0
+    reporter, runner, code = progress.Reporter(queue.put, index), None, 0
     try:
         if study_file:
             study_files.load_study(study_file)  # registers the families the file defines
@@ -97,17 +99,18 @@ def _helper(study_dict, study_file, out, verbose, workers, session, index):
         executor.engine.limit_threads(workers)
         splits = data.load(study.dataset, study.validation_fraction, study.data_seed)
         root = store.study_dir(out, study.name)
-        runner = Runner(study, root, splits, executor, Progress(0, prefix=f"[w{index}]"), verbose=verbose,
-                        workers=workers, session=session)
+        runner = Runner(study, root, splits, executor, reporter, verbose=verbose, workers=workers, session=session)
         with processes.single_threaded_blas():
             result = runner.run()
         code = 1 if result.failed else 0
     except WidthVsPruneError as error:  # a full disk, say: the parent reports it too
-        print(f"[w{index}] error: {str(error).splitlines()[0]}", flush=True)
+        reporter.note(f"error: {str(error).splitlines()[0]}")
         code = 1
     except Exception as error:  # the parent goes on alone and finishes the study
-        print(f"[w{index}] stopped: {type(error).__name__}: {error}", flush=True)
+        reporter.note(f"stopped: {type(error).__name__}: {error}")
         code = 1
+    if runner is not None:
+        reporter.timing(runner.watch.parts)
     processes.exit_now(code)
 
 
@@ -142,6 +145,7 @@ def run_study(study, out="results", force=False, verbose=False, stream=None, wor
         Interrupted: on Ctrl-C, once the helpers are stopped.
         DiskFullError: if the results folder's device is full.
     """
+    started = time.perf_counter()
     study = study.resolved()
     splits = preflight(study, out)
     if workers is not None and (not isinstance(workers, int) or workers < 1):
@@ -151,12 +155,12 @@ def run_study(study, out="results", force=False, verbose=False, stream=None, wor
                          f"Received: --workers={workers}")
     trainer = executors.create(executor, study.engine, verbose, **options)
     try:
-        return _run(study, out, splits, trainer, force, verbose, stream, workers, study_file)
+        return _run(study, out, splits, trainer, force, verbose, stream, workers, study_file, started)
     finally:
         trainer.close()
 
 
-def _run(study, out, splits, trainer, force, verbose, stream, workers, study_file):
+def _run(study, out, splits, trainer, force, verbose, stream, workers, study_file, started):
     from widthvsprune.analysis import report
 
     if families.get_family(study.family).count_params is None:
@@ -171,25 +175,41 @@ def _run(study, out, splits, trainer, force, verbose, stream, workers, study_fil
         trainer.engine.limit_threads(workers)
     results.record_study(root, study)
     session = uuid.uuid4().hex
-    helpers = []
+    display = progress.Display(stream, workers)
+    helpers, queue, drain = [], None, None
     if workers > 1:
+        queue = processes.queue()
+        drain = progress.drain(queue, display)
         helpers = processes.start(workers - 1, _helper, (study.to_dict(), None if study_file is None else
-                                                        str(study_file), str(out), verbose, workers, session))
-    progress = Progress(0, stream, prefix="[w1]" if helpers else "")
+                                                        str(study_file), str(out), verbose, workers, session, queue))
     interrupts = processes.Interrupts()
-    runner = Runner(study, root, splits, trainer, progress, force, verbose, workers, session, interrupts.check)
+    runner = Runner(study, root, splits, trainer, progress.Reporter(display), force, verbose, workers, session,
+                    interrupts.check)
+    runner.watch.add("setup", time.perf_counter() - started)
     try:
         with interrupts, processes.single_threaded_blas():
             result = runner.run()
             interrupts.check()
     except KeyboardInterrupt:
         processes.stop(helpers)
+        display.close()
         raise Interrupted(_interrupted(study, root, runner)) from None
     except BaseException:
         processes.stop(helpers)
+        display.close()
         raise
     processes.join(helpers)
-    report.write_reports(root, stream=stream)
+    if drain is not None:
+        queue.put(None)
+        drain.join()
+    display(progress.Event("timing", timings=tuple(runner.watch.parts.items())))
+    display.close()
+    with runner.watch("reports"):
+        report.write_reports(root, stream=stream)
+    if verbose:
+        timings = {**display.timings, "reports": runner.watch.parts["reports"]}
+        print(f"\nWhere the time went, {1 + len(helpers)} process(es) together:", file=stream or sys.stdout)
+        print("\n".join(progress.breakdown(timings)), file=stream or sys.stdout)
     result.workers = 1 + len(helpers)
     result.failed = [r for r in results.survey(study, root).records() if r.get("status") == "failed"]
     return result

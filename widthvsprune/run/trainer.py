@@ -142,7 +142,8 @@ class Trainer:
         r.progress.note(f"training {ready[0].label}{more} ...")
         try:
             parts = executors.split(fit.pack(specs), r.executor.slots)
-            outcomes = [o for part in r.executor.train(parts, r.splits) for o in part]
+            trained, seconds = r.train_packs(parts)
+            outcomes = [o for part in trained for o in part]
         except store.DiskFullError:
             raise
         except Exception as error:  # recorded for every run of the pack; the study goes on
@@ -150,12 +151,13 @@ class Trainer:
                 self.fail(run, error, survey)
             return
         for run, spec, outcome in zip(ready, specs, outcomes):
-            if not outcome.ok:
-                self.fail(run, outcome.error, survey)
-                continue
-            self._record(run, spec, outcome, survey, sources[run.id])
+            with r.watch("records"):
+                if not outcome.ok:
+                    self.fail(run, outcome.error, survey)
+                    continue
+                self._record(run, spec, outcome, survey, sources[run.id], (len(ready), seconds))
 
-    def _record(self, run, spec, outcome, survey, source):
+    def _record(self, run, spec, outcome, survey, source, pack):
         r = self.runner
         folder = store.seed_dir(r.root, run.key, run.seed)
         arm = arms.get(run.arm)
@@ -173,7 +175,7 @@ class Trainer:
                  "test_acc": record["test_accuracy"]}
         if outcome.where:
             shown["on"] = outcome.where
-        r.progress.line(run.label, outcome.seconds, **shown)
+        r.progress.line(run.label, pack, **shown)
 
     def fail(self, run, error, survey):
         r = self.runner

@@ -172,6 +172,17 @@ def read_search(root, key):
     return result, ""
 
 
+def trials_done(root, key):
+    """Trials of a search that finished, from its saved trial states (a search still running, or stopped)."""
+    count = 0
+    for path in paths.search_dir(root, key).glob("trial_*/trial.json"):
+        try:
+            count += files.read_json(path).get("status") == "COMPLETED"
+        except (OSError, ValueError, AttributeError):
+            continue
+    return count
+
+
 def ok_row(record):
     """A record as a ``runs.csv`` row: exactly :data:`COLUMNS`; the allocation by its registered name."""
     row = {name: record.get(name, math.nan) for name in COLUMNS}

@@ -82,12 +82,14 @@ class Survey:
         states: ``(key, seed) -> RunState`` of every planned run.
         searches: ``key -> result`` of every finished search.
         search_problems: ``key -> problem`` of searches whose result is unreadable.
+        trials_done: ``key -> trials finished`` of the searches not finished yet.
     """
 
     plan: planner.Plan
     states: dict
     searches: dict
     search_problems: dict
+    trials_done: dict = dataclasses.field(default_factory=dict)
 
     def records(self):
         """The records (done or failed) of every planned run, in plan order."""
@@ -130,7 +132,9 @@ def survey(study, root, settled=None, cache=None):
                 elif problem:
                     problems[search.key] = problem
         if not changed:
-            return Survey(plan, states, searches, problems)
+            started = {s.key: records.trials_done(root, s.key) for s in plan.searches
+                       if s.trials and s.key not in searches}
+            return Survey(plan, states, searches, problems, started)
 
 
 def _read(folder, config, cache):

@@ -100,6 +100,10 @@ class JaxEngine(base.Engine):
         }
         return outcomes
 
+    @property
+    def compile_seconds(self):
+        return self.cache.compile_seconds
+
     def count_params(self, family, widths, input_shape, num_classes):
         """Parameters of the Keras 3 model of ``family`` at ``widths``."""
         model, _ = self.templates.get(family, widths, tuple(input_shape), num_classes)

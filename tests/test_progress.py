@@ -1,0 +1,55 @@
+"""One progress display per study: one counter of the models left that only goes down, one clock, an estimate."""
+
+import io
+import re
+
+from widthvsprune.run import progress
+from widthvsprune.run.progress import Event, Reporter
+
+
+def counters(text):
+    return [int(m) for m in re.findall(r"^\[(\d+) left \| ", text, re.M)]
+
+
+def test_the_counter_only_goes_down_whatever_order_the_workers_report_in():
+    stream = io.StringIO()
+    display = progress.Display(stream, workers=2, live=False)
+    first, second = Reporter(display, 1), Reporter(display, 2)
+    first.remaining(10)
+    second.remaining(12)  # a worker that surveyed earlier sees more left: the counter keeps the lower bound
+    for i in range(4):
+        (first if i % 2 else second).line(f"model {i}", (2, 0.5), val_acc=0.5)
+    first.remaining(7)  # a survey that counts more left than the counter: the counter keeps the lower bound
+    second.line("model 4", (1, 0.2))
+    first.note("a note")
+    seen = counters(stream.getvalue())
+    assert seen == [9, 8, 7, 6, 5, 5] and seen == sorted(seen, reverse=True)
+    lines = stream.getvalue().splitlines()
+    assert lines[0].endswith("w2 model 0  val_acc=0.5000  (0.5s for a pack of 2)")
+    assert lines[1].startswith("[8 left | 0:00 | estimating] w1 model 1")
+    assert lines[-2].endswith("w2 model 4  (0.2s)")
+
+
+def test_the_estimate_waits_for_enough_finished_models_and_leaves_out_the_time_before_the_first(monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: now[0])
+    display = progress.Display(io.StringIO(), live=False)
+    reporter = Reporter(display)
+    reporter.remaining(100)
+    now[0] += 60.0  # imports and compilation before the first model
+    reporter.line("first")
+    for _ in range(4):
+        now[0] += 2.0
+        reporter.line("next")
+    assert display.estimate() == 95 * 8.0 / 4  # 2 s a model since the first, 95 left
+    display.done, display.first = 3, now[0]
+    assert display.estimate() is None  # too few models to tell
+
+
+def test_where_the_time_went_sums_the_workers_parts():
+    display = progress.Display(io.StringIO(), live=False)
+    display(Event("timing", 1, timings=(("training", 3.0), ("waiting", 1.0))))
+    display(Event("timing", 2, timings=(("training", 2.0), ("compiling", 4.0))))
+    assert display.timings == {"training": 5.0, "waiting": 1.0, "compiling": 4.0}
+    assert progress.breakdown(display.timings) == ["  training        5.0 s", "  compiling       4.0 s",
+                                                   "  waiting         1.0 s"]
