@@ -116,6 +116,39 @@ def test_bad_input_stops_before_training_with_one_line(tmp_path, override, field
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("override,suggested", [("sparsitys=[0.5]", "sparsities"),
+                                                ("pruning.alocation='erk'", "pruning.allocation"),
+                                                ("tuning.trial=3", "tuning.trials")])
+def test_a_near_miss_field_name_suggests_the_right_one(tmp_path, override, suggested):
+    result = cli("run", study_file(tmp_path), "--out", tmp_path / "out", "--dry-run", "--set", override)
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith(f"; did you mean {suggested!r}?"), result.stderr
+
+
+def test_near_miss_paths_suggest_the_right_one(tmp_path, finished):
+    _, root = finished  # results/finished
+    assert f"did you mean {str(root)!r}?" in cli("report", root.parent).stderr
+    assert f"did you mean {str(root)!r}?" in cli("report", root.parent / "finishd").stderr
+    path = study_file(tmp_path, "mine")
+    assert f"did you mean {str(path)!r}?" in cli("run", tmp_path / "mine.pyy", "--dry-run").stderr
+
+
+def test_dry_run_without_the_dataset_lists_the_planned_runs(tmp_path):
+    path = study_file(tmp_path)
+    result = cli("run", path, "--out", tmp_path / "out", "--dry-run", "--set", f"dataset=npz:{tmp_path / 'no.npz'}")
+    assert result.returncode == 0, result.stderr
+    assert "baseline search: to search" in result.stdout and "at most 24 models" in result.stdout
+    assert "note: the dataset is not here" in result.stdout and "Expected an existing .npz file" in result.stdout
+
+
+def test_dry_run_into_a_closed_pipe_ends_quietly(tmp_path):
+    command = (f"{sys.executable} -m widthvsprune run {study_file(tmp_path)} --out {tmp_path / 'out'} --dry-run "
+               "| head -1")
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert result.stdout.startswith("study 'cli'")
+
+
 def test_unwritable_results_folder_is_refused(tmp_path):
     (tmp_path / "file").write_text("")
     result = cli("run", study_file(tmp_path), "--out", tmp_path / "file" / "out")
@@ -212,6 +245,50 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_finishes(tmp_path):
     assert result.returncode == 0, result.stderr
     assert {p: p.stat().st_mtime_ns for p in kept} == kept
     complete(root)
+
+
+SLOW_BUILD = """
+import os
+import time
+
+from widthvsprune import Family, Recipe, Study, Tuning, register_family
+from widthvsprune.families import dense
+
+MARKER = {marker!r}
+
+
+def build(widths, input_shape, num_classes, keras):
+    if not os.path.exists(MARKER):  # the first build waits to be interrupted
+        open(MARKER, "w").close()
+        try:
+            time.sleep(60)
+        except KeyboardInterrupt:
+            raise ValueError("the build was cut short") from None  # as a library that catches everything may
+    return dense.build_mlp(widths, input_shape, num_classes, keras)
+
+
+register_family(Family("slow_mlp", (24, 12), dense.count_mlp, build))
+STUDY = Study(name="slow", dataset="digits", family="slow_mlp", sparsities=(0.5,), engine="jax",
+              baseline=Recipe(epochs=1, batch_size=64), tuning=Tuning(oracle="random", trials=2, controls=False))
+"""
+
+
+def test_ctrl_c_while_the_jax_engine_builds_a_model_exits_130_with_one_line_and_records_nothing(tmp_path):
+    path = tmp_path / "slow.py"
+    path.write_text(SLOW_BUILD.format(marker=str(tmp_path / "building")))
+    process = subprocess.Popen([sys.executable, "-m", "widthvsprune", "run", str(path), "--out", str(tmp_path / "out"),
+                                "--workers", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    deadline = time.time() + 120
+    while not (tmp_path / "building").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines() == [
+        "interrupted: 0 model(s) of study 'slow' are done and kept (0 trained by this command); run the same command "
+        "again to resume."]
+    assert not list((tmp_path / "out").glob("slow/runs/*/seed-*/record.json"))  # no failure recorded
 
 
 def test_a_partial_run_keeps_the_rest_of_the_study_in_the_reports(tmp_path, finished):

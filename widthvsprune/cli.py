@@ -69,11 +69,22 @@ def _load(path, overrides):
 
 def _dry_run(study, out):
     from widthvsprune import store
+    from widthvsprune.errors import StudyError
     from widthvsprune.run import overview, preflight
 
     study = study.resolved()
-    preflight(study, out)
+    missing = []
+    try:
+        preflight(study, out)
+    except StudyError as error:  # without the dataset the runs are still planned from the study alone
+        missing = [p for p in error.problems if p.startswith("dataset:")]
+        if len(missing) < len(error.problems):
+            raise StudyError([p for p in error.problems if p not in missing]) from None
     print("\n".join(overview.dry_run(study, store.study_dir(out, study.name))))
+    if missing:
+        print("note: the dataset is not here, so the runs above are planned from the study alone; the steps each "
+              "run trains and whether the family accepts the data's shape are known once it is:")
+        print("\n".join(f"  {line}" for line in missing))
 
 
 def _status(target, out, overrides):
@@ -136,6 +147,10 @@ def main(argv=None):
         message = str(interrupt) or "interrupted before any training started; nothing was lost."
         print(message, file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the output went to a reader that stopped reading (| head): end quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     return 0
 
 

@@ -102,12 +102,19 @@ def _fetch(name):
             else:
                 _download(url, cache / file)
     except Exception as error:  # no network, proxy, partial file ...
-        raise DataError(
-            f"dataset: Could not download {name!r} ({type(error).__name__}). Expected the file(s) "
-            f"{', '.join(str(cache / f) for f, _ in missing)} to be in the Keras cache; place them there "
-            f"or use a machine with internet access once. Received: dataset={name!r}"
-        ) from None
+        raise DataError(f"dataset: {_where_from(name, cache, missing)} Received: dataset={name!r}, which could not "
+                        f"be downloaded here ({type(error).__name__})") from None
     return cache
+
+
+def _where_from(name, cache, missing):
+    """What a Keras dataset needs on disk and where it comes from, in one sentence."""
+    if name == "cifar10":
+        return (f"Expected CIFAR-10 in the Keras cache as keras.datasets.cifar10 keeps it: the archive "
+                f"{_KERAS_FILES['cifar10'][0][1]} unpacked into {cache / 'cifar-10-batches-py'} (data_batch_1 to 5 "
+                "and test_batch); download and unpack it there once.")
+    files = ", ".join(f"{cache / f} (from {url})" for f, url in missing)
+    return f"Expected {files} in the Keras cache, as keras.datasets keeps it; download it there once."
 
 
 def _idx(path):

@@ -4,6 +4,9 @@ Every error that a user can cause names the field, the value received and
 what is accepted, in the Keras style: ``Expected ... Received: name=value``.
 """
 
+import difflib
+import pathlib
+
 
 class WidthVsPruneError(Exception):
     """Base class of every error widthvsprune raises on purpose."""
@@ -37,8 +40,20 @@ def problem(field, expected, value):
 
 
 def suggest(name, choices):
-    """`` Did you mean 'x'?`` for a near-miss ``name`` among ``choices`` (empty when none is close)."""
-    import difflib
-
+    """``; did you mean 'x'?`` for a near-miss ``name`` among ``choices`` (empty when none is close)."""
     close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" Did you mean {close[0]!r}?" if close else ""
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def near_path(path, keep=None):
+    """``; did you mean 'dir/x'?`` for a path that does not exist but is close to one beside it (empty otherwise).
+
+    ``keep`` filters the candidates (a study file, a results folder).
+    """
+    path = pathlib.Path(path)
+    parent = path.parent
+    if not parent.is_dir():
+        return ""
+    names = [p.name for p in parent.iterdir() if keep is None or keep(p)]
+    close = difflib.get_close_matches(path.name, names, n=1, cutoff=0.6)
+    return f"; did you mean {str(parent / close[0])!r}?" if close else ""

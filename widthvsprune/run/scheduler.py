@@ -122,6 +122,13 @@ class Runner:
 
     def run(self):
         """Works until every run and search of the study is settled; waits for work other processes hold."""
+        try:
+            return self._loop()
+        except Exception:
+            self.check()  # a Ctrl-C that a library turned into an error of its own stops the study as one
+            raise
+
+    def _loop(self):
         while True:
             self.check()
             survey = self.survey()
@@ -177,11 +184,18 @@ class Runner:
 
     def train_packs(self, packs):
         """Trains packs through the executor; returns ``(outcomes per pack, seconds)``, timing training and
-        compilation apart."""
+        compilation apart.
+
+        A Ctrl-C while they trained stops the study here, before any outcome is
+        recorded: a model whose build or training it cut short (a library may
+        turn the interruption into an error of its own) never becomes a failure
+        record or a trial's score.
+        """
         engine = self.executor.engine
         compiled = engine.compile_seconds if engine is not None else 0.0
         start = time.perf_counter()
         outcomes = self.executor.train(packs, self.splits)
+        self.check()
         seconds = time.perf_counter() - start
         compiled = (engine.compile_seconds if engine is not None else 0.0) - compiled
         self.watch.add("compiling", compiled)

@@ -7,8 +7,9 @@ settled), and checks every record it reads (:func:`widthvsprune.store.records.re
 
 import dataclasses
 import hashlib
+import pathlib
 
-from widthvsprune.errors import ResultsError
+from widthvsprune.errors import ResultsError, near_path
 from widthvsprune.plan import keys, planner
 from widthvsprune.plan.status import RunStatus
 from widthvsprune.store import files, paths, records
@@ -29,13 +30,28 @@ def load_study(root):
     except FileNotFoundError:
         raise ResultsError(
             f"DIR: Expected a study results folder holding study.json. Received: DIR={str(root)!r}"
-        ) from None
+            + _folder_hint(root)) from None
     except (OSError, ValueError) as error:
         raise ResultsError(
             f"DIR: Expected a readable study.json. Received: DIR={str(root)!r}, whose study.json is unreadable "
             f"({type(error).__name__})"
         ) from None
     return study_from_dict(data)
+
+
+def is_study_folder(path):
+    return paths.study_json(path).is_file()
+
+
+def _folder_hint(root):
+    """Where the study folders are: inside ``root``, or beside it under a close name."""
+    root = pathlib.Path(root)
+    inside = sorted(str(p) for p in root.iterdir() if is_study_folder(p)) if root.is_dir() else []
+    if len(inside) == 1:
+        return f"; did you mean {inside[0]!r}?"
+    if inside:
+        return f"; it holds the study folders {inside}"
+    return near_path(root, is_study_folder)
 
 
 def record_study(root, study):

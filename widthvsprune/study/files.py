@@ -16,7 +16,7 @@ import traceback
 import typing
 from typing import Tuple
 
-from widthvsprune.errors import StudyError, problem
+from widthvsprune.errors import StudyError, near_path, problem, suggest
 from widthvsprune.study.config import SUBCONFIGS, Study
 from widthvsprune.study.recipes import is_int, is_number
 
@@ -93,7 +93,7 @@ def apply_overrides(study, overrides):
             sub_hints = typing.get_type_hints(cls) if cls else {}
             if child not in sub_hints:
                 known = sorted(f"{p}.{f}" for p, c in SUBCONFIGS.items() for f in typing.get_type_hints(c))
-                problems.append(problem("--set", f"a known field, one of {known}", key))
+                problems.append(problem("--set", f"a known field, one of {known}", key) + suggest(key, known))
                 continue
             ok, value = _coerce(value, sub_hints[child])
             if not ok:
@@ -102,7 +102,9 @@ def apply_overrides(study, overrides):
             nested.setdefault(parent, {})[child] = value
         else:
             if key not in hints:
-                problems.append(problem("--set", f"a known field, one of {sorted(hints)}", key))
+                known = sorted(hints) + sorted(f"{p}.{f}" for p, c in SUBCONFIGS.items()
+                                               for f in typing.get_type_hints(c))
+                problems.append(problem("--set", f"a known field, one of {sorted(hints)}", key) + suggest(key, known))
                 continue
             if key in SUBCONFIGS:
                 problems.append(problem("--set", f"a field of {key} such as {key}.epochs", key))
@@ -129,6 +131,18 @@ def apply_overrides(study, overrides):
 # Study files.
 
 
+_KEYWORD = re.compile(r"unexpected keyword argument '(\w+)'")
+
+
+def _keyword_hint(error):
+    """`` Did you mean ...?`` for a misspelled keyword of a Study, Recipe, Pruning or Tuning."""
+    match = _KEYWORD.search(str(error)) if isinstance(error, TypeError) else None
+    if match is None:
+        return ""
+    fields = [f.name for cls in (Study, *set(SUBCONFIGS.values())) for f in dataclasses.fields(cls)]
+    return suggest(match.group(1), fields)
+
+
 def load_study(path):
     """Loads ``STUDY`` from a Python study file.
 
@@ -140,7 +154,7 @@ def load_study(path):
     """
     path = pathlib.Path(path)
     if not path.is_file():
-        raise StudyError(problem("study", "an existing study file (.py)", str(path)))
+        raise StudyError(problem("study", "an existing study file (.py)", str(path)) + near_path(path))
     module_name = f"_widthvsprune_study_{abs(hash(str(path.resolve())))}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
@@ -153,7 +167,7 @@ def load_study(path):
         where = traceback.extract_tb(error.__traceback__)[-1]
         raise StudyError(
             f"study: Expected a study file that imports cleanly. Received: study={str(path)!r}, "
-            f"which raised {type(error).__name__}: {error} (line {where.lineno})"
+            f"which raised {type(error).__name__}: {error} (line {where.lineno}){_keyword_hint(error)}"
         ) from None
     finally:
         sys.modules.pop(module_name, None)
