@@ -13,6 +13,8 @@ import dataclasses
 from typing import Callable, Optional, Sequence, Tuple
 
 Shape = Tuple[int, ...]
+#: What :attr:`Family.keras` may say: builds with any Keras, only Keras 2 (tf_keras), only Keras 3.
+KERAS = ("any", "2", "3")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +37,14 @@ class Family:
             positive number (as for ``mlp``).
         min_input_side: the smallest spatial side of an image input the
             family accepts (checked before training).
+        keras: the Keras ``build`` needs: ``"any"`` (it uses only the module
+            it is given), ``"3"`` (Keras 3: the ``jax`` engine) or ``"2"``
+            (tf_keras: the ``tf_keras`` engine). A family derived from a
+            model (:mod:`widthvsprune.families.from_model`) builds only with
+            the Keras of that model.
+        weights: trained weights of the model at ``default_widths`` (in
+            ``get_weights()`` order), for a study that starts every seed from
+            them; ``None`` (the default) starts from a fresh initialization.
     """
 
     name: str
@@ -43,6 +53,12 @@ class Family:
     build: Callable
     n_widths: Optional[int] = None
     min_input_side: int = 1
+    keras: str = "any"
+    weights: Optional[tuple] = dataclasses.field(default=None, compare=False, repr=False)
+
+    def __post_init__(self):
+        if self.keras not in KERAS:
+            raise ValueError(f"Expected keras to be one of {list(KERAS)}. Received: keras={self.keras!r}")
 
     def accepts_widths_count(self, n):
         return n >= 1 if self.n_widths is None else n == self.n_widths
