@@ -10,7 +10,7 @@ from widthvsprune.analysis.compare import compare
 from widthvsprune.analysis.tables import load_results
 from widthvsprune.errors import DataError, ResultsError, StudyError, WidthVsPruneError
 from widthvsprune.families import Family, get_family, register_family
-from widthvsprune.families.from_model import family_from_file, family_from_model
+from widthvsprune.families.derived import family_from_file, family_from_model
 from widthvsprune.pruning import register_allocation
 from widthvsprune.study import Pruning, Recipe, Study, Tuning, apply_overrides, load_study
 

@@ -107,6 +107,10 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     if getattr(args, "verbose", False):
         os.environ["WIDTHVSPRUNE_VERBOSE"] = "1"
+    from widthvsprune import quiet
+
+    quiet.quiet_environment()
+    engines.prefer_jax_backend()  # before a study file imports Keras
     from widthvsprune.store import DiskFullError
 
     try:

@@ -15,6 +15,7 @@ Other arms reach these runs through :class:`Baselines`.
 import dataclasses
 from typing import Optional
 
+from widthvsprune import families
 from widthvsprune.arms.base import Arm, SearchContext, common_result, log_rate, recipe_fit, search_compute
 from widthvsprune.engines.base import ModelSpec
 from widthvsprune.plan import keys
@@ -47,7 +48,8 @@ def config(study, tuning="untuned", learning_rate=None):
     if learning_rate is not None:
         recipe["learning_rate"] = float(learning_rate)
     return {"arm": NAME, "tuning": tuning, "engine": engine_of(study), "data": data_config(study),
-            "family": study.family, "widths": list(study.widths), "recipe": recipe}
+            "family": study.family, **families.key_fields(study.family), "widths": list(study.widths),
+            "recipe": recipe}
 
 
 @dataclasses.dataclass

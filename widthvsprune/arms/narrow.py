@@ -47,7 +47,7 @@ def config(study, budget, tuning):
     """A narrow search's configuration: the budget, the compute it matches and how its shape is chosen."""
     out = {
         "arm": NAME, "tuning": tuning, "engine": baseline_arm.engine_of(study),
-        "data": baseline_arm.data_config(study), "family": study.family,
+        "data": baseline_arm.data_config(study), "family": study.family, **families.key_fields(study.family),
         "wide_widths": list(study.widths), "budget": int(budget),
         # The narrow model trains for as many optimizer steps as the pruned arm's baseline and fine-tune together.
         "recipe": {"batch_size": study.baseline.batch_size, "optimizer": study.baseline.optimizer,

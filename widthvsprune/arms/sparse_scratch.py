@@ -17,6 +17,7 @@ evaluation seed. It adds two contrasts: pruned against sparse from scratch
 shape's worth against a dense one).
 """
 
+from widthvsprune import families
 from widthvsprune.arms import baseline as baseline_arm
 from widthvsprune.arms import narrow as narrow_arm
 from widthvsprune.arms import pruned as pruned_arm
@@ -46,7 +47,8 @@ def fixed_mask(study, n_train, targets, seed):
 def config(study, target, tuning, shape_of):
     """The configuration of a sparse-from-scratch search (``tuning="search"``) or run."""
     out = {"arm": NAME, "tuning": tuning, "engine": baseline_arm.engine_of(study),
-           "data": baseline_arm.data_config(study), "family": study.family, "widths": list(study.widths),
+           "data": baseline_arm.data_config(study), "family": study.family, **families.key_fields(study.family),
+           "widths": list(study.widths),
            "target_sparsity": float(target), "shape_of": shape_of,
            "recipe": {"batch_size": study.baseline.batch_size, "optimizer": study.baseline.optimizer,
                       "matched_to": {"baseline": keys.config_dict(study.baseline),

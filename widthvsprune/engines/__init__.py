@@ -18,8 +18,10 @@ import os
 ENGINES = ("tf_keras", "jax")
 CHOICES = ("auto",) + ENGINES
 #: What ``auto`` means, in words (``--help``, the README).
-AUTO_RULE = "jax where JAX is installed and the family is one it trains faster on this machine, or JAX has a GPU; " \
-            "else tf_keras"
+AUTO_RULE = "jax for a Keras 3 model or builder, tf_keras for a tf_keras one; otherwise jax where JAX is installed " \
+            "and either has a GPU or trains the family faster on a CPU, else tf_keras"
+#: The engine whose Keras a family needs (:func:`widthvsprune.families.keras_of`).
+FOR_KERAS = {"3": "jax", "2": "tf_keras"}
 
 _LOADED = {}
 
@@ -33,16 +35,63 @@ JAX_ON_CPU = frozenset({"mlp", "gru"})
 def resolve(name, family=None):
     """The engine a study's ``engine`` field means.
 
-    ``auto`` is ``jax`` where JAX is installed and either a GPU is there for it
-    or the family is one JAX trains faster on a CPU (:data:`JAX_ON_CPU`);
-    otherwise ``tf_keras``, the reference. Only looks for packages and
-    devices: nothing is imported.
+    ``auto`` is the engine of the Keras the family needs (a Keras 3 model or
+    builder: ``jax``; a tf_keras one: ``tf_keras``); for a family that uses
+    the Keras it is given, ``jax`` where JAX is installed and either a GPU is
+    there for it or the family is one JAX trains faster on a CPU
+    (:data:`JAX_ON_CPU`), otherwise ``tf_keras``, the reference. Only looks
+    for packages and devices: nothing is imported.
     """
     if name != "auto":
         return name
+    needed = FOR_KERAS.get(_keras_of(family))
+    if needed is not None:
+        return needed
     if not _installed("jax"):
         return "tf_keras"
     return "jax" if family in JAX_ON_CPU or _gpu_for_jax() else "tf_keras"
+
+
+def _keras_of(family):
+    from widthvsprune import families
+
+    try:
+        return families.keras_of(family) if family is not None and families.known(family) else "any"
+    except ValueError:  # a model file that cannot be derived: the study's own check says why
+        return "any"
+
+
+def mismatch(name, family):
+    """One problem line when engine ``name`` cannot build ``family``'s models (its Keras), else ``""``."""
+    needed = FOR_KERAS.get(_keras_of(family))
+    if name in ENGINES and needed is not None and needed != name:
+        kind = "a Keras 3" if needed == "jax" else "a tf_keras (Keras 2)"
+        return (f"engine: Expected {needed!r} (or 'auto') for family {family!r}, whose models are built with "
+                f"{kind} model or builder. Received: engine={name!r}")
+    return ""
+
+
+def prefer_jax_backend():
+    """Makes Keras 3 start on JAX, where JAX is installed, unless the user chose a backend or Keras has started.
+
+    The jax engine needs Keras 3 on JAX in the process that trains; a study
+    file that builds a Keras 3 model imports Keras before any engine loads.
+    """
+    import sys
+
+    if "keras" not in sys.modules and _installed("jax"):
+        os.environ.setdefault("KERAS_BACKEND", "jax")
+
+
+def keras_backend_conflict(name):
+    """The Keras 3 backend this process already runs that engine ``name`` cannot train on (``""`` if none)."""
+    import sys
+
+    keras = sys.modules.get("keras")
+    if name != "jax" or keras is None or not hasattr(keras, "backend"):
+        return ""
+    backend = keras.backend.backend()
+    return "" if backend == "jax" else backend
 
 
 def _gpu_for_jax():

@@ -20,6 +20,7 @@ from widthvsprune import engines
 from widthvsprune.engines.base import failed
 from widthvsprune.errors import StudyError, problem
 from widthvsprune.executors.base import Executor, Option
+from widthvsprune.run.processes import environment_set
 
 RETRIES = 3
 OBJECT_STORE_BYTES = 256 * 1024 * 1024
@@ -50,20 +51,6 @@ def _import_ray():
     except ImportError:
         raise StudyError(problem("--executor", "Ray installed: pip install 'widthvsprune[ray]'", "ray")) from None
     return ray
-
-
-@contextlib.contextmanager
-def _environment(values):
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 class RayExecutor(Executor):
@@ -100,7 +87,7 @@ class RayExecutor(Executor):
         quiet = {} if verbose else {"log_to_driver": False, "logging_level": "ERROR"}
         if address is None:
             self._tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
-            with _environment({k: os.environ.get(k, v) for k, v in _LOCAL_ENV.items()}):
+            with environment_set({k: os.environ.get(k, v) for k, v in _LOCAL_ENV.items()}):
                 ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False, _temp_dir=self._tmp,
                          object_store_memory=OBJECT_STORE_BYTES, **quiet)
         else:

@@ -40,11 +40,14 @@ class Family:
         keras: the Keras ``build`` needs: ``"any"`` (it uses only the module
             it is given), ``"3"`` (Keras 3: the ``jax`` engine) or ``"2"``
             (tf_keras: the ``tf_keras`` engine). A family derived from a
-            model (:mod:`widthvsprune.families.from_model`) builds only with
+            model (:mod:`widthvsprune.families.derived`) builds only with
             the Keras of that model.
         weights: trained weights of the model at ``default_widths`` (in
             ``get_weights()`` order), for a study that starts every seed from
             them; ``None`` (the default) starts from a fresh initialization.
+        digest: a hash of what the family builds (a derived family's config),
+            part of every run key (:func:`key_fields`); ``None`` for a family
+            whose name says it all.
     """
 
     name: str
@@ -55,6 +58,7 @@ class Family:
     min_input_side: int = 1
     keras: str = "any"
     weights: Optional[tuple] = dataclasses.field(default=None, compare=False, repr=False)
+    digest: Optional[str] = None
 
     def __post_init__(self):
         if self.keras not in KERAS:
@@ -113,12 +117,20 @@ def register_family(family, overwrite=False):
     return family
 
 
+MODEL_PREFIX = "model:"
+
+
 def get_family(name):
-    """Returns the registered family called ``name``.
+    """Returns the registered family called ``name``; ``"model:PATH"`` derives one from a saved model first.
 
     Raises:
         ValueError: naming the registered families if ``name`` is unknown.
+        StudyError: for a ``model:`` file that cannot be read or derived.
     """
+    if isinstance(name, str) and name.startswith(MODEL_PREFIX) and name not in _FAMILIES:
+        from widthvsprune.families.derived import family_from_file
+
+        register_family(family_from_file(name[len(MODEL_PREFIX):], name=name))
     if name not in _FAMILIES:
         raise ValueError(
             f"Expected family to be one of {family_names()}. Received: family={name!r}"
@@ -128,6 +140,14 @@ def get_family(name):
 
 def family_names():
     return sorted(_FAMILIES)
+
+
+def known(name):
+    """Whether ``name`` names a family: a registered one, or a ``model:PATH`` file that derives one."""
+    if isinstance(name, str) and name.startswith(MODEL_PREFIX):
+        get_family(name)  # raises, in one line, when the file cannot be derived
+        return True
+    return name in _FAMILIES
 
 
 def multiplier_family(name, build, default_multiplier=1.0, count_params=None, steps=100, min_input_side=1):
@@ -171,6 +191,75 @@ def multiplier_family(name, build, default_multiplier=1.0, count_params=None, st
             return count_params(widths[0] / steps, input_shape, num_classes)
 
     return Family(name, (int(round(default_multiplier * steps)),), count, build_widths, 1, min_input_side)
+
+
+def keras_of(family):
+    """The Keras a family's models need: ``"3"``, ``"2"``, or ``"any"`` when the builder uses the one it is given.
+
+    A family that says (:attr:`Family.keras`) is taken at its word. Otherwise
+    the builder's code is read, not run: a builder that refers to a module-level
+    Keras 3 (``import keras``, ``from keras import layers``) rather than the
+    ``keras`` argument needs Keras 3; one that refers to ``tf_keras`` needs
+    Keras 2.
+    """
+    if isinstance(family, str):
+        family = get_family(family)
+    if family.keras != "any":
+        return family.keras
+    return _keras_used(family.build, set()) or "any"
+
+
+def _keras_used(fn, seen, depth=0):
+    """``"3"`` / ``"2"`` when ``fn`` (or a function of its module it calls) names a Keras module-level, else None."""
+    import dis
+    import types
+
+    code = getattr(fn, "__code__", None)
+    if code is None or id(fn) in seen or depth > 3:
+        return None
+    seen.add(id(fn))
+    names, codes = set(), [code]
+    while codes:
+        current = codes.pop()
+        names |= {i.argval for i in dis.get_instructions(current) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")}
+        codes += [c for c in current.co_consts if isinstance(c, types.CodeType)]
+    values = [fn.__globals__[n] for n in names if n in fn.__globals__]
+    values += [cell.cell_contents for cell in (fn.__closure__ or ()) if _filled(cell)]
+    for value in values:
+        module = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", "") or ""
+        root = module.split(".")[0]
+        if root == "keras":
+            return "3"
+        if root == "tf_keras":
+            return "2"
+    for value in values:  # the builder's own helpers (a multiplier family's builder, a block function)
+        if isinstance(value, types.FunctionType) and value.__module__ == fn.__module__ or _closure_of(fn, value):
+            found = _keras_used(value, seen, depth + 1)
+            if found:
+                return found
+    return None
+
+
+def _filled(cell):
+    try:
+        return cell.cell_contents is not None or True
+    except ValueError:  # an empty cell
+        return False
+
+
+def _closure_of(fn, value):
+    return callable(value) and any(_filled(c) and c.cell_contents is value for c in (fn.__closure__ or ()))
+
+
+def key_fields(name):
+    """What a run key adds for a family beyond its name: a derived family's config digest (nothing otherwise).
+
+    A family derived from a model file is named after the file; its digest
+    makes a changed model get new keys instead of another model's results.
+    """
+    family = get_family(name)
+    digest = getattr(family, "digest", None)
+    return {"family_config": digest} if digest else {}
 
 
 def describe_widths(widths: Sequence[int]):

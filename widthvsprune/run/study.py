@@ -19,11 +19,11 @@ class Interrupted(KeyboardInterrupt):
     """Ctrl-C stopped a study: its message says what is kept and how to resume."""
 
 
-def preflight(study, out):
+def preflight(study, out, load_data=True):
     """Loads the data and checks everything that can be checked before training.
 
     Returns:
-        The dataset's :class:`widthvsprune.data.Splits`.
+        The dataset's :class:`widthvsprune.data.Splits` (``None`` without ``load_data``).
 
     Raises:
         StudyError: listing every problem, one line each.
@@ -35,7 +35,7 @@ def preflight(study, out):
         problems.append(problem("name", "a non-empty study name", study.name))
     splits = None
     try:
-        splits = data.load(study.dataset, study.validation_fraction, study.data_seed)
+        splits = data.load(study.dataset, study.validation_fraction, study.data_seed) if load_data else None
     except DataError as error:
         problems += str(error).splitlines()
     if splits is not None:
@@ -146,7 +146,15 @@ def run_study(study, out="results", force=False, verbose=False, stream=None, wor
         DiskFullError: if the results folder's device is full.
     """
     started = time.perf_counter()
+    engines.prefer_jax_backend()
     study = study.resolved()
+    conflict = engines.keras_backend_conflict(study.engine)
+    if conflict and executor == "local":  # Keras 3 runs another backend here: the study runs in a fresh process
+        from widthvsprune.run import elsewhere
+
+        preflight(study, out, load_data=False)
+        options = dict(options, force=force, verbose=verbose, workers=workers, executor=executor)
+        return elsewhere.run_in_fresh_process(study, out, stream, study_file, options, {"KERAS_BACKEND": "jax"})
     splits = preflight(study, out)
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise StudyError(problem("workers", "an integer >= 1", workers))

@@ -12,7 +12,7 @@ from typing import Optional, Tuple
 from widthvsprune import arms, engines, families
 from widthvsprune.data import DATASETS
 from widthvsprune.engines import CHOICES as ENGINE_CHOICES
-from widthvsprune.errors import StudyError, problem
+from widthvsprune.errors import StudyError, problem, suggest
 from widthvsprune.plan import keys
 from widthvsprune.study.recipes import Pruning, Recipe, Tuning, is_int, is_number
 
@@ -96,8 +96,8 @@ class Study:
                     object.__setattr__(self, field, cls(**value))
                 except TypeError:
                     pass  # reported by problems()
-        if self.widths is None and self.family in families.family_names():
-            object.__setattr__(self, "widths", families.get_family(self.family).default_widths)
+        if self.widths is None and self._family() is not None:
+            object.__setattr__(self, "widths", self._family().default_widths)
         problems = self.problems()
         if problems:
             raise StudyError(problems)
@@ -115,11 +115,11 @@ class Study:
             out.append(
                 problem("dataset", f"one of {list(DATASETS)} or 'npz:PATH'", self.dataset)
             )
-        family = None
-        if self.family not in families.family_names():
-            out.append(problem("family", f"one of {families.family_names()}", self.family))
-        else:
-            family = families.get_family(self.family)
+        family = self._family()
+        if family is None:
+            hint = suggest(self.family, families.family_names()) if isinstance(self.family, str) else ""
+            out.append(problem("family", f"one of {families.family_names()} or 'model:PATH' (a saved Keras "
+                                         "model)", self.family) + hint)
         widths = self.widths
         if widths is None and family is None:
             pass  # the unknown family is the problem
@@ -167,6 +167,8 @@ class Study:
                                self.tuning.seed))
         if self.engine not in ENGINE_CHOICES:
             out.append(problem("engine", f"one of {list(ENGINE_CHOICES)}", self.engine))
+        elif family is not None and engines.mismatch(self.engine, self.family):
+            out.append(engines.mismatch(self.engine, self.family))
         out += self._arm_problems()
         if not isinstance(self.tensorboard, bool):
             out.append(problem("tensorboard", "True or False", self.tensorboard))
@@ -174,6 +176,15 @@ class Study:
             out.append(problem("tensorboard", "False with engine 'jax' (TensorBoard logs come from tf_keras)",
                                self.tensorboard))
         return out
+
+    def _family(self):
+        """The study's family, ``None`` when it names none (a ``model:`` file that cannot be derived raises)."""
+        try:
+            return families.get_family(self.family) if families.known(self.family) else None
+        except ValueError as error:
+            if isinstance(error, StudyError):
+                raise StudyError([f"family: {line}" for line in error.problems]) from None
+            return None
 
     def _arm_problems(self):
         names = arms.names()

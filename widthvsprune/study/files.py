@@ -17,6 +17,7 @@ import typing
 from typing import Tuple
 
 from widthvsprune.errors import StudyError, near_path, problem, suggest
+from widthvsprune.quiet import native_output_hidden
 from widthvsprune.study.config import SUBCONFIGS, Study
 from widthvsprune.study.recipes import is_int, is_number
 
@@ -160,7 +161,8 @@ def load_study(path):
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     try:
-        spec.loader.exec_module(module)
+        with native_output_hidden():  # a study file that imports Keras may start TensorFlow: keep its chatter off
+            spec.loader.exec_module(module)
     except StudyError as error:
         raise StudyError([f"{path}: {p}" for p in error.problems]) from None
     except Exception as error:  # the user's file raised: report it in one line

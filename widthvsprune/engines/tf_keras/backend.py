@@ -11,12 +11,9 @@ import logging
 import os
 import warnings
 
+from widthvsprune.quiet import native_output_hidden, verbose
+
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
-
-
-def verbose():
-    """Whether the user asked for the frameworks' own output (``-v``)."""
-    return bool(os.environ.get("WIDTHVSPRUNE_VERBOSE"))
 
 
 @contextlib.contextmanager
@@ -33,29 +30,13 @@ def quiet():
 
 def _quiet_import():
     """Imports TensorFlow with the C++ start-up chatter sent to /dev/null."""
-    saved = None
-    if not verbose():
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-        try:
-            saved = os.dup(2)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 2)
-            os.close(devnull)
-        except OSError:  # pragma: no cover - no usable stderr
-            saved = None
-    try:
-        with quiet():
-            import tensorflow
-            import tensorflow_model_optimization
-            import tf_keras
-            from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
+    with native_output_hidden(), quiet():
+        import tensorflow
+        import tensorflow_model_optimization
+        import tf_keras
+        from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
 
-            tensorflow.config.list_physical_devices("GPU")  # device discovery logs here
-    finally:
-        if saved is not None:
-            os.dup2(saved, 2)
-            os.close(saved)
+        tensorflow.config.list_physical_devices("GPU")  # device discovery logs here
     return tensorflow, tensorflow_model_optimization, tf_keras, pruning_wrapper
 
 

@@ -1,55 +1,25 @@
-"""Families derived from a built Keras model: its hidden layers' units and filters become the widths.
+"""The width plan of a Keras model's config: which layers' units and filters are knobs, and which are tied.
 
-:func:`family_from_model` reads a Sequential or functional model's config
-(``get_config()``) and finds its width knobs: the ``units`` / ``filters``
-(``output_dim`` of an ``Embedding``) of its hidden layers. Layers whose
-outputs meet in an element-wise merge (``Add``, ``Subtract``, ``Multiply``,
-``Average``, ``Maximum``, ``Minimum``: a residual connection) must keep equal
-widths, and a layer that passes its input's width through (normalization,
-activations, dropout, pooling, depthwise convolutions, a ``Reshape`` that
-keeps the last axis) carries that width on, so tied layers share one knob.
+Pure: reads a config (``get_config()``, the same for every Keras 3
+backend), imports no framework. :func:`plan_widths` walks the layer graph:
+the ``units`` / ``filters`` (``output_dim`` of an ``Embedding``) of hidden
+layers are width knobs; layers whose outputs meet in an element-wise merge
+(``Add``, ``Subtract``, ``Multiply``, ``Average``, ``Maximum``, ``Minimum``: a
+residual connection) share one knob, and a layer that passes its input's
+width through (normalization, activations, dropout, pooling, depthwise
+convolutions, a ``Reshape`` that keeps the last axis) carries that width on.
 ``Concatenate`` along the last axis adds its inputs' widths and ties
 nothing. The layers producing the model's output take the number of
 classes, and the input layer takes the study's input shape.
-
-The family's builder substitutes widths, input shape and number of classes
-into a copy of the config and rebuilds the model with the Keras it is given
-(``Sequential.from_config`` / ``Model.from_config``); every other setting
-(kernel sizes, activations, initializers, regularizers) is the model's own.
-
-What crosses over between Keras versions (tf_keras 2.21 and Keras 3.15,
-found by rebuilding each one's configs and ``.keras`` files with the other):
-
-- a Keras 3 config does not load into tf_keras: its ``InputLayer`` has
-  ``batch_shape``, not ``batch_input_shape``, its dtype policies are
-  serialized objects, and its layers have settings tf_keras does not know
-  (``quantization_config``, initializers' ``input_axes``);
-- a tf_keras config mostly loads into Keras 3 (Keras 3 reads tf_keras's
-  inbound nodes), but not always: a ``BatchNormalization`` saved by tf_keras
-  has ``axis=[3]``, which Keras 3 rejects, and a tf_keras functional
-  ``.keras`` file names classes of the ``tf_keras`` package.
-
-So a derived family builds only with the Keras of its model
-(:attr:`Family.keras`): ``"3"`` for a Keras 3 model, from any backend (the
-config is backend-independent), which trains on the ``jax`` engine; ``"2"``
-for a tf_keras model, which trains on the ``tf_keras`` engine with tfmot.
-
-Only :func:`family_from_file` imports a Keras (the one that saved the file),
-when it is called.
 """
 
 import copy
 import dataclasses
-import importlib
-import json
-import os
-import pathlib
 import sys
-import zipfile
 from typing import Tuple
 
-from widthvsprune import families
 from widthvsprune.errors import StudyError
+from widthvsprune.quiet import native_output_hidden
 
 #: Layers whose output width is a knob, and the config key holding it.
 PRODUCERS = {
@@ -157,7 +127,8 @@ def model_config(model):
     if not getattr(model, "built", False) or not getattr(model, "inputs", None):
         raise refuse("a built model: start it with keras.Input(shape) or call build(input_shape)",
                      f"{_label(model)}, not built")
-    return kind, copy.deepcopy(model.get_config())
+    with native_output_hidden():  # Keras 3 imports TensorFlow, where installed, to serialize a config
+        return kind, copy.deepcopy(model.get_config())
 
 
 def _histories(obj):
@@ -441,7 +412,7 @@ def _output_softmax(nodes, output_name):
         node = _node(nodes, node.inputs[0])
 
 
-def _set_width(entry, width):
+def set_width(entry, width):
     config = entry["config"]
     if entry["class_name"] in PRODUCERS:
         config[PRODUCERS[entry["class_name"]]] = int(width)
@@ -449,206 +420,10 @@ def _set_width(entry, width):
         config["target_shape"] = list(config["target_shape"][:-1]) + [int(width)]
 
 
-def _linear(entry):
+def make_linear(entry):
     """The entry of a softmax on the output, made linear (widthvsprune trains on logits)."""
     if entry["class_name"] == "Softmax":
         config = entry["config"]
         entry["class_name"] = "Activation"
         entry["config"] = {k: config[k] for k in ("name", "trainable", "dtype") if k in config}
     entry["config"]["activation"] = "linear"
-
-
-def configure(config, plan, widths, input_shape, num_classes):
-    """A copy of ``config`` with the widths, input shape and number of classes put in.
-
-    Args:
-        config: the model's ``get_config()`` (its softmax on the output already linear).
-        plan: its :class:`WidthPlan`.
-        widths: one integer per knob.
-        input_shape: one example's shape, without the batch axis.
-        num_classes: the output layers' width.
-
-    Returns:
-        A new config dict; ``build_config`` entries (shapes of the model as it
-        was built) are removed, so that every layer builds from its new input.
-    """
-    config = copy.deepcopy(config)
-    entries = {e.get("name", e["config"].get("name")): e for e in config["layers"]}
-    for names, width in zip(plan.knobs, widths):
-        for name in names:
-            _set_width(entries[name], width)
-    for name in plan.input_sites:
-        _set_width(entries[name], input_shape[-1])
-    for name in plan.output_sites:
-        _set_width(entries[name], num_classes)
-    batch_shape = [None] + [int(d) for d in input_shape]
-    for entry in config["layers"]:
-        entry.pop("build_config", None)
-        for key in ("batch_shape", "batch_input_shape"):  # Keras 3's InputLayer, tf_keras's
-            if key in entry["config"]:
-                entry["config"][key] = list(batch_shape)
-    if "build_input_shape" in config:
-        config["build_input_shape"] = list(batch_shape)
-    return config
-
-
-def _builder(name, kind, config, plan, major, model_input):
-    """The family's ``build(widths, input_shape, num_classes, keras)``; ``model_input``: the model's input shape."""
-
-    def build(widths, input_shape, num_classes, keras):
-        if keras_major(keras) != major:
-            raise refuse(f"{KERAS_NAMES[major]} to build family {name!r}, derived from a {KERAS_NAMES[major]} model "
-                         f"(train it with engine {ENGINES[major]!r})",
-                         f"keras={keras.__name__} {getattr(keras, '__version__', '')}")
-        widths = tuple(int(w) for w in widths)
-        if len(widths) != len(plan.knobs) or min(widths) < 1:
-            raise refuse(f"{len(plan.knobs)} width(s) >= 1 for family {name!r}", f"widths={widths}")
-        if len(input_shape) != len(model_input):
-            raise refuse(f"an input shape of rank {len(model_input)} for family {name!r}, like its model's input "
-                         f"{model_input}", f"input_shape={tuple(input_shape)}")
-        new = configure(config, plan, widths, tuple(input_shape), int(num_classes))
-        cls = keras.Sequential if kind == "Sequential" else keras.Model
-        return cls.from_config(new)  # from_config consumes its argument: `new` is a fresh copy
-
-    return build
-
-
-def family_from_model(model, name=None, use_weights=False):
-    """A width-parameterized family derived from a built Keras model.
-
-    The widths are the ``units`` / ``filters`` of the model's hidden layers,
-    one knob per group of tied layers (see the module doc), in model order;
-    the default widths are the model's own. The output layers' units become
-    the number of classes and the input layer's shape the study's input
-    shape. A softmax at the output is made linear, since widthvsprune trains
-    on logits (the predicted classes are unchanged); apart from that, the
-    model built at the default widths, the model's input shape and its
-    number of outputs has the model's config.
-
-    Args:
-        model: a built Sequential or functional model, of Keras 3 (any
-            backend) or tf_keras.
-        name: the family's registry name; default: the model's name.
-        use_weights: keep the model's weights (``get_weights()`` order) as
-            :attr:`Family.weights`, for a study that starts every seed's
-            wide model from them. They fit the model at the default widths,
-            the model's input shape and its number of classes only.
-
-    Returns:
-        A :class:`~widthvsprune.families.Family` (not registered: pass it to
-        :func:`~widthvsprune.register_family`) with ``count_params=None``
-        (counts come from building with the engine's Keras) and ``keras``
-        ``"3"`` or ``"2"``: it builds only with the Keras of ``model``.
-
-    Raises:
-        StudyError: one line naming the layer and the reason, when the model
-            is subclassed or not built, has a layer whose effect on the width
-            is not known, or has no hidden width to shrink.
-
-    Example:
-
-    ```python
-    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(12, 3, activation="relu"),
-                              keras.layers.MaxPooling2D(), keras.layers.Flatten(), keras.layers.Dense(10)])
-    family = register_family(family_from_model(model, name="my_cnn"))
-    family.default_widths  # (12,)
-    ```
-    """
-    kind, config = model_config(model)
-    nodes, input_name, output_name = graph(kind, config)
-    shapes = output_shapes(model, nodes)
-    if len(shapes[output_name]) != 2:
-        raise refuse("a model whose output is (batch, classes)", f"output shape {shapes[output_name]} of layer "
-                     f"{output_name!r}")
-    plan = plan_widths(nodes, shapes, input_name, output_name)
-    entries = {n.name: n.entry for n in nodes}
-    for layer in plan.softmax:
-        _linear(entries[layer])
-    name = name or model.name
-    if not isinstance(name, str) or not name:
-        raise refuse("a non-empty family name", f"name={name!r}")
-    major = keras_major(model)
-    weights = tuple(model.get_weights()) if use_weights else None
-    return families.Family(
-        name=name,
-        default_widths=plan.default_widths,
-        count_params=None,
-        build=_builder(name, kind, config, plan, major, tuple(shapes[input_name][1:])),
-        n_widths=len(plan.default_widths),
-        keras=major,
-        weights=weights,
-    )
-
-
-def saved_keras(path):
-    """``"3"`` or ``"2"``: the Keras that saved a ``.keras`` file (its ``metadata.json``)."""
-    with zipfile.ZipFile(path) as archive:
-        version = json.loads(archive.read("metadata.json"))["keras_version"]
-    return "3" if str(version).startswith("3") else "2"
-
-
-def json_model(data):
-    """``(keras, class_name, config)`` of a JSON model config: ``model.to_json()`` or a bare ``get_config()``."""
-    if "layers" in data:  # a bare get_config()
-        data = {"class_name": "Functional" if "input_layers" in data else "Sequential", "config": data}
-    if "keras_version" in data:
-        major = "3" if str(data["keras_version"]).startswith("3") else "2"
-    elif "module" in data:
-        major = "3"
-    else:
-        first = (data.get("config", {}).get("layers") or [{}])[0].get("config", {})
-        major = "3" if "batch_shape" in first else "2"
-    return major, data.get("class_name"), data.get("config")
-
-
-def import_keras(major):
-    """Keras 3 (``keras``, on its configured backend) or tf_keras."""
-    if major == "3":
-        return importlib.import_module("keras")
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf.keras is tf_keras too, as in the tf_keras engine
-    return importlib.import_module("tf_keras")
-
-
-def family_from_file(path, name=None, use_weights=False):
-    """A family derived from a saved model: a ``.keras`` file or a JSON model config.
-
-    The file is loaded with the Keras that wrote it (Keras 3 on its
-    configured backend, or tf_keras), then derived as by
-    :func:`family_from_model`.
-
-    Args:
-        path: a ``.keras`` file (``model.save``), or a ``.json`` file holding
-            ``model.to_json()`` or ``json.dumps(model.get_config())``.
-        name: the family's registry name; default: the file's name without suffix.
-        use_weights: keep the saved weights as :attr:`Family.weights`
-            (``.keras`` files only; a JSON config holds none).
-
-    Returns:
-        A :class:`~widthvsprune.families.Family`, as :func:`family_from_model`.
-
-    Raises:
-        StudyError: for another kind of file, weights asked of a JSON config,
-            or a model that cannot be derived (see :func:`family_from_model`).
-
-    Example:
-
-    ```python
-    model.save("my_cnn.keras")
-    register_family(family_from_file("my_cnn.keras", use_weights=True))
-    ```
-    """
-    path = pathlib.Path(path)
-    name = name or path.stem
-    if path.suffix == ".keras":
-        keras = import_keras(saved_keras(path))
-        model = keras.models.load_model(path, compile=False)
-    elif path.suffix == ".json":
-        if use_weights:
-            raise refuse("a .keras file for use_weights=True (a JSON config holds no weights)", f"path={str(path)!r}")
-        major, class_name, config = json_model(json.loads(path.read_text()))
-        keras = import_keras(major)
-        cls = keras.Sequential if class_name == "Sequential" else keras.Model
-        model = cls.from_config(config)
-    else:
-        raise refuse("a .keras file or a .json model config", f"path={str(path)!r}")
-    return family_from_model(model, name=name, use_weights=use_weights)
