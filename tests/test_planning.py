@@ -165,3 +165,34 @@ def test_the_model_above_the_seed_cnns_budget_at_80_percent_is_one_filter_wider(
     assert narrow.bracket_above(study, match, (12,), (28, 28, 1), 10) == {"widths": [3], "params": 5110}
     filled = budgets.solve_widths("seed_cnn", 5110, (12,), (28, 28, 1), 10)
     assert narrow.bracket_above(study, filled, (12,), (28, 28, 1), 10) is None  # a budget that fills: nothing more
+
+
+def test_a_narrow_search_on_an_underfilled_budget_names_the_model_above_it_and_one_that_fills_does_not():
+    from widthvsprune import data
+    from widthvsprune.arms import narrow
+    from widthvsprune.arms.base import SearchContext
+
+    splits = data.load("digits")  # 8x8 images: the seed CNN has 100 parameters per filter and 10 more
+    study = tiny_study(family="seed_cnn", widths=(12,), tuning=Tuning(oracle="random", trials=2, controls=True))
+    arm = narrow.Narrow()
+    control = planner.Search("narrow", "untuned", 0.8, "k", {}, budget=260)
+    settled = arm.settle(study, control, splits)
+    assert (settled["widths"], settled["params"], settled["above"]) == ([2], 210, {"widths": [3], "params": 310})
+    search = planner.Search("narrow", "tuned", 0.8, "k", {}, budget=260)
+    found = {"values": {"learning_rate": 0.01}, "score": 0.5, "trials": 2, "epochs": 4.0, "seconds": 1.0}
+    chosen = arm.result(study, search, found, splits, SearchContext(search))
+    assert chosen["widths"] == [2] and chosen["above"] == {"widths": [3], "params": 310}
+    filled = arm.result(study, planner.Search("narrow", "tuned", 0.5, "k", {}, budget=616), found, splits,
+                        SearchContext(search))
+    assert filled["widths"] == [6] and "above" not in filled  # 610 of 616: the result is as it always was
+
+
+def test_runs_csv_has_the_models_above_a_budget_but_not_those_the_searches_start_from():
+    from widthvsprune.analysis import tables
+
+    record = {"status": "ok", "arm": "narrow", "tuning": "tuned", "target_sparsity": 0.8, "seed": 0,
+              "test_accuracy": 0.5, "test_examples": 360, "layers": [{"bias_params": 10}]}
+    frame = tables.runs_frame([{**record, "role": "eval"}, {**record, "role": "bracket", "seed": 1},
+                               {**record, "role": "search", "seed": 2}, {**record, "seed": 3}])
+    assert sorted(zip(frame.seed, frame.role)) == [(0, "eval"), (1, "bracket"), (3, "eval")]
+    assert not frame.diverged.any()  # computed for records without it: 50% is far from chance
