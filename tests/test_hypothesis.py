@@ -31,6 +31,7 @@ def test_the_tolerance_frontier_is_the_last_size_within_tolerance_walking_down_f
     assert frontier.status == hypothesis.REACHED
     assert frontier.found.point.target == 0.8 and frontier.size == 200 and frontier.ratio == pytest.approx(5.0)
     assert frontier.stopped.point.target == 0.9 and "loses 5.0 points" in frontier.note
+    assert frontier.stop == hypothesis.LOSES
     assert [c.within for c in frontier.checks] == [True, True, False]
     # The claim is a one-sided 95% bound of the drop, with the seeds' spread and the test set's error.
     found = frontier.found
@@ -42,7 +43,7 @@ def test_the_tolerance_frontier_is_the_last_size_within_tolerance_walking_down_f
 def test_a_tie_everywhere_reaches_beyond_the_smallest_size_tried():
     frontier = hypothesis.tolerance_frontier(arm_points([0.95, 0.95, 0.95]), BASELINE, tolerance=0.01)
     assert frontier.status == hypothesis.BEYOND and frontier.ratio == pytest.approx(10.0)
-    assert "lower bound" in frontier.note and frontier.stopped is None
+    assert "lower bound" in frontier.note and frontier.stopped is None and frontier.stop == ""
 
 
 def test_an_arm_that_never_reaches_the_tolerance_is_not_reached_and_says_how_much_it_loses():
@@ -55,6 +56,7 @@ def test_an_arm_too_noisy_to_tell_is_not_reached_and_says_the_study_cannot_tell(
     noisy = [point(0.5, 500, [0.90, 0.99, 0.96]), point(0.8, 200, [0.9, 0.9, 0.9])]
     frontier = hypothesis.tolerance_frontier(noisy, BASELINE, tolerance=0.01)
     assert frontier.status == hypothesis.NOT_REACHED and "the study cannot tell" in frontier.note
+    assert frontier.stop == hypothesis.CANNOT_TELL
 
 
 def test_a_smaller_size_within_tolerance_again_below_a_failing_one_does_not_move_the_frontier():

@@ -59,8 +59,10 @@ IN_RANGE, BELOW_RANGE, ABOVE_RANGE = "in-range", "below-smallest", "not-reached"
 TOLERANCE_COLUMNS = [
     "arm", "arm_tuning", "size_axis", "status", "target_sparsity", "widths", "frontier_size", "baseline_size", "ratio",
     "accuracy", "baseline_accuracy", "drop", "drop_upper", "tolerance", "confidence", "points", "points_within",
-    "note",
+    "stop", "note",
 ]
+#: Why a walk stopped (``stop`` in tolerance.csv): the point lost too much, or the study could not tell.
+LOSES, CANNOT_TELL = "loses", "cannot-tell"
 #: The columns the reports add to frontier.csv (:func:`annotate`).
 FRONTIER_COLUMNS = ["drop", "drop_upper", "within_tolerance", "tolerance_frontier"]
 ISO_COLUMNS = [
@@ -194,6 +196,7 @@ class Frontier:
         size, baseline_size: on the axis; ``ratio = baseline_size / size``.
         checks: every point's :class:`Check`, largest first.
         note: what decided it, in words.
+        tolerance: the tolerance it was found for.
     """
 
     status: str
@@ -205,6 +208,15 @@ class Frontier:
     ratio: float
     checks: Tuple[Check, ...]
     note: str
+    tolerance: float = math.nan
+
+    @property
+    def stop(self):
+        """Why the walk stopped: :data:`LOSES` (the point's mean drop is at least the tolerance),
+        :data:`CANNOT_TELL` (it is under the tolerance, its bound is not), or ``""`` (nothing stopped it)."""
+        if self.stopped is None:
+            return ""
+        return LOSES if self.stopped.drop >= self.tolerance else CANNOT_TELL
 
 
 def tolerance_frontier(points, baseline, tolerance, axis="nonzero_params", confidence=CONFIDENCE):
@@ -235,33 +247,33 @@ def tolerance_frontier(points, baseline, tolerance, axis="nonzero_params", confi
     """
     nan = math.nan
     if baseline is None:
-        return Frontier(NO_BASELINE, axis, None, None, nan, nan, nan, (), "no tuned baseline trained")
+        return Frontier(NO_BASELINE, axis, None, None, nan, nan, nan, (), "no tuned baseline trained", tolerance)
     base_size = baseline.sizes.get(axis, nan)
     ordered = sorted(points, key=lambda p: (-p.sizes.get(axis, nan), p.target))
     checks = tuple(check(p, baseline, tolerance, confidence) for p in ordered)
     if not checks:
-        return Frontier(NOT_REACHED, axis, None, None, nan, base_size, nan, (), "no size point trained")
+        return Frontier(NOT_REACHED, axis, None, None, nan, base_size, nan, (), "no size point trained", tolerance)
     passed = 0
     while passed < len(checks) and checks[passed].within:
         passed += 1
     if passed == 0:
         first = checks[0]
         return Frontier(NOT_REACHED, axis, None, first, nan, base_size, nan, checks,
-                        f"its largest size tried {_failure(first, tolerance)}")
+                        f"its largest size tried {_failure(first, tolerance)}", tolerance)
     last = checks[passed - 1]
     size = last.point.sizes.get(axis, nan)
     ratio = base_size / size if size else nan
     if passed == len(checks):
         return Frontier(BEYOND, axis, last, None, size, base_size, ratio, checks,
                         "every size tried is within tolerance: the frontier is at the smallest size tried or further, "
-                        "and the ratio a lower bound")
+                        "and the ratio a lower bound", tolerance)
     stopped = checks[passed]
     note = f"the next smaller size tried ({_where(stopped.point)}) {_failure(stopped, tolerance)}"
     again = [c for c in checks[passed + 1:] if c.within]
     if again:
         note += (f"; a smaller size ({', '.join(_where(c.point) for c in again)}) is within tolerance again, but "
                  "the walk stops at the first size that is not")
-    return Frontier(REACHED, axis, last, stopped, size, base_size, ratio, checks, note)
+    return Frontier(REACHED, axis, last, stopped, size, base_size, ratio, checks, note, tolerance)
 
 
 def _where(point):
@@ -534,7 +546,7 @@ def _tolerance_row(arm, tuning, axis, frontier, baseline, tolerance, confidence)
             "baseline_accuracy": baseline.mean if baseline else math.nan,
             "drop": found.drop if found else math.nan, "drop_upper": found.drop_upper if found else math.nan,
             "tolerance": tolerance, "confidence": confidence, "points": len(frontier.checks),
-            "points_within": sum(c.within for c in frontier.checks), "note": frontier.note}
+            "points_within": sum(c.within for c in frontier.checks), "stop": frontier.stop, "note": frontier.note}
 
 
 def annotate(frontier, runs, tolerance, axis="nonzero_params", confidence=CONFIDENCE):
@@ -636,7 +648,8 @@ def reach(row):
         return "(no tuned baseline to compare with)"
     share = _percent(row.frontier_size / row.baseline_size) if math.isfinite(row.frontier_size) else ""
     if row.status == REACHED:
-        return f"down to {share} of its parameters"
+        undecided = " (below that the study cannot tell)" if row.stop == CANNOT_TELL else ""
+        return f"down to {share} of its parameters{undecided}"
     if row.status == BEYOND:
         return f"down to {share} of its parameters, the smallest size tried, and maybe further"
     return f"at no size tried ({row.note})"
@@ -703,11 +716,12 @@ def answer(tolerance, comparison, iso, contrast, tolerance_value, axis="nonzero_
     else:
         size = f"{dense.baseline_size:,.0f} {'nonzeros' if axis == 'nonzero_params' else axis}"
         if dense.status in (REACHED, BEYOND):
-            factor = f"{'at least' if dense.status == BEYOND else 'about'} {dense.ratio:.1f}x"
+            bound = dense.status == BEYOND or dense.stop == CANNOT_TELL
+            factor = f"{'at least' if bound else 'about'} {dense.ratio:.1f}x"
             sentences.append(f"The baseline ({size}) is over-parameterized {factor}: {opponent.title} models "
                              f"{within} {reach(dense)}, {arm.title} ones {reach(sparse)}.")
         else:
-            opening = "The study cannot tell whether the baseline" if "cannot tell" in str(dense.note) else \
+            opening = "The study cannot tell whether the baseline" if dense.stop == CANNOT_TELL else \
                 "The study does not show the baseline"
             sentences.append(f"{opening} ({size}) is over-parameterized: {opponent.title} models {within} "
                              f"{reach(dense)}; {arm.title} ones {reach(sparse)}.")

@@ -172,6 +172,12 @@ def tolerance_rows(tolerance, axis="nonzero_params"):
     return rows
 
 
+def tolerance_notes(tolerance, axis="nonzero_params"):
+    """What decided each tolerance frontier on ``axis``, one line per arm and tuning."""
+    return [f"- {arms.get(r.arm).title} {r.arm_tuning}: {r.note}"
+            for r in tolerance[tolerance.size_axis == axis].itertuples() if isinstance(r.note, str) and r.note]
+
+
 def axes_rows(tolerance):
     """Each arm's compression ratio within tolerance on every size axis, as rows of text cells."""
     axes = list(dict.fromkeys(tolerance.size_axis))
@@ -219,7 +225,7 @@ def text(study, comparison, compute, warnings, found=None):
     if found is not None and found.tolerance is not None and len(found.tolerance):
         out += ["", f"Tolerance frontier: the smallest size within {hypothesis.tolerance_words(study.tolerance)} of "
                 "the tuned baseline (one-sided 95% bound, sizes tested from the largest down):",
-                _aligned(tolerance_rows(found.tolerance), left_first=True)]
+                _aligned(tolerance_rows(found.tolerance), left_first=True)] + tolerance_notes(found.tolerance)
     if found is not None and found.iso is not None:
         rows = iso_rows(found.iso, head)
         if len(rows) > 1:
@@ -245,7 +251,10 @@ def _pct(v):
 
 
 def _points(v):
-    return "" if isinstance(v, float) and math.isnan(v) else f"{100 * v:+.2f}"
+    if isinstance(v, float) and math.isnan(v):
+        return ""
+    text = f"{100 * v:+.2f}"
+    return "+0.00" if text == "-0.00" else text
 
 
 def _md_table(rows):
@@ -300,8 +309,7 @@ def markdown(made, size, drawn=True):
                   ""]
         lines += _md_table(tolerance_rows(found.tolerance, size if size in set(found.tolerance.size_axis)
                                           else "nonzero_params")) + [""]
-        notes = [f"- {arms.get(r.arm).title} {r.arm_tuning}: {r.note}"
-                 for r in found.tolerance[found.tolerance.size_axis == "nonzero_params"].itertuples() if r.note]
+        notes = tolerance_notes(found.tolerance)
         lines += notes + ([""] if notes else [])
         if found.tolerance.ratio.notna().any():
             lines += ["Compression within tolerance on every size axis (baseline size over the frontier's size):", ""]
