@@ -84,7 +84,7 @@ def test_every_number_of_the_answer_comes_from_the_tables(finished):
     # And the other way round: what the headline's tolerance rows say is in the answer.
     for r in tolerance[tolerance.arm_tuning == "tuned"].itertuples():
         if r.status in (hypothesis.REACHED, hypothesis.BEYOND):
-            assert f"down to {hypothesis._percent(r.frontier_size / r.baseline_size)} of its parameters" in answer
+            assert f"down to {hypothesis.percent(r.frontier_size / r.baseline_size)} of its parameters" in answer
         else:
             assert "at no size tried" in answer
 

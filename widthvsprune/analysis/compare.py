@@ -258,7 +258,8 @@ def _count(n):
     return f"{n:,.0f}" if math.isfinite(n) else "no number of"
 
 
-def _range(values, unit=" points"):
+def points_range(values, unit=" points"):
+    """Fractions as a range of points in text: ``[0.044, 0.093]`` -> ``"4.4 to 9.3 points"``."""
     low, high = min(values), max(values)
     return f"{points(low)}{unit}" if points(low) == points(high) else f"{points(low)} to {points(high)}{unit}"
 
@@ -289,7 +290,7 @@ def resolution(rows, min_effect, ties=False):
     seeds = int(min(rows.n_arm.min(), rows.n_opponent.min()))
     examples = int(rows.test_examples.min())
     text = (f"with {seeds} seed{'s' if seeds != 1 else ''} and {examples:,} test examples the study resolves "
-            f"differences of {_range(rows.detectable)} (80% power, corrected)")
+            f"differences of {points_range(rows.detectable)} (80% power, corrected)")
     short = rows[rows.detectable >= min_effect]
     goal = effect_words(min_effect)
     if short.empty:

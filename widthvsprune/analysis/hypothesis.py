@@ -627,7 +627,8 @@ def _iso_note(iso, contrast):
 # --------------------------------------------------------------------------
 # The answer in words.
 
-def _percent(fraction):
+def percent(fraction):
+    """A share as text: ``0.2`` -> ``"20%"``, ``0.018`` -> ``"1.8%"``."""
     value = 100 * fraction
     return f"{value:.0f}%" if value >= 9.5 else f"{value:.1f}%"
 
@@ -646,7 +647,7 @@ def reach(row):
     "keeps its accuracy within 1 point ..."."""
     if row is None or row.status == NO_BASELINE:
         return "(no tuned baseline to compare with)"
-    share = _percent(row.frontier_size / row.baseline_size) if math.isfinite(row.frontier_size) else ""
+    share = percent(row.frontier_size / row.baseline_size) if math.isfinite(row.frontier_size) else ""
     if row.status == REACHED:
         undecided = " (below that the study cannot tell)" if row.stop == CANNOT_TELL else ""
         return f"down to {share} of its parameters{undecided}"
@@ -731,7 +732,7 @@ def answer(tolerance, comparison, iso, contrast, tolerance_value, axis="nonzero_
         text = f"At equal nonzeros {'; '.join(phrases)}"
         if ties:
             text += (f" (there the study resolves only differences of "
-                     f"{compare._range([r.detectable for r in ties])})")
+                     f"{compare.points_range([r.detectable for r in ties])})")
         sentences.append(text + ".")
     if iso is not None and len(iso):
         headline = iso[(iso.contrast == contrast.name) & (iso.status == "comparable")]

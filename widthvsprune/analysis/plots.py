@@ -174,9 +174,10 @@ def _difference(ax, study, comparison, size):
 
 
 def _legend_rank(label):
-    """Legend order: tuned arms, untuned controls, models above a budget, baselines (tuned first), tolerance."""
+    """Legend order: tuned arms, untuned controls, models above a budget, baselines (tuned first), tolerance; by
+    name within each."""
     group = 3 if "tolerance" in label else 2 if "baseline" in label else 1 if "above" in label else 0
-    return group, "untuned" in label
+    return group, "untuned" in label, label
 
 
 def frontier_figure(study, frontier, comparison, size, root, tolerance=None):
