@@ -40,6 +40,8 @@ def problems_of(**fields):
     (dict(tuning=Tuning(frequencies=(0, 5))), "tuning.frequencies", "(0, 5)"),
     (dict(tuning=Tuning(seed=1), seeds=(0, 1)), "tuning.seed", "1"),
     (dict(min_effect=-0.1), "min_effect", "-0.1"),
+    (dict(tolerance=0.0), "tolerance", "0.0"),
+    (dict(tolerance=1.0), "tolerance", "1.0"),
     (dict(validation_fraction=1.5), "validation_fraction", "1.5"),
 ])
 def test_each_bad_field_is_named_with_its_value_and_what_is_accepted(fields, field, value):
@@ -151,3 +153,17 @@ def test_the_pruned_search_chooses_among_the_frequency_and_its_fractions():
     assert Study(name="s", pruning=Pruning(frequency=100)).frequencies == (100, 50, 25)
     assert Study(name="s", pruning=Pruning(frequency=2)).frequencies == (2, 1)
     assert Study(name="s", tuning=Tuning(frequencies=(7,))).frequencies == (7,)
+
+
+def test_the_tolerance_is_read_by_the_reports_only_and_changes_no_run_key_nor_an_unchanged_studys_record():
+    from conftest import tiny_study
+
+    from widthvsprune.plan import planner
+
+    def keys_of(study):
+        return [(r.key, r.seed) for r in planner.plan(study).runs] + [s.key for s in planner.plan(study).searches]
+
+    assert keys_of(tiny_study()) == keys_of(tiny_study(tolerance=0.05))
+    assert "tolerance" not in tiny_study().to_dict()  # the default: study.json and its history hash as before
+    assert tiny_study(tolerance=0.02).to_dict()["tolerance"] == 0.02
+    assert apply_overrides(tiny_study(), ["tolerance=0.02"]).tolerance == 0.02

@@ -127,3 +127,72 @@ def test_the_planner_imports_no_framework():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras', 'keras', 'jax')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def planned_to_the_narrow_search(study):
+    """The plan of ``study`` once its pruned runs at sparsity 0.5 trained: ``(records, searches, narrow search)``."""
+    searches = searched(study, result={"status": "ok", "learning_rate": 0.004})
+    searches = searched(study, {}, searches, "pruned", 0.5, {"status": "ok", "chosen": CHOSEN})
+    records = {r.id: ok(4100) for r in planner.plan(study, {}, searches).runs_of("pruned", 0.5)}
+    return records, searches, planner.plan(study, records, searches).search_of("narrow", 0.5)
+
+
+def test_an_underfilled_narrow_budget_also_trains_the_smallest_model_above_it_under_keys_of_its_own():
+    study = study_with_controls(controls=False)
+    records, searches, search = planned_to_the_narrow_search(study)
+    result = {"status": "ok", "widths": [2, 1], "params": 3410, "learning_rate": 0.004}
+    plain = planner.plan(study, records, {**searches, search.key: result})
+    bracketing = planner.plan(study, records, {**searches, search.key: {**result, "above": {"widths": [3, 1],
+                                                                                             "params": 5110}}})
+    within = [r for r in bracketing.runs_of("narrow", 0.5) if r.role == "eval"]
+    above = [r for r in bracketing.runs_of("narrow", 0.5) if r.role == "bracket"]
+    # Every run of the plain plan is still there with the same key; the models above the budget are added.
+    assert {(r.key, r.seed) for r in plain.runs} == {(r.key, r.seed) for r in bracketing.runs if r.role != "bracket"}
+    assert [r.widths for r in within] == [(2, 1)] * 2 and [r.widths for r in above] == [(3, 1)] * 2
+    assert all(r.key != search.key and r.key.startswith("narrow-4100-above-") for r in above)
+    assert all(r.config["learning_rate"] == 0.004 and r.config["budget"] == 4100 for r in above)
+    assert all(r.search == search.key and r.stage == 5 and r.tuning == "tuned" for r in above)
+    assert bracketing.max_trainings == plain.max_trainings + len(study.seeds)
+
+
+def test_the_model_above_the_seed_cnns_budget_at_80_percent_is_one_filter_wider():
+    from widthvsprune.arms import narrow
+    from widthvsprune.families import budgets
+
+    study = tiny_study(family="seed_cnn", widths=(12,))
+    match = budgets.solve_widths("seed_cnn", 4100, (12,), (28, 28, 1), 10)
+    assert (match.widths, match.params) == ((2,), 3410) and match.fill < budgets.UNDERFILLED_BELOW
+    assert narrow.bracket_above(study, match, (12,), (28, 28, 1), 10) == {"widths": [3], "params": 5110}
+    filled = budgets.solve_widths("seed_cnn", 5110, (12,), (28, 28, 1), 10)
+    assert narrow.bracket_above(study, filled, (12,), (28, 28, 1), 10) is None  # a budget that fills: nothing more
+
+
+def test_a_narrow_search_on_an_underfilled_budget_names_the_model_above_it_and_one_that_fills_does_not():
+    from widthvsprune import data
+    from widthvsprune.arms import narrow
+    from widthvsprune.arms.base import SearchContext
+
+    splits = data.load("digits")  # 8x8 images: the seed CNN has 100 parameters per filter and 10 more
+    study = tiny_study(family="seed_cnn", widths=(12,), tuning=Tuning(oracle="random", trials=2, controls=True))
+    arm = narrow.Narrow()
+    control = planner.Search("narrow", "untuned", 0.8, "k", {}, budget=260)
+    settled = arm.settle(study, control, splits)
+    assert (settled["widths"], settled["params"], settled["above"]) == ([2], 210, {"widths": [3], "params": 310})
+    search = planner.Search("narrow", "tuned", 0.8, "k", {}, budget=260)
+    found = {"values": {"learning_rate": 0.01}, "score": 0.5, "trials": 2, "epochs": 4.0, "seconds": 1.0}
+    chosen = arm.result(study, search, found, splits, SearchContext(search))
+    assert chosen["widths"] == [2] and chosen["above"] == {"widths": [3], "params": 310}
+    filled = arm.result(study, planner.Search("narrow", "tuned", 0.5, "k", {}, budget=616), found, splits,
+                        SearchContext(search))
+    assert filled["widths"] == [6] and "above" not in filled  # 610 of 616: the result is as it always was
+
+
+def test_runs_csv_has_the_models_above_a_budget_but_not_those_the_searches_start_from():
+    from widthvsprune.analysis import tables
+
+    record = {"status": "ok", "arm": "narrow", "tuning": "tuned", "target_sparsity": 0.8, "seed": 0,
+              "test_accuracy": 0.5, "test_examples": 360, "layers": [{"bias_params": 10}]}
+    frame = tables.runs_frame([{**record, "role": "eval"}, {**record, "role": "bracket", "seed": 1},
+                               {**record, "role": "search", "seed": 2}, {**record, "seed": 3}])
+    assert sorted(zip(frame.seed, frame.role)) == [(0, "eval"), (1, "bracket"), (3, "eval")]
+    assert not frame.diverged.any()  # computed for records without it: 50% is far from chance

@@ -101,3 +101,51 @@ def test_an_interval_wider_than_the_range_of_accuracies_is_cut_to_it():
     half = scipy.stats.t.ppf(0.5 + diff.level / 2, diff.df) * diff.se
     assert diff.delta - half < -1.0 and diff.low == -1.0  # the t interval alone reaches below -1
     assert -1.0 < diff.high < 1.0 and stats.verdict(diff, 0.01) == "tie"
+
+
+def test_what_would_resolve_a_difference_is_the_fewest_seeds_or_test_examples_that_bring_it_under_the_target():
+    arm, opponent = [0.950, 0.955, 0.945], [0.940, 0.946, 0.950]
+    need = stats.needed(arm, opponent, n_test=100_000, target=0.01, comparisons=4)
+    assert stats.difference(arm, opponent, 100_000, 4).detectable > 0.01  # three seeds do not resolve a point
+    k = need.seeds
+    assert stats.detectable_with(arm, opponent, k, 100_000, 4) < 0.01 <= stats.detectable_with(arm, opponent, k - 1,
+                                                                                               100_000, 4)
+    assert math.isinf(need.test_examples)  # the seeds' spread alone is too large, however large the test set
+    assert need.examples_floor >= 0.01 and need.together is None
+
+
+def test_with_a_small_test_set_more_seeds_alone_cannot_resolve_a_point():
+    need = stats.needed([0.95, 0.951, 0.949], [0.94, 0.941, 0.939], n_test=360, target=0.01)
+    assert math.isinf(need.seeds) and need.seeds_floor >= 0.01
+    n = need.test_examples
+    assert stats.detectable_with([0.95, 0.951, 0.949], [0.94, 0.941, 0.939], 3, n, 1) < 0.01
+    assert stats.detectable_with([0.95, 0.951, 0.949], [0.94, 0.941, 0.939], 3, n - 1, 1) >= 0.01
+
+
+def test_where_neither_alone_would_do_both_together_are_given_and_with_one_seed_nothing_is_guessed():
+    need = stats.needed([0.95, 0.93, 0.96], [0.94, 0.92, 0.97], n_test=360, target=0.01, comparisons=4)
+    assert math.isinf(need.seeds) and math.isinf(need.test_examples)
+    seeds, examples = need.together
+    assert stats.detectable_with([0.95, 0.93, 0.96], [0.94, 0.92, 0.97], seeds, examples, 4) < 0.01
+    assert stats.needed([0.95], [0.94], n_test=360, target=0.01) == stats.Needed(None, None)
+
+
+def test_the_lower_bound_is_one_sided():
+    bound = stats.lower_bound([0.90, 0.91, 0.92], [0.93, 0.94, 0.95], n_test=10_000, confidence=0.95)
+    two_sided = stats.difference([0.90, 0.91, 0.92], [0.93, 0.94, 0.95], n_test=10_000, confidence=0.90)
+    assert bound.low == two_sided.low and bound.level == pytest.approx(0.90)
+
+
+@pytest.mark.parametrize("below,above,expected", [
+    ("tie", "pruned", "pruned"),  # beats even the larger narrow model: pruned wins
+    ("narrow", "narrow", "narrow"),  # the smaller narrow model beats it: narrow wins
+    ("narrow", "tie", "narrow"),
+    ("tie", "tie", "tie"),  # tied with both
+    ("pruned", "tie", "inconclusive-underfilled"),  # beats only the smaller one
+    ("pruned", "narrow", "inconclusive-underfilled"),
+    ("tie", "narrow", "inconclusive-underfilled"),  # ties the smaller one, loses to the larger one
+    ("narrow", "pruned", "inconclusive-underfilled"),  # the brackets disagree
+])
+def test_an_underfilled_budget_is_bracketed_by_the_narrow_models_within_and_above_it(below, above, expected):
+    verdict, reason = stats.bracket(below, above)
+    assert verdict == expected and reason

@@ -3,6 +3,7 @@
 import io
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -42,7 +43,7 @@ def test_runs_csv_has_one_row_per_trained_model(finished):
         assert (rows.arm == "narrow").sum() == len(study.seeds) * len(study.sparsities)
         assert sorted(rows[rows.arm == "baseline"].seed) == sorted(study.seeds)
     assert not result.failed
-    assert f"runs.csv:       {root / 'runs.csv'}" in text
+    assert re.search(rf"^runs\.csv: +{re.escape(str(root / 'runs.csv'))} \(\d+ models\)$", text, re.M)
 
 
 def test_every_arm_is_searched_with_the_same_number_of_trials(finished):
@@ -117,11 +118,12 @@ def test_comparison_has_one_row_per_contrast_and_sparsity(finished):
     comparison = pd.read_csv(out / study.name / "comparison.csv")
     assert list(comparison.contrast) == [c.name for c in arms.contrasts(study) for _ in study.sparsities]
     assert list(comparison.target_sparsity) == list(study.sparsities) * 4
-    assert set(comparison.verdict) <= {"pruned", "narrow", "tie", "inconclusive-underfilled"}
+    # Two epochs leave some of the tiny models at chance accuracy: their size points say so ("diverged").
+    assert set(comparison.verdict) <= {"pruned", "narrow", "tie", "inconclusive-underfilled", "diverged"}
     assert np.allclose(comparison.delta, comparison.arm_test_accuracy - comparison.opponent_test_accuracy)
     assert np.all(comparison.n_arm == len(study.seeds)) and np.all(comparison.n_opponent == len(study.seeds))
     assert np.allclose(comparison.ci_level, 1 - 0.05 / len(study.sparsities))
-    assert "tuned vs tuned: large-sparse beat small-dense at" in text
+    assert "tuned vs tuned: large-sparse won at" in text
 
 
 def test_frontier_and_figures_are_written(finished):
@@ -268,7 +270,7 @@ def test_reports_status_and_dry_run_work_where_tensorflow_cannot_be_imported(fin
     evaluated = [r for r in survey.plan.runs if r.role == "eval"]
     assert len(pd.read_csv(root / "runs.csv")) == len(evaluated)
     report = python("-m", "widthvsprune", "report", root)
-    assert report.returncode == 0 and "large-sparse beat small-dense at" in report.stdout, report.stderr
+    assert report.returncode == 0 and "large-sparse won at" in report.stdout, report.stderr
     status = python("-m", "widthvsprune", "status", root)
     narrow = len(survey.plan.runs_of("narrow"))
     assert status.returncode == 0 and f"narrow    {narrow}/{narrow} done, 0 failed, 0 missing" in status.stdout, \

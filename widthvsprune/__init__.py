@@ -7,6 +7,7 @@ study trains.
 """
 
 from widthvsprune.analysis.compare import compare
+from widthvsprune.analysis.summary import compare_studies
 from widthvsprune.analysis.tables import load_results
 from widthvsprune.errors import DataError, ResultsError, StudyError, WidthVsPruneError
 from widthvsprune.families import Family, get_family, register_family
@@ -28,6 +29,7 @@ __all__ = [
     "WidthVsPruneError",
     "apply_overrides",
     "compare",
+    "compare_studies",
     "family_from_file",
     "family_from_model",
     "get_family",

@@ -15,7 +15,8 @@ from widthvsprune.sizes import SIZE_AXES
 
 EPILOG = """\
 Results of a study go to <out>/<name>/: runs.csv (one row per trained model), comparison.csv (the verdict per
-size point), frontier.csv, frontier.png/.svg and report.md, all derived from the run records in runs/.
+size point), frontier.csv, tolerance.csv, iso_accuracy.csv, frontier.png/.svg/.pdf and report.md, all derived
+from the run records in runs/ (docs/results.md describes every column).
 Exit status: 0 all done, 1 a run failed (or the disk is full), 2 invalid input, 130 interrupted.
 """
 
@@ -57,6 +58,11 @@ def _parser():
     report.add_argument("dir", help="a study results folder (results/<study>)")
     report.add_argument("--size", default="nonzero_params", choices=SIZE_AXES,
                         help="size axis of the figure, the Pareto flags and the size columns")
+
+    summary = sub.add_parser("summary", help="several finished studies side by side: summary.csv, summary.md and "
+                                             "a figure")
+    summary.add_argument("dirs", nargs="+", metavar="DIR", help="study results folders (results/<study>)")
+    summary.add_argument("--out", default=None, help="where to write (default: the folders' common parent)")
     return parser
 
 
@@ -139,6 +145,11 @@ def main(argv=None):
             from widthvsprune.analysis import report
 
             report.write_reports(pathlib.Path(args.dir), size=args.size)
+            return 0
+        if args.command == "summary":
+            from widthvsprune.analysis import summary
+
+            summary.compare_studies(args.dirs, args.out, stream=sys.stdout)
             return 0
     except DiskFullError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -22,11 +22,20 @@ COMPARISON_COLUMNS = [
     "opponent_params", "opponent_widths", "opponent_fill", "arm_test_accuracy", "opponent_test_accuracy", "delta",
     "delta_ci_low", "delta_ci_high", "ci_level", "p_value", "detectable", "n_arm", "n_opponent", "test_examples",
     "verdict", "size_axis", "arm_size", "opponent_size", "note",
+    "above_params", "above_widths", "above_fill", "above_test_accuracy", "above_delta", "above_ci_low",
+    "above_ci_high", "arm_diverged", "opponent_diverged", "seeds_needed", "test_examples_needed", "together_seeds",
+    "together_test_examples",
 ]
 REQUIRED = ("arm", "target_sparsity", "seed", "test_accuracy", "test_examples", "nonzero_params", "total_params")
 #: Verdicts besides a winning arm's name.
-TIE, UNDERFILLED, MISSING = "tie", "inconclusive-underfilled", "missing"
+TIE, UNDERFILLED, MISSING, DIVERGED = "tie", "inconclusive-underfilled", "missing", "diverged"
 NO_FIT = SearchStatus.NO_FIT.value
+#: The ``role`` of a model that brackets an underfilled budget from above (runs.csv).
+BRACKET = "bracket"
+#: frontier.csv's columns as :func:`frontier` makes them (the reports add
+#: :data:`widthvsprune.analysis.hypothesis.FRONTIER_COLUMNS`).
+FRONTIER_COLUMNS = ["arm", "tuning", "pruning", "target_sparsity", "role", "widths", "mean", "std", "n", "ci_low",
+                    "ci_high", *SIZE_AXES, "pareto"]
 
 
 def _check(runs, size):
@@ -53,13 +62,25 @@ def compare(runs, min_effect=0.01, size="nonzero_params", skipped=None, confiden
     (:func:`widthvsprune.analysis.stats.difference`, Bonferroni across the
     contrast's size points; :func:`widthvsprune.analysis.stats.verdict`).
 
+    Two cases change the plain verdict:
+
+    - a model on either side ended at chance accuracy (``diverged``): the
+      verdict is ``diverged``, as the difference would compare a failed
+      recipe, not the method; ``delta`` and its interval are still given;
+    - the opponent fills less than ``UNDERFILLED_BELOW`` of its budget and
+      its smallest model above the budget was trained too (rows with
+      ``role == "bracket"``): the verdict brackets the budget
+      (:func:`widthvsprune.analysis.stats.bracket`); without that model, an
+      arm's win is ``inconclusive-underfilled``.
+
     Args:
         runs: a DataFrame with ``runs.csv``'s columns. ``arm``,
             ``target_sparsity``, ``seed``, ``test_accuracy``,
             ``test_examples``, ``nonzero_params`` and ``total_params`` are
             required; ``tuning`` (default ``"tuned"``), ``budget`` (default:
-            the arm's fewest nonzeros at the size point) and ``widths`` are
-            used when present. Rows of other arms are ignored.
+            the arm's fewest nonzeros at the size point), ``widths``,
+            ``diverged`` (default: not diverged) and ``role`` (default
+            ``"eval"``) are used when present. Rows of other arms are ignored.
         min_effect: the smallest difference that can name a winner.
         size: the size column reported as ``arm_size`` / ``opponent_size``.
         skipped: ``{(arm, target): Skip}`` for size points where an arm has no
@@ -87,11 +108,14 @@ def compare(runs, min_effect=0.01, size="nonzero_params", skipped=None, confiden
     runs = runs.copy()
     if "tuning" not in runs.columns:
         runs["tuning"] = "tuned"
+    runs["diverged"] = diverged(runs)
+    bracketing = is_bracket(runs)
     skipped = skipped or {}
     rows = []
     for contrast in all_contrasts(runs) if contrasts is None else contrasts:
-        mine = arms.rows(runs, contrast.arm, contrast.arm_tuning)
-        theirs = arms.rows(runs, contrast.opponent, contrast.opponent_tuning)
+        mine = arms.rows(runs[~bracketing], contrast.arm, contrast.arm_tuning)
+        theirs = arms.rows(runs[~bracketing], contrast.opponent, contrast.opponent_tuning)
+        above = arms.rows(runs[bracketing], contrast.opponent, contrast.opponent_tuning)
         notes = {t: skip for (name, t), skip in skipped.items() if name == contrast.opponent}
         if mine.empty or (theirs.empty and not notes):
             continue
@@ -99,54 +123,111 @@ def compare(runs, min_effect=0.01, size="nonzero_params", skipped=None, confiden
         compared = [t for t in targets if not theirs[theirs.target_sparsity == t].empty]
         for target in targets:
             rows.append(_row(contrast, target, mine[mine.target_sparsity == target],
-                             theirs[theirs.target_sparsity == target], len(compared), min_effect, size,
-                             notes.get(target), confidence))
+                             theirs[theirs.target_sparsity == target], above[above.target_sparsity == target],
+                             len(compared), min_effect, size, notes.get(target), confidence))
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
 
-def _row(contrast, target, mine, theirs, comparisons, min_effect, size, skip, confidence):
+def diverged(runs):
+    """Whether each row's model ended at chance accuracy: the ``diverged`` column, missing values as False."""
+    if "diverged" not in runs.columns:
+        return pd.Series(False, index=runs.index)
+    return runs["diverged"].map(lambda v: v is True or v == 1 or str(v).strip().lower() == "true").astype(bool)
+
+
+def is_bracket(runs):
+    """Whether each row is a model that brackets an underfilled budget from above (``role == "bracket"``)."""
+    if "role" not in runs.columns:
+        return pd.Series(False, index=runs.index)
+    return runs["role"].astype(str).eq(BRACKET)
+
+
+def _row(contrast, target, mine, theirs, above, comparisons, min_effect, size, skip, confidence):
     row = {c: math.nan for c in COMPARISON_COLUMNS}
     row.update(contrast=contrast.name, arm=contrast.arm, arm_tuning=contrast.arm_tuning, opponent=contrast.opponent,
                opponent_tuning=contrast.opponent_tuning, target_sparsity=target, size_axis=size, note="",
-               opponent_widths="", n_arm=len(mine), n_opponent=len(theirs),
+               opponent_widths="", above_widths="", n_arm=len(mine), n_opponent=len(theirs),
                arm_nonzero_params=int(mine.nonzero_params.min()),
-               arm_test_accuracy=float(mine.test_accuracy.mean()), arm_size=float(mine[size].mean()))
+               arm_test_accuracy=float(mine.test_accuracy.mean()), arm_size=float(mine[size].mean()),
+               arm_diverged=int(mine.diverged.sum()), opponent_diverged=int(theirs.diverged.sum()))
     if theirs.empty:
         status = getattr(skip, "status", "")
         row.update(verdict=NO_FIT if status == NO_FIT else MISSING,
                    note=getattr(skip, "note", "") or f"no {contrast.opponent} model trained at this size point")
         return row
-    budget = float(theirs.budget.min()) if "budget" in theirs and theirs.budget.notna().any() \
-        else float(mine.nonzero_params.min())
+    budget = _budget(mine, theirs)
     fill = float(theirs.nonzero_params.max()) / budget
     n_test = int(min(mine.test_examples.min(), theirs.test_examples.min()))
     diff = stats.difference(mine.test_accuracy, theirs.test_accuracy, n_test, comparisons, confidence)
-    winner = stats.verdict(diff, min_effect, fill, names=(contrast.arm, contrast.opponent))
+    names = (contrast.arm, contrast.opponent)
+    winner = stats.verdict(diff, min_effect, fill, names=names)
+    need = stats.needed(mine.test_accuracy, theirs.test_accuracy, n_test, min_effect, comparisons, confidence)
     row.update(
         opponent_params=int(theirs.nonzero_params.max()), opponent_fill=fill,
         opponent_widths=str(theirs.widths.iloc[0]) if "widths" in theirs else "",
         opponent_test_accuracy=float(theirs.test_accuracy.mean()), opponent_size=float(theirs[size].mean()),
         delta=diff.delta, delta_ci_low=diff.low, delta_ci_high=diff.high, ci_level=diff.level,
         p_value=diff.p_value, detectable=diff.detectable, test_examples=n_test,
-        verdict=winner,
+        seeds_needed=math.nan if need.seeds is None else float(need.seeds),
+        test_examples_needed=math.nan if need.test_examples is None else float(need.test_examples),
+        together_seeds=float(need.together[0]) if need.together else math.nan,
+        together_test_examples=float(need.together[1]) if need.together else math.nan,
     )
     notes = [] if diff.seed_spread else ["one seed per arm: the interval holds the test set's error only"]
     if "note" in theirs and isinstance(theirs.note.iloc[0], str) and theirs.note.iloc[0]:
         notes.append(theirs.note.iloc[0])
+    if not above.empty:
+        winner, reason = _bracketed(row, diff, mine, above, budget, comparisons, min_effect, confidence, names)
+        notes.append(reason)
+    broken = [f"{count} of {len(side)} {name}" for count, side, name in
+              ((row["arm_diverged"], mine, f"{contrast.arm} model(s)"),
+               (row["opponent_diverged"], theirs, f"{contrast.opponent} model(s)"),
+               (int(above.diverged.sum()), above, f"{contrast.opponent} model(s) above the budget")) if count]
+    if broken:
+        winner = DIVERGED
+        notes.insert(0, f"{' and '.join(broken)} ended at chance accuracy: the recipe failed, so this size point "
+                        "says nothing about the method")
+    row["verdict"] = winner
     row["note"] = "; ".join(notes)
     return row
 
 
+def _budget(mine, theirs):
+    if "budget" in theirs and theirs.budget.notna().any():
+        return float(theirs.budget.min())
+    return float(mine.nonzero_params.min())
+
+
+def _bracketed(row, within, mine, above, budget, comparisons, min_effect, confidence, names):
+    """The bracketing verdict (:func:`stats.bracket`) and its reason; fills the ``above_*`` columns of ``row``."""
+    n_test = int(min(mine.test_examples.min(), above.test_examples.min()))
+    beyond = stats.difference(mine.test_accuracy, above.test_accuracy, n_test, comparisons, confidence)
+    row.update(above_params=int(above.nonzero_params.max()), above_widths=str(above.widths.iloc[0])
+               if "widths" in above else "", above_fill=float(above.nonzero_params.max()) / budget,
+               above_test_accuracy=float(above.test_accuracy.mean()), above_delta=beyond.delta,
+               above_ci_low=beyond.low, above_ci_high=beyond.high)
+    winner, reason = stats.bracket(stats.verdict(within, min_effect, names=names),
+                                   stats.verdict(beyond, min_effect, names=names), names)
+    sizes = (f"{row['opponent_params']:,} parameters, {row['opponent_fill']:.0%} of the budget; "
+             f"{row['above_params']:,}, {row['above_fill']:.0%}")
+    return winner, f"bracketed ({sizes}): {reason}"
+
+
 def frontier(runs, size="nonzero_params"):
     """One row per arm, tuning and size point: mean test accuracy over seeds with its interval, mean sizes, and
-    ``pareto`` (no other row is both smaller and more accurate)."""
+    ``pareto`` (no other row is both smaller and more accurate).
+
+    A narrow model that brackets an underfilled budget from above (``role``
+    ``bracket``) is a row of its own beside the size point's other one.
+    """
     runs = runs.copy()
     if "tuning" not in runs.columns:
         runs["tuning"] = "tuned"
     for column in ("pruning", "widths"):
         runs[column] = runs[column].fillna("") if column in runs.columns else ""
+    runs["role"] = runs["role"].fillna("eval") if "role" in runs.columns else "eval"
     rows = []
-    keys = ["arm", "tuning", "pruning", "target_sparsity", "widths"]
+    keys = ["arm", "tuning", "pruning", "target_sparsity", "role", "widths"]
     for point, group in runs.groupby(keys, sort=False, dropna=False):
         row = dict(zip(keys, point))
         row.update(stats.summary(group.test_accuracy))
@@ -154,9 +235,10 @@ def frontier(runs, size="nonzero_params"):
             if column in group:
                 row[column] = float(group[column].mean())
         rows.append(row)
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(rows, columns=[c for c in FRONTIER_COLUMNS if c != "pareto" and (
+        c not in SIZE_AXES or c in runs.columns)])
     if not frame.empty:
-        frame = frame.sort_values(["arm", "tuning", "target_sparsity"], kind="stable").reset_index(drop=True)
+        frame = frame.sort_values(["arm", "tuning", "target_sparsity", size], kind="stable").reset_index(drop=True)
         frame["pareto"] = stats.pareto_flags(frame[size], frame["mean"])
     return frame
 
@@ -167,8 +249,88 @@ def tally(comparison):
         "contrast", sort=False)}
 
 
-def sentence(comparison, contrast=None):
-    """The verdict of one contrast (the first, the headline, by default) in words."""
+def points(value):
+    """A fraction as percentage points in text: ``0.0437`` -> ``"4.4"``."""
+    return f"{100 * value:.1f}"
+
+
+def _count(n):
+    return f"{n:,.0f}" if math.isfinite(n) else "no number of"
+
+
+def points_range(values, unit=" points"):
+    """Fractions as a range of points in text: ``[0.044, 0.093]`` -> ``"4.4 to 9.3 points"``."""
+    low, high = min(values), max(values)
+    return f"{points(low)}{unit}" if points(low) == points(high) else f"{points(low)} to {points(high)}{unit}"
+
+
+def effect_words(value):
+    """A difference as points in words: ``0.01`` -> ``"1 point"``."""
+    text = f"{round(100 * value, 6):g}"
+    return f"{text} point{'' if text == '1' else 's'}"
+
+
+def resolution(rows, min_effect, ties=False):
+    """What a contrast's comparisons can resolve, and what would resolve ``min_effect``, in words.
+
+    Args:
+        rows: one contrast's rows of the comparison table.
+        min_effect: the difference the study means to resolve.
+        ties: whether some of the rows are ties (the clause then says what a tie means here).
+
+    Returns:
+        A clause such as ``"with 3 seeds and 360 test examples the study resolves differences of 4.4 to 9.3
+        points (80% power, corrected), so a tie only says that the difference is smaller than that; resolving 1
+        point at every size would take 26 seeds per arm (with these test examples) or 4,900 test examples (with
+        these seeds)"``, or ``""`` when nothing was compared.
+    """
+    rows = rows[rows.detectable.notna()]
+    if rows.empty:
+        return ""
+    seeds = int(min(rows.n_arm.min(), rows.n_opponent.min()))
+    examples = int(rows.test_examples.min())
+    text = (f"with {seeds} seed{'s' if seeds != 1 else ''} and {examples:,} test examples the study resolves "
+            f"differences of {points_range(rows.detectable)} (80% power, corrected)")
+    short = rows[rows.detectable >= min_effect]
+    goal = effect_words(min_effect)
+    if short.empty:
+        return text + f", under min_effect ({goal})"
+    if ties:
+        text += ", so a tie only says that the difference is smaller than that"
+    where = "at every size" if len(short) == len(rows) else \
+        f"at {', '.join(f'{t:.0%}' for t in short.target_sparsity)} sparsity"
+    if short.seeds_needed.isna().any():
+        return text + (f"; with one seed per arm the seeds' spread is unknown: train more seeds before asking what "
+                       f"would resolve {goal}")
+    more_seeds, more_examples = float(short.seeds_needed.max()), float(short.test_examples_needed.max())
+    if math.isinf(more_seeds) and math.isinf(more_examples):
+        both = short[short.together_seeds.notna()]
+        k, n = float(both.together_seeds.max()), float(both.together_test_examples.max())
+        if math.isinf(k):
+            return text + f"; no affordable number of seeds and test examples would resolve {goal} {where}"
+        return text + (f"; resolving {goal} {where} would take more seeds and more test examples together (neither "
+                       f"alone would do), for example {_count(k)} seeds per arm and {_count(n)} test examples")
+    options = []
+    if math.isfinite(more_seeds):
+        options.append(f"{_count(more_seeds)} seeds per arm (with these test examples)")
+    if math.isfinite(more_examples):
+        options.append(f"{_count(more_examples)} test examples (with these seeds)")
+    limits = []
+    if math.isinf(more_seeds):
+        limits.append("more seeds alone would not, the test set's own error being too large")
+    if math.isinf(more_examples):
+        limits.append("more test examples alone would not, the seeds' spread being too large")
+    return text + f"; resolving {goal} {where} would take {' or '.join(options)}" + \
+        (f" ({'; '.join(limits)})" if limits else "")
+
+
+def sentence(comparison, contrast=None, min_effect=0.01):
+    """The verdict of one contrast (the first, the headline, by default) in words.
+
+    Wins, losses and ties over the size points, then, in the same sentence,
+    what the study can resolve and what would make it resolve ``min_effect``
+    (:func:`resolution`).
+    """
     if comparison.empty:
         return f"{contrast or 'the comparison'}: no size point has both arms trained yet"
     contrast = contrast or comparison.contrast.iloc[0]
@@ -177,18 +339,20 @@ def sentence(comparison, contrast=None):
         return f"{contrast}: no size point has both arms trained yet"
     arm, opponent = arms.get(rows.arm.iloc[0]), arms.get(rows.opponent.iloc[0])
     counts = rows.verdict.value_counts().to_dict()
-    compared = sum(counts.get(k, 0) for k in (arm.name, opponent.name, TIE, UNDERFILLED))
+    compared = sum(counts.get(k, 0) for k in (arm.name, opponent.name, TIE, UNDERFILLED, DIVERGED))
     if not compared:
         return f"{contrast}: no size point has both arms trained yet"
-    text = f"{contrast}: {arm.title} beat {opponent.title} at {counts.get(arm.name, 0)} of {compared} sizes"
+    ties = counts.get(TIE, 0)
+    text = (f"{contrast}: {arm.title} won at {counts.get(arm.name, 0)} of {compared} sizes, {opponent.title} at "
+            f"{counts.get(opponent.name, 0)}, {ties} tie{'' if ties == 1 else 's'}")
     extra = []
-    if counts.get(opponent.name):
-        extra.append(f"{opponent.title} won {counts[opponent.name]}")
-    if counts.get(TIE):
-        extra.append(f"{counts[TIE]} tie{'s' if counts[TIE] > 1 else ''}")
     if counts.get(UNDERFILLED):
         extra.append(f"{counts[UNDERFILLED]} inconclusive ({opponent.title} model under "
                      f"{stats.UNDERFILLED_BELOW:.0%} of its budget)")
+    if counts.get(DIVERGED):
+        extra.append(f"{counts[DIVERGED]} with a diverged model (at chance accuracy)")
     if counts.get(NO_FIT):
         extra.append(f"{counts[NO_FIT]} with no dense model small enough")
-    return text + (f" ({', '.join(extra)})" if extra else "")
+    text += "".join(f", {e}" for e in extra)
+    clause = resolution(rows, min_effect, ties > 0)
+    return text + (f"; {clause}" if clause else "")

@@ -1,4 +1,8 @@
-"""Warnings about the pruned arm's schedules, with the fix (pure: pandas).
+"""Warnings about failed recipes and the pruned arm's schedules, with the fix (pure: pandas).
+
+A model that ended at chance accuracy (``diverged`` in runs.csv) failed
+whatever its arm: every report names them (:func:`divergence_warnings`),
+and a contrast involving one has the verdict ``diverged``.
 
 A pruned model that lost accuracy to its own schedule makes the comparison
 say more about the schedule than about pruning. Every report checks, per
@@ -25,6 +29,35 @@ def _allocations(rows):
         return "study's"
     names = sorted({p for p in rows.pruning if isinstance(p, str) and p})
     return "/".join(names) if names else "study's"
+
+
+def divergence_warnings(runs):
+    """One warning per configuration (arm, tuning, size point) with models that ended at chance accuracy.
+
+    Args:
+        runs: a DataFrame with ``runs.csv``'s columns (without ``diverged``, no warning).
+
+    Returns:
+        A list of strings.
+    """
+    from widthvsprune.analysis.compare import diverged
+
+    runs = runs.assign(diverged=diverged(runs))
+    if "tuning" not in runs.columns:
+        runs = runs.assign(tuning="tuned")
+    out = []
+    for (arm, tuning, target), group in runs.groupby(["arm", "tuning", "target_sparsity"], sort=False):
+        broken = group[group.diverged]
+        if broken.empty:
+            continue
+        where = f"{arm} {tuning}" + (f" sparsity={target:g}" if target else "")
+        rates = sorted(set(broken.learning_rate.dropna())) if "learning_rate" in broken else []
+        rate = f" at learning rate {', '.join(f'{r:g}' for r in rates)}" if rates else ""
+        out.append(f"{where}: {len(broken)} of {len(group)} model(s) ended at chance accuracy (test accuracy "
+                   f"{', '.join(f'{a:.1%}' for a in broken.test_accuracy)}): the recipe{rate} failed, whatever the "
+                   "arm; its comparisons say `diverged` instead of a verdict. Lower the learning rate (or let the "
+                   "search choose it)")
+    return out
 
 
 def schedule_warnings(runs):

@@ -24,6 +24,7 @@ excludes zero and the difference is at least the study's ``min_effect``.
 
 import dataclasses
 import math
+from typing import Optional, Tuple
 
 import numpy as np
 from scipy import stats as _stats
@@ -89,6 +90,21 @@ class Difference:
     seed_spread: bool
 
 
+def corrected_level(confidence, comparisons):
+    """Bonferroni: each of ``comparisons`` intervals at ``1 - (1 - confidence) / comparisons``."""
+    return 1 - (1 - confidence) / max(1, int(comparisons))
+
+
+def _se_df(var_a, n_a, var_b, n_b, test):
+    """Standard error and Welch-Satterthwaite degrees of freedom: seeds' spread (``var / n`` per arm, left out when
+    ``var`` is ``None``) plus the test set's error ``test`` (taken as known)."""
+    va = 0.0 if var_a is None else var_a / n_a
+    vb = 0.0 if var_b is None else var_b / n_b
+    se = math.sqrt(va + vb + test)
+    denominator = (0.0 if var_a is None else va**2 / (n_a - 1)) + (0.0 if var_b is None else vb**2 / (n_b - 1))
+    return se, (se**4 / denominator if denominator > 0 else math.inf)
+
+
 def difference(pruned, narrow, n_test, comparisons=1, confidence=0.95):
     """The difference of two arms' accuracies at one size point, with its interval.
 
@@ -106,17 +122,134 @@ def difference(pruned, narrow, n_test, comparisons=1, confidence=0.95):
     delta = float(a.mean() - b.mean())
     test = binomial_variance(a.mean(), n_test) + binomial_variance(b.mean(), n_test)
     spread = a.size >= 2 and b.size >= 2
-    va = a.var(ddof=1) / a.size if spread else 0.0
-    vb = b.var(ddof=1) / b.size if spread else 0.0
-    se = math.sqrt(va + vb + test)
-    denominator = (va**2 / (a.size - 1) + vb**2 / (b.size - 1)) if spread else 0.0
-    df = se**4 / denominator if denominator > 0 else math.inf
-    level = 1 - (1 - confidence) / max(1, int(comparisons))
+    se, df = _se_df(a.var(ddof=1) if spread else None, a.size, b.var(ddof=1) if spread else None, b.size, test)
+    level = corrected_level(confidence, comparisons)
     critical = float(_stats.t.ppf(0.5 + level / 2, df))
     p_value = float(2 * _stats.t.sf(abs(delta) / se, df))
     detectable = (critical + float(_stats.norm.ppf(POWER))) * se
     low, high = max(-1.0, delta - critical * se), min(1.0, delta + critical * se)  # accuracies differ by <= 1
     return Difference(delta, low, high, level, se, df, p_value, detectable, spread)
+
+
+def detectable_with(arm, opponent, seeds, test_examples, comparisons=1, confidence=0.95):
+    """The smallest detectable difference if both arms had ``seeds`` seeds and ``test_examples`` test examples.
+
+    The seeds' spread is each arm's sample variance so far and the test
+    set's error the binomial one at each arm's mean accuracy, as in
+    :func:`difference`; ``math.inf`` for either count leaves its term out.
+
+    Args:
+        arm, opponent: test accuracies so far, one per seed (two or more each).
+        seeds: seeds per arm, an integer >= 2 or ``math.inf``.
+        test_examples: test examples, an integer >= 1 or ``math.inf``.
+
+    Returns:
+        ``(t_crit + z_0.8) * se``, a fraction.
+    """
+    a, b = np.asarray(arm, dtype=float), np.asarray(opponent, dtype=float)
+    test = 0.0 if math.isinf(test_examples) else (binomial_variance(a.mean(), test_examples)
+                                                  + binomial_variance(b.mean(), test_examples))
+    if math.isinf(seeds):
+        se, df = math.sqrt(test), math.inf
+    else:
+        se, df = _se_df(a.var(ddof=1), seeds, b.var(ddof=1), seeds, test)
+    level = corrected_level(confidence, comparisons)
+    return (float(_stats.t.ppf(0.5 + level / 2, df)) + float(_stats.norm.ppf(POWER))) * se
+
+
+@dataclasses.dataclass(frozen=True)
+class Needed:
+    """What would bring one comparison's smallest detectable difference under a target.
+
+    Attributes:
+        seeds: seeds per arm with the same test set (their spread taken as
+            the one measured so far); ``math.inf`` when no number of seeds
+            would (the test set's own error is too large); ``None`` when
+            unknown (one seed per arm: no spread measured yet).
+        test_examples: test examples with the same seeds; ``math.inf`` when
+            no test set would (the seeds' spread is too large); ``None``
+            when unknown.
+        seeds_floor: the detectable difference with infinitely many seeds
+            (what the test set's error alone allows).
+        examples_floor: the detectable difference with infinitely many test
+            examples (what the seeds' spread alone allows).
+        together: where neither count alone would do, the fewest seeds and
+            test examples, both multiplied by the same whole factor, that
+            would: ``(seeds, test_examples)``; ``None`` otherwise.
+    """
+
+    seeds: Optional[float]
+    test_examples: Optional[float]
+    seeds_floor: float = math.nan
+    examples_floor: float = math.nan
+    together: Optional[Tuple[float, float]] = None
+
+
+def _smallest(resolves, start, limit):
+    """The smallest integer ``n >= start`` with ``resolves(n)`` (doubling, then bisection), or ``math.inf``."""
+    if resolves(start):
+        return start
+    low, high = start, start * 2
+    while not resolves(high):
+        if high > limit:
+            return math.inf
+        low, high = high, high * 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if resolves(middle) else (middle, high)
+    return high
+
+
+def needed(arm, opponent, n_test, target, comparisons=1, confidence=0.95):
+    """How many seeds per arm, or test examples, would make differences of ``target`` detectable.
+
+    Each count is varied alone, the other kept as it is, with the
+    standard-error formula of :func:`difference` (the seeds' spread taken as
+    measured so far); the detectable difference is ``(t_crit + z_0.8) * se``
+    at the corrected level.
+
+    Args:
+        arm, opponent: test accuracies so far, one per seed.
+        n_test: test examples each accuracy was measured on.
+        target: the difference to make detectable (a study's ``min_effect``).
+        comparisons, confidence: as for :func:`difference`.
+
+    Returns:
+        A :class:`Needed`.
+
+    Example:
+
+    ```python
+    needed([0.95, 0.93, 0.96], [0.94, 0.95, 0.92], n_test=360, target=0.01)  # Needed(seeds=..., test_examples=...)
+    ```
+    """
+    a, b = np.asarray(arm, dtype=float), np.asarray(opponent, dtype=float)
+    if a.size < 2 or b.size < 2:
+        return Needed(None, None)
+    n_seeds = int(min(a.size, b.size))
+
+    def at(seeds, examples):
+        return detectable_with(a, b, seeds, examples, comparisons, confidence)
+
+    seeds_floor, examples_floor = at(math.inf, n_test), at(n_seeds, math.inf)
+    seeds = math.inf if seeds_floor >= target else _smallest(lambda k: at(k, n_test) < target, n_seeds, 10**7)
+    examples = math.inf if examples_floor >= target else _smallest(lambda n: at(n_seeds, n) < target, int(n_test),
+                                                                   10**12)
+    together = None
+    if math.isinf(seeds) and math.isinf(examples):
+        factor = _smallest(lambda m: at(n_seeds * m, int(n_test) * m) < target, 1, 10**6)
+        together = (n_seeds * factor, int(n_test) * factor) if math.isfinite(factor) else (math.inf, math.inf)
+    return Needed(seeds, examples, seeds_floor, examples_floor, together)
+
+
+def lower_bound(arm, reference, n_test, confidence=0.95):
+    """A one-sided lower confidence bound of ``mean(arm) - mean(reference)``, with the error of :func:`difference`.
+
+    Returns:
+        A :class:`Difference` whose ``low`` is the bound at ``confidence``
+        (its two-sided interval is at ``2 * confidence - 1``).
+    """
+    return difference(arm, reference, n_test, 1, 2 * confidence - 1)
 
 
 def verdict(diff, min_effect, fill=1.0, underfilled_below=UNDERFILLED_BELOW, names=("pruned", "narrow")):
@@ -133,6 +266,47 @@ def verdict(diff, min_effect, fill=1.0, underfilled_below=UNDERFILLED_BELOW, nam
     if diff.high < 0 and -diff.delta >= min_effect:
         return names[1]
     return "tie"
+
+
+def bracket(below, above, names=("pruned", "narrow")):
+    """The verdict against an opponent that cannot fill its budget, from the two opponents that bracket it.
+
+    When the family's widths step too coarsely for the largest opponent
+    within the budget to fill it (less than ``UNDERFILLED_BELOW``), the
+    smallest opponent above the budget is trained too. ``below`` and
+    ``above`` are the plain verdicts (:func:`verdict` with a full budget)
+    against the smaller and the larger opponent:
+
+    - the arm beats the larger opponent (more parameters than its own
+      budget): the arm wins;
+    - the smaller opponent (fewer parameters) beats the arm: the opponent wins;
+    - tied with both: a tie;
+    - anything else (the arm beats only the smaller one, or only the larger
+      one beats the arm): inconclusive, with the reason.
+
+    Args:
+        below, above: verdicts, each one of ``names`` or ``"tie"``.
+        names: ``(arm, opponent)``.
+
+    Returns:
+        ``(verdict, reason)``: ``verdict`` is one of ``names``, ``"tie"`` or
+        ``"inconclusive-underfilled"``; ``reason`` says which bracket decided.
+    """
+    arm, opponent = names
+    if above == arm and below == opponent:
+        return "inconclusive-underfilled", (f"the smaller {opponent} model beat {arm} but the larger one lost to it: "
+                                            "the two brackets disagree")
+    if above == arm:
+        return arm, f"{arm} beat even the {opponent} model above the budget"
+    if below == opponent:
+        return opponent, f"the {opponent} model within the budget, with fewer parameters, beat {arm}"
+    if below == "tie" and above == "tie":
+        return "tie", f"tied with both the {opponent} model within the budget and the one above it"
+    if below == arm:
+        return "inconclusive-underfilled", (f"{arm} beat the {opponent} model within the budget (fewer parameters) "
+                                            "but not the one above it")
+    return "inconclusive-underfilled", (f"{arm} tied with the {opponent} model within the budget and lost to the one "
+                                        "above it: at the budget itself the study cannot tell")
 
 
 def at_chance(accuracy, num_classes, n):

@@ -208,6 +208,14 @@ class Arm:
         """What a finished run's progress line shows besides sizes and accuracies."""
         return {}
 
+    def learning_rate(self, run):
+        """The learning rate a run trains with (the reports' table of chosen configurations)."""
+        return float(run.config.get("learning_rate", float("nan")))
+
+    def chosen(self, run):
+        """What else a run's configuration chose, in a few words (the reports' table of chosen configurations)."""
+        return ""
+
     # ---- searching -----------------------------------------------------------------
 
     def space(self, study, search, context):

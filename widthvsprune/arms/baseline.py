@@ -125,6 +125,13 @@ class Baseline(Arm):
     def search_label(self, search):
         return "baseline search"
 
+    def learning_rate(self, run):
+        return float(run.config["recipe"]["learning_rate"])
+
+    def chosen(self, run):
+        r = run.config["recipe"]
+        return f"{r['epochs']} epochs at batch {r['batch_size']}, {r['optimizer']}"
+
     def fit(self, study, n_train):
         return recipe_fit(study.baseline)
 

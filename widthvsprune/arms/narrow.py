@@ -14,6 +14,17 @@ settled (the budget is their fewest nonzeros, biases included):
 A narrow model trains at the baseline's batch size for exactly as many
 optimizer steps as its pruned opponent took in all (the baseline's epochs
 plus the fine-tune's), so its last epoch may be partial.
+
+**Bracketing an underfilled budget.** Where a family's widths step so
+coarsely that the largest model within the budget fills less than
+:data:`~widthvsprune.families.budgets.UNDERFILLED_BELOW` of it (the seed
+CNN at 80% sparsity of 28x28 inputs: 2 filters make 3,410 parameters, 3
+make 5,110, for a budget of about 4,100), the search's result also names the
+smallest model above the budget on the same split of width
+(:func:`bracket_above`), and that model is trained too, with the same
+learning rate and steps, at every seed (runs of role ``bracket``, keys of
+their own: the key of every other run is unchanged). The verdict then
+brackets the budget (:func:`widthvsprune.analysis.stats.bracket`).
 """
 
 from widthvsprune import families
@@ -67,11 +78,54 @@ def budget_of(pruned_records):
     return min(values) if values else None
 
 
+def proportions_for(study, values):
+    """The proportions of a trial's split of width (its ``share_*`` values; the wide model's without them)."""
+    multipliers = [values.get(f"share_{i}", 1.0) for i in range(1, len(study.widths))]
+    return budgets.split_proportions(study.widths, multipliers)
+
+
 def shape_for(study, values, budget, input_shape, num_classes, count=None):
     """The widths of a trial's split of width within ``budget``: a :class:`widthvsprune.families.budgets.Match`."""
-    multipliers = [values.get(f"share_{i}", 1.0) for i in range(1, len(study.widths))]
-    proportions = budgets.split_proportions(study.widths, multipliers)
-    return budgets.solve_widths(study.family, budget, proportions, input_shape, num_classes, count)
+    return budgets.solve_widths(study.family, budget, proportions_for(study, values), input_shape, num_classes, count)
+
+
+def bracket_above(study, match, proportions, input_shape, num_classes, count=None):
+    """The smallest model above an underfilled budget on the same split of width, or ``None``.
+
+    :func:`~widthvsprune.families.budgets.solve_widths` stops where widening
+    the knob furthest below its share would pass the budget: that shape is
+    the next one on the split, the first above the budget (for a family with
+    one width knob, one unit wider).
+
+    Args:
+        study: the study (its family).
+        match: the :class:`~widthvsprune.families.budgets.Match` within the budget.
+        proportions: the split of width it was solved for.
+        input_shape, num_classes, count: as for ``solve_widths``.
+
+    Returns:
+        ``{"widths": [...], "params": n}`` (``n > match.budget``), or ``None``
+        when the match fills at least ``UNDERFILLED_BELOW`` of its budget or
+        nothing fits.
+
+    Example:
+
+    ```python
+    match = budgets.solve_widths("seed_cnn", 4100, (12,), (28, 28, 1), 10)  # 2 filters, 3,410 parameters
+    bracket_above(study, match, (12,), (28, 28, 1), 10)  # {"widths": [3], "params": 5110}
+    ```
+    """
+    if not match.fits or match.fill >= budgets.UNDERFILLED_BELOW:
+        return None
+    widths = list(match.widths)
+    i = min(range(len(widths)), key=lambda j: (widths[j] / proportions[j], j))
+    widths[i] += 1
+    return {"widths": widths, "params": budgets.counter(study.family, input_shape, num_classes, count)(widths)}
+
+
+def bracket_config(resolved, above):
+    """The configuration of the runs above an underfilled budget: the chosen one with the wider shape."""
+    return {**resolved, "widths": list(above["widths"]), "bracket": "above"}
 
 
 class Narrow(Arm):
@@ -107,6 +161,10 @@ class Narrow(Arm):
                 resolved = {**search.config, "widths": list(result["widths"]),
                             "learning_rate": float(result["learning_rate"])}
                 builder.add_runs(NAME, tuning, target, search.key, resolved, 5, search=search.key)
+                if result.get("above"):
+                    above = bracket_config(resolved, result["above"])
+                    builder.add_runs(NAME, tuning, target, keys.run_key(above, f"narrow-{budget}-above"), above, 5,
+                                     search=search.key, role="bracket", extra=True)
 
     def evaluated(self, study):
         return len(study.sparsities) * len(study.seeds) * (2 if study.tuning.controls else 1)
@@ -124,8 +182,16 @@ class Narrow(Arm):
 
     def label(self, run):
         tag = "" if run.tuning == "tuned" else " untuned"
+        above = " (above the budget)" if run.config.get("bracket") else ""
         return (f"narrow{tag} sparsity={run.target:g} seed={run.seed} "
-                f"widths={families.describe_widths(run.widths)}")
+                f"widths={families.describe_widths(run.widths)}{above}")
+
+    def chosen(self, run):
+        if run.config.get("bracket"):
+            return (f"the smallest model above the budget of {run.config['budget']:,} nonzeros on the search's split "
+                    "(the one within fills less than 90%)")
+        split = "the wide model's proportions" if run.tuning == "untuned" else "the search's split"
+        return f"the widest model within {run.config['budget']:,} nonzeros at {split}"
 
     def fit(self, study, n_train):
         return matched_fit(study, n_train)
@@ -137,8 +203,11 @@ class Narrow(Arm):
     def record_fields(self, study, run, spec, outcome, splits, search=None, source=None, sizes=None):
         fit = self.fit(study, len(splits.x_train))
         budget = int(run.config["budget"])
+        note = (search or {}).get("note", "")
+        if run.config.get("bracket"):
+            note = "the smallest model above the budget on the search's split, bracketing it"
         out = {**search_compute(search), "budget": budget, "epochs": fit.epochs_done(len(splits.x_train)),
-               "steps": fit.max_steps, "learning_rate": spec.learning_rate, "note": (search or {}).get("note", "")}
+               "steps": fit.max_steps, "learning_rate": spec.learning_rate, "note": note}
         if sizes is not None:
             out["fill"] = sizes["total_params"] / budget
         return out
@@ -167,9 +236,11 @@ class Narrow(Arm):
             return None
         match = budgets.solve_widths(study.family, search.budget, study.widths, splits.input_shape,
                                      splits.num_classes, count)
-        return {"status": "ok", "widths": list(match.widths), "params": match.params,
-                "learning_rate": study.baseline.learning_rate, "note": match.note, "trials": 0, "epochs": 0.0,
-                "seconds": 0.0}
+        out = {"status": "ok", "widths": list(match.widths), "params": match.params,
+               "learning_rate": study.baseline.learning_rate, "note": match.note, "trials": 0, "epochs": 0.0,
+               "seconds": 0.0}
+        return _with_bracket(out, bracket_above(study, match, study.widths, splits.input_shape, splits.num_classes,
+                                                count))
 
     def context(self, study, search, session):
         return SearchContext(search, count=session.count)
@@ -181,10 +252,19 @@ class Narrow(Arm):
         return self.fit(study, len(splits.x_train)), model, {"widths": match.widths}
 
     def result(self, study, search, found, splits, context):
-        match = shape_for(study, found["values"], search.budget, splits.input_shape, splits.num_classes,
-                          context.count)
-        return {**common_result(study, found), "widths": list(match.widths), "params": match.params,
-                "learning_rate": float(found["values"]["learning_rate"]), "note": match.note}
+        proportions = proportions_for(study, found["values"])
+        match = budgets.solve_widths(study.family, search.budget, proportions, splits.input_shape, splits.num_classes,
+                                     context.count)
+        out = {**common_result(study, found), "widths": list(match.widths), "params": match.params,
+               "learning_rate": float(found["values"]["learning_rate"]), "note": match.note}
+        return _with_bracket(out, bracket_above(study, match, proportions, splits.input_shape, splits.num_classes,
+                                                context.count))
 
     def trial_shown(self, values, info):
         return {"widths": "x".join(map(str, info["widths"])), "lr": f"{values['learning_rate']:.2g}"}
+
+
+def _with_bracket(result, above):
+    """A search result with ``above`` (the shape above an underfilled budget) when there is one: results of
+    budgets that fill stay as they were."""
+    return {**result, "above": above} if above else result

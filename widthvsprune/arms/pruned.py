@@ -197,6 +197,17 @@ class Pruned(Arm):
     def shown(self, record):
         return {"sparsity": record["sparsity"]}
 
+    def learning_rate(self, run):
+        return float(run.config["finetune"]["learning_rate"])
+
+    def chosen(self, run):
+        c = run.config
+        p, f, base = c["pruning"], c["finetune"], c["baseline"]
+        which = "tuned" if base.get("tuning") == "tuned" else "recipe's"
+        return (f"prunes the {which} baseline (learning rate {base['recipe']['learning_rate']:.3g}); {p['variant']} "
+                f"allocation; masks every {p['frequency']} steps until {p['end_fraction']:.0%} of a "
+                f"{f['epochs']}-epoch fine-tune; output layer {'pruned' if p['prune_output'] else 'dense'}")
+
     # ---- the search ---------------------------------------------------------------
 
     def outputs(self, study, target, sizes):

@@ -121,6 +121,9 @@ class SparseScratch(Arm):
     def shown(self, record):
         return {"sparsity": record["sparsity"]}
 
+    def chosen(self, run):
+        return "a random fixed mask at the tuned pruned model's per-layer sparsity, trained from scratch"
+
     def space(self, study, search, context):
         def declare(hp):
             log_rate(hp, "learning_rate", study, study.baseline.learning_rate)

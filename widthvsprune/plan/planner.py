@@ -46,8 +46,10 @@ class Run:
         needs: ``(key, seed)`` of the runs whose results it starts from.
         search: the key of the search that chose its configuration, if any.
         stage: its stage (see the module docstring).
-        role: ``"eval"``, or ``"search"`` for a model the searches start from
-            (trained at the search seed, not evaluated).
+        role: ``"eval"``, ``"search"`` for a model the searches start from
+            (trained at the search seed, not evaluated), or ``"bracket"`` for
+            an evaluated narrow model above an underfilled budget (beside the
+            size point's model within it).
     """
 
     arm: str
@@ -114,7 +116,8 @@ class Plan:
         runs: every run whose configuration is known.
         searches: every search whose configuration is known.
         skipped: ``(arm, target) -> Skip`` for size points where an arm has no model.
-        max_trainings: models the whole study trains at most (trials included).
+        max_trainings: models the whole study trains at most (trials included), with the runs planned beyond
+            the arms' own bounds once earlier results called for them (:meth:`Builder.add_runs`).
     """
 
     study: object
@@ -161,13 +164,23 @@ class Builder:
     def __init__(self, study, records, searches):
         self.study, self.records, self.searches = study, records, searches
         self.runs, self.found, self.skipped, self.shared = [], [], {}, {}
+        self.extra = 0
 
-    def add_runs(self, arm, tuning, target, key, config, stage, needs=None, search=None, seeds=None):
-        """Adds one run per evaluation seed (or per seed of ``seeds``); ``needs(seed)`` gives each one's needs."""
+    def add_runs(self, arm, tuning, target, key, config, stage, needs=None, search=None, seeds=None, role="eval",
+                 extra=False):
+        """Adds one run per evaluation seed (or per seed of ``seeds``); ``needs(seed)`` gives each one's needs.
+
+        ``role`` is the runs' :attr:`Run.role`; ``extra`` says that they are
+        not counted in the arm's :meth:`~widthvsprune.arms.base.Arm.max_trainings`
+        (runs planned only when earlier results call for them), so the plan
+        adds them to its total.
+        """
         seeds = self.study.seeds if seeds is None else seeds
-        made = [Run(arm, tuning, float(target), s, key, config, needs(s) if needs else (), search, stage)
+        made = [Run(arm, tuning, float(target), s, key, config, needs(s) if needs else (), search, stage, role)
                 for s in seeds]
         self.runs.extend(made)
+        if extra:
+            self.extra += len(made)
         return made
 
     def add_helper(self, arm, tuning, key, config, stage, search=None):
@@ -217,4 +230,5 @@ def plan(study, records=None, searches=None):
     builder = Builder(study, records or {}, searches or {})
     for arm in arms.of(study):
         arm.plan(study, builder)
-    return Plan(study, tuple(builder.runs), tuple(builder.found), builder.skipped, max_trainings(study))
+    return Plan(study, tuple(builder.runs), tuple(builder.found), builder.skipped,
+                max_trainings(study) + builder.extra)

@@ -30,9 +30,12 @@ class Column:
 
 RUN_COLUMNS = (
     Column("study", "study name"),
-    Column("arm", "`baseline`, `pruned` or `narrow`"),
+    Column("arm", "`baseline`, `pruned` or `narrow` (`sparse_scratch` in a study with that control, or a "
+                  "registered arm's name)"),
     Column("tuning", "`tuned` (the configuration its arm's search chose) or `untuned` (the recipe as written: the "
                      "controls)"),
+    Column("role", "`eval`: a model of the comparison; `bracket`: the narrow arm's smallest model above a budget "
+                   "its largest model within could not fill to 90% (the verdict brackets the budget)"),
     Column("pruning", "pruned rows: the allocation used, how the zeros were spread over the layers (`uniform`, "
                       "`first_dense`, `uniform_plus`, `erk`, `lamp`, `global`, `random` or one of your own); "
                       "sparse_scratch rows: the allocation of the pruned model whose shape it took"),
@@ -50,13 +53,14 @@ RUN_COLUMNS = (
     Column("nonzero_params", "nonzero parameters of the stripped weights (kernels and biases; tfmot never prunes "
                              "biases). Dense models count every parameter"),
     Column("budget", "narrow rows: the fewest nonzeros of the pruned models at this size point (every seed, tuned "
-                     "and untuned); `total_params <= budget` always"),
-    Column("fill", "narrow rows: `total_params / budget`"),
+                     "and untuned); `total_params <= budget` always, except on `bracket` rows"),
+    Column("fill", "narrow rows: `total_params / budget` (above 1 on `bracket` rows)"),
     Column("test_accuracy", "test accuracy after training"),
     Column("test_examples", "test examples the accuracy was measured on"),
     Column("val_accuracy", "validation accuracy after training"),
     Column("diverged", "the model ended at chance accuracy (within three standard errors of 1 / classes on the test "
-                       "set): its recipe failed, whatever the arm"),
+                       "set): its recipe failed, whatever the arm. Records written before this column existed get "
+                       "it from their test accuracy and output layer"),
     Column("epochs", "epochs the model cost in total (pruned: baseline + fine-tune; narrow: the same number of "
                      "optimizer steps at the baseline's batch size, so possibly fractional)"),
     Column("steps", "optimizer steps the model cost in total; equal for a pruned model and its narrow opponent"),
@@ -80,7 +84,8 @@ RUN_COLUMNS = (
     Column("gzip_bytes", "the raw float32 weights gzipped (level 9)"),
     Column("flops", "multiply-adds per example of the dense model"),
     Column("nonzero_flops", "multiply-adds per example skipping zero weights"),
-    Column("note", "why a narrow model is below 90% of its budget (the family's width step)"),
+    Column("note", "narrow rows: why a model is below 90% of its budget (the family's width step), or that it "
+                   "is the model above the budget that brackets it"),
     Column("key", "the run key (folder name)"),
 )
 COLUMNS = [c.name for c in RUN_COLUMNS]
@@ -184,8 +189,10 @@ def trials_done(root, key):
 
 
 def ok_row(record):
-    """A record as a ``runs.csv`` row: exactly :data:`COLUMNS`; the allocation by its registered name."""
+    """A record as a ``runs.csv`` row: exactly :data:`COLUMNS`; the allocation by its registered name (``role`` is
+    ``eval`` in records of earlier releases, which lack it)."""
     row = {name: record.get(name, math.nan) for name in COLUMNS}
+    row["role"] = record.get("role", "eval")
     if isinstance(row["pruning"], str) and row["pruning"]:
         row["pruning"] = canonical(row["pruning"])  # records made before the rename say "layerwise"
         row["kernel_densities"] = kernel_densities(record)

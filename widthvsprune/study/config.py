@@ -48,6 +48,10 @@ class Study:
         min_effect: the smallest difference of test accuracy that can name a
             winner: a side wins only when the corrected interval excludes zero
             and the difference is at least this.
+        tolerance: the accuracy a smaller model may lose against the tuned
+            baseline and still count as keeping it (a fraction; 0.01 is one
+            point): the tolerance frontier and the iso-accuracy levels of the
+            reports. It changes no run (no run key holds it).
         engine: ``"tf_keras"``, ``"jax"`` or ``"auto"`` (``jax`` where JAX is
             installed and faster for this family on this machine, see
             :func:`widthvsprune.engines.resolve`); both arms always train with
@@ -81,6 +85,9 @@ class Study:
     engine: str = "auto"
     tensorboard: bool = False
     arms: Optional[Tuple[str, ...]] = None
+    # Only the reports read it; declared as an added field, so a study that leaves it at 0.01 has the canonical
+    # configuration of the releases before it (no run key holds the Study, see plan/keys.py).
+    tolerance: float = keys.added_field(0.01)
 
     def __post_init__(self):
         if self.arms is None:
@@ -162,6 +169,9 @@ class Study:
             out.append(problem("data_seed", "an integer >= 0", self.data_seed))
         if not is_number(self.min_effect) or not 0 <= self.min_effect < 1:
             out.append(problem("min_effect", "a number in [0, 1)", self.min_effect))
+        if not is_number(self.tolerance) or not 0 < self.tolerance < 1:
+            out.append(problem("tolerance", "a number in (0, 1): the accuracy a smaller model may lose against the "
+                               "tuned baseline", self.tolerance))
         if isinstance(self.tuning, Tuning) and isinstance(seeds, tuple) and self.tuning.seed in seeds:
             out.append(problem("tuning.seed", f"a seed that is not an evaluation seed {list(seeds)}",
                                self.tuning.seed))
@@ -222,8 +232,9 @@ class Study:
         return self if engine == self.engine else dataclasses.replace(self, engine=engine)
 
     def to_dict(self):
-        """The canonical JSON-ready form of the study."""
-        return keys.jsonable(dataclasses.asdict(self))
+        """The canonical JSON-ready form of the study (fields added in later releases left out while they hold the
+        value that behaves as before, so an unchanged study keeps its ``history/`` hash)."""
+        return keys.config_dict(self)
 
 
 def study_from_dict(data):
