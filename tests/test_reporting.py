@@ -17,17 +17,18 @@ from widthvsprune.analysis import compare, hypothesis
 from widthvsprune.store import records
 
 RELEASE_0_2 = pathlib.Path(__file__).resolve().parent / "data" / "release-0.2.0"
-PROGRESS = re.compile(r"^(\[w\d+\])?\[\s*\d+/\d+\] ")
+PROGRESS = re.compile(r"^\[(\d+|\?) left \| ")
 
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """A tiny study whose recipes (the untuned controls) train at learning rate 50 and end at chance accuracy; the
-    searches choose rates in their usual range."""
+    searches choose rates in their usual range (one allocation: no trial is spent on the recipe's rate with
+    another allocation)."""
     out = tmp_path_factory.mktemp("results")
     study = tiny_study(baseline=Recipe(epochs=2, batch_size=64, learning_rate=50.0),
                        finetune=Recipe(epochs=2, batch_size=64, learning_rate=50.0),
-                       tuning=Tuning(oracle="random", trials=2, controls=True), engine="jax")
+                       tuning=Tuning(oracle="random", trials=2, controls=True, allocations=("uniform",)), engine="jax")
     stream = io.StringIO()
     result = run_study(study, out, stream=stream, workers=1)
     assert not result.failed

@@ -131,7 +131,8 @@ def _baselines(ax, frontier, size, study, tolerance, compact):
 def _sparsity_axis(ax, frontier, study, size):
     """A top axis marking each size point of the headline's arm with its target sparsity."""
     head = arms.headline(study)
-    points = frontier[(frontier.arm == head.arm) & (frontier.tuning == head.arm_tuning) & (_role(frontier) == "eval")]
+    points = arms.rows(frontier, head.arm, head.arm_tuning)
+    points = points[_role(points) == "eval"]
     if points.empty or points[size].nunique() < len(points):
         return  # on an axis where the arm's sizes coincide (dense storage, dense FLOPs) there is nothing to mark
     top = ax.secondary_xaxis("top")

@@ -266,8 +266,8 @@ def configuration_rows(configurations, runs):
     """The chosen configuration of every arm at every size point, as rows of text cells."""
     rows = [["arm", "tuning", "sparsity", "widths", "nonzeros", "learning rate", "configuration", "search"]]
     for r in configurations.itertuples():
-        models = runs[(runs.arm == r.arm) & (runs.tuning == r.tuning) & (runs.target_sparsity == r.target_sparsity)
-                      & (runs.role.fillna("eval") == r.role)]
+        models = arms.rows(runs, r.arm, r.tuning)
+        models = models[(models.target_sparsity == r.target_sparsity) & (models.role.fillna("eval") == r.role)]
         nonzeros = f"{models.nonzero_params.mean():,.0f}" if len(models) else ""
         if len(models) and "fill" in models and models.fill.notna().any():
             nonzeros += f" ({models.fill.mean():.0%} of the budget)"

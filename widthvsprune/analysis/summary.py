@@ -34,7 +34,8 @@ def study_row(found, folder, axis="nonzero_params"):
     counts = rows.verdict.value_counts().to_dict()
 
     def frontier_of(name, tuning):
-        match = tolerance[(tolerance.arm == name) & (tolerance.arm_tuning == tuning) & (tolerance.size_axis == axis)]
+        match = arms.rows(tolerance, name, tuning, "arm_tuning")
+        match = match[match.size_axis == axis]
         return match.iloc[0] if len(match) else None
 
     mine, theirs = frontier_of(head.arm, head.arm_tuning), frontier_of(head.opponent, head.opponent_tuning)

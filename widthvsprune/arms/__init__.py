@@ -88,11 +88,11 @@ def headline(study):
     return next(c for c in contrasts(study) if c.headline)
 
 
-def rows(frame, arm, tuning=None):
-    """The rows of a runs table that belong to ``arm`` (and ``tuning``)."""
+def rows(frame, arm, tuning=None, tuning_column="tuning"):
+    """The rows of a table (runs, frontier, tolerance) that belong to ``arm`` (and ``tuning``)."""
     keep = frame["arm"].isin([arm])
     if tuning is not None:
-        keep &= frame["tuning"].isin([tuning])
+        keep &= frame[tuning_column].isin([tuning])
     return frame[keep]
 
 

@@ -118,6 +118,12 @@ def register_family(family, overwrite=False):
 
 
 MODEL_PREFIX = "model:"
+_DERIVERS = {}  # prefix -> f(name) -> Family: families named after where they come from ("model:PATH")
+
+
+def register_deriver(prefix, derive):
+    """Lets a family name starting with ``prefix`` derive its family on first use: ``derive(name) -> Family``."""
+    _DERIVERS[prefix] = derive
 
 
 def get_family(name):
@@ -127,10 +133,10 @@ def get_family(name):
         ValueError: naming the registered families if ``name`` is unknown.
         StudyError: for a ``model:`` file that cannot be read or derived.
     """
-    if isinstance(name, str) and name.startswith(MODEL_PREFIX) and name not in _FAMILIES:
-        from widthvsprune.families.derived import family_from_file
-
-        register_family(family_from_file(name[len(MODEL_PREFIX):], name=name))
+    if isinstance(name, str) and name not in _FAMILIES:
+        for prefix, derive in _DERIVERS.items():
+            if name.startswith(prefix):
+                register_family(derive(name))
     if name not in _FAMILIES:
         raise ValueError(
             f"Expected family to be one of {family_names()}. Received: family={name!r}"
@@ -144,8 +150,8 @@ def family_names():
 
 def known(name):
     """Whether ``name`` names a family: a registered one, or a ``model:PATH`` file that derives one."""
-    if isinstance(name, str) and name.startswith(MODEL_PREFIX):
-        get_family(name)  # raises, in one line, when the file cannot be derived
+    if isinstance(name, str) and any(name.startswith(prefix) for prefix in _DERIVERS):
+        get_family(name)  # raises, in one line, when it cannot be derived
         return True
     return name in _FAMILIES
 

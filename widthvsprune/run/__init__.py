@@ -9,7 +9,8 @@
 - :mod:`.progress` and :mod:`.processes`: progress lines and helper processes.
 """
 
+from widthvsprune.run.processes import Interrupted
 from widthvsprune.run.scheduler import StudyResult
-from widthvsprune.run.study import Interrupted, preflight, run_study
+from widthvsprune.run.study import preflight, run_study
 
 __all__ = ["Interrupted", "StudyResult", "preflight", "run_study"]

@@ -1,21 +1,24 @@
-"""Running a whole study in a fresh process, when this one cannot train it.
+"""Running a function in a fresh Python process, its printed lines and its result brought back.
 
 The jax engine needs Keras 3 on JAX in the process that trains, and Keras
 3's backend is fixed when it is first imported. A user who built a model
 with ``import keras`` on another backend (TensorFlow, say) and calls
-:func:`widthvsprune.run_study` from that same Python gets the study run in
-a new process started with ``KERAS_BACKEND=jax``: the study, its non-shipped
-families (pickled: a derived family is a plain object) and the options go
-there; the progress lines, the report and the result come back. No
-``KERAS_BACKEND`` is asked of the user.
+:func:`widthvsprune.run_study` from that same Python gets the study run in a
+new process started with ``KERAS_BACKEND=jax`` (:func:`call_in_fresh_process`):
+the study, its non-shipped families (pickled: a derived family is a plain
+object, :func:`portable_families`) and the options go there; the progress
+lines, the report and the result come back. No ``KERAS_BACKEND`` is asked
+of the user.
 """
 
 import multiprocessing
 import pickle
+import queue as queues
 import sys
 
 from widthvsprune import families
 from widthvsprune.errors import StudyError, WidthVsPruneError, problem
+from widthvsprune.run.processes import Interrupted, environment_set
 
 
 class _QueueStream:
@@ -35,37 +38,28 @@ class _QueueStream:
         return False
 
 
-def portable_families(study, study_file):
-    """The non-shipped family the study needs, pickled for another process (nothing if a study file brings it).
+def portable_families(name, study_file):
+    """The non-shipped family ``name``, pickled for another process (nothing when a study file brings it).
 
     Raises:
         StudyError: for a family another process cannot rebuild (a builder
             defined in an interactive session, say).
     """
-    if study.family in families.SHIPPED or study_file:
+    if name in families.SHIPPED or study_file:
         return []
-    family = families.get_family(study.family)
+    family = families.get_family(name)
     try:
         return [pickle.dumps(family)]
     except Exception as error:  # a lambda, a closure, a function of __main__ in a notebook ...
         raise StudyError(problem("family", "a family another process can rebuild: a derived family "
                                  "(family_from_model), or a builder defined in a module or a study file",
-                                 f"{study.family} ({type(error).__name__}: {error})")) from None
+                                 f"{name} ({type(error).__name__}: {error})")) from None
 
 
-def _child(study_dict, pickled, study_file, out, options, queue):
-    """The fresh process: registers the families, runs the study, sends the result (or the error) back."""
-    from widthvsprune.run.study import Interrupted, run_study
-    from widthvsprune.study import files, study_from_dict
-
+def _trampoline(target, args, queue):
+    """The fresh process: calls ``target(*args, stream=...)`` and sends back its result, or what stopped it."""
     try:
-        for blob in pickled:
-            families.register_family(pickle.loads(blob), overwrite=True)
-        if study_file:
-            files.load_study(study_file)
-        result = run_study(study_from_dict(study_dict), out, stream=_QueueStream(queue), study_file=study_file,
-                           **options)
-        queue.put(("result", result))
+        queue.put(("result", target(*args, stream=_QueueStream(queue))))
     except Interrupted as interrupted:
         queue.put(("interrupted", str(interrupted)))
     except WidthVsPruneError as error:
@@ -74,40 +68,37 @@ def _child(study_dict, pickled, study_file, out, options, queue):
         queue.put(("crash", f"{type(error).__name__}: {error}"))
 
 
-def run_in_fresh_process(study, out, stream, study_file, options, environment):
-    """Runs ``run_study`` in a new process with ``environment`` set; returns its result.
+def call_in_fresh_process(target, args, environment, stream=None):
+    """``target(*args, stream=s)`` run in a new process with ``environment`` set; what it writes to ``s`` is
+    written to ``stream`` here.
+
+    Args:
+        target: a module-level function (it is sent by reference).
+        args: its arguments (picklable).
+        environment: variables the new process starts with.
+        stream: where its text goes (standard output by default).
+
+    Returns:
+        What ``target`` returned.
 
     Raises:
-        Interrupted: on Ctrl-C (the child stops itself the same way).
-        WidthVsPruneError: whatever the child raised of widthvsprune's errors.
+        Interrupted: on Ctrl-C (the child, which gets it too, says what it kept).
+        WidthVsPruneError: what the child raised of widthvsprune's errors.
     """
-    from widthvsprune.run.processes import environment_set
-    from widthvsprune.run.study import Interrupted
-
     stream = stream or sys.stdout
-    pickled = portable_families(study, study_file)
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     with environment_set(environment):
-        child = context.Process(target=_child, args=(study.to_dict(), pickled, study_file and str(study_file),
-                                                     str(out), options, queue), daemon=True)
+        child = context.Process(target=_trampoline, args=(target, args, queue), daemon=True)
         child.start()
-    outcome = None
     try:
-        while outcome is None:
-            kind, value = queue.get()
-            if kind == "text":
-                stream.write(value)
-                stream.flush()
-            else:
-                outcome = (kind, value)
-    except KeyboardInterrupt:  # the child got the same Ctrl-C: let it say what it kept
+        kind, value = _relay(queue, stream)
+    except KeyboardInterrupt:
         kind, value = _last(queue)
         child.join(timeout=60)
         raise Interrupted(value if kind == "interrupted" else "interrupted; finished models are kept, run the "
                           "same command again to resume.") from None
     child.join()
-    kind, value = outcome
     if kind == "result":
         return value
     if kind == "interrupted":
@@ -117,10 +108,17 @@ def run_in_fresh_process(study, out, stream, study_file, options, environment):
     raise RuntimeError(f"the study's process stopped: {value}")
 
 
+def _relay(queue, stream):
+    while True:
+        kind, value = queue.get()
+        if kind != "text":
+            return kind, value
+        stream.write(value)
+        stream.flush()
+
+
 def _last(queue, timeout=60):
     """The child's last word after a Ctrl-C (its text is dropped), or ``("", "")``."""
-    import queue as queues
-
     try:
         while True:
             kind, value = queue.get(timeout=timeout)

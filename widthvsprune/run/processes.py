@@ -76,6 +76,10 @@ class Interrupts:
             sys.unraisablehook = self._hook
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a study: its message says what is kept and how to resume."""
+
+
 @contextlib.contextmanager
 def environment_set(values):
     """``os.environ`` with ``values`` set inside the block (a child process started there inherits them)."""

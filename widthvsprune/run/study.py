@@ -8,15 +8,12 @@ import uuid
 from widthvsprune import engines, executors, families, store
 from widthvsprune.errors import DataError, StudyError, WidthVsPruneError, problem
 from widthvsprune.families import budgets
-from widthvsprune.run import processes, progress
+from widthvsprune.run import elsewhere, processes, progress
+from widthvsprune.run.processes import Interrupted
 from widthvsprune.run.scheduler import Runner
 from widthvsprune.store import results
 from widthvsprune.study import files as study_files
 from widthvsprune.study import study_from_dict
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C stopped a study: its message says what is kept and how to resume."""
 
 
 def preflight(study, out, load_data=True):
@@ -150,11 +147,12 @@ def run_study(study, out="results", force=False, verbose=False, stream=None, wor
     study = study.resolved()
     conflict = engines.keras_backend_conflict(study.engine)
     if conflict and executor == "local":  # Keras 3 runs another backend here: the study runs in a fresh process
-        from widthvsprune.run import elsewhere
-
         preflight(study, out, load_data=False)
         options = dict(options, force=force, verbose=verbose, workers=workers, executor=executor)
-        return elsewhere.run_in_fresh_process(study, out, stream, study_file, options, {"KERAS_BACKEND": "jax"})
+        pickled = elsewhere.portable_families(study.family, study_file)
+        return elsewhere.call_in_fresh_process(
+            _study_elsewhere, (study.to_dict(), pickled, study_file and str(study_file), str(out), options),
+            {"KERAS_BACKEND": "jax"}, stream)
     splits = preflight(study, out)
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise StudyError(problem("workers", "an integer >= 1", workers))
@@ -221,6 +219,17 @@ def _run(study, out, splits, trainer, force, verbose, stream, workers, study_fil
     result.workers = 1 + len(helpers)
     result.failed = [r for r in results.survey(study, root).records() if r.get("status") == "failed"]
     return result
+
+
+def _study_elsewhere(study_dict, pickled, study_file, out, options, stream):
+    """A study run in a fresh process (:mod:`.elsewhere`): its families registered, then :func:`run_study`."""
+    import pickle
+
+    for blob in pickled:
+        families.register_family(pickle.loads(blob), overwrite=True)
+    if study_file:
+        study_files.load_study(study_file)
+    return run_study(study_from_dict(study_dict), out, stream=stream, study_file=study_file, **options)
 
 
 def _interrupted(study, root, runner):

@@ -289,3 +289,7 @@ def family_from_file(path, name=None, use_weights=False):
     else:
         raise refuse("a .keras file or a .json model config", f"path={str(path)!r}")
     return family_from_model(model, name=name, use_weights=use_weights)
+
+
+families.register_deriver(families.MODEL_PREFIX,
+                          lambda name: family_from_file(name[len(families.MODEL_PREFIX):], name=name))

@@ -1,0 +1,118 @@
+"""The measured size points of an arm, and the names and columns the hypothesis tables share."""
+
+import dataclasses
+from typing import Optional, Tuple
+
+import numpy as np
+
+from widthvsprune import arms
+from widthvsprune.sizes import SIZE_AXES
+
+CONFIDENCE = 0.95
+
+
+REPLICATES = 2000
+#: Statuses of a tolerance frontier.
+
+
+REACHED, BEYOND, NOT_REACHED, NO_BASELINE = "reached", "beyond-smallest", "not-reached", "no-baseline"
+#: Where an accuracy level lies against an arm's measured curve.
+
+
+IN_RANGE, BELOW_RANGE, ABOVE_RANGE = "in-range", "below-smallest", "not-reached"
+
+
+TOLERANCE_COLUMNS = [
+    "arm", "arm_tuning", "size_axis", "status", "target_sparsity", "widths", "frontier_size", "baseline_size", "ratio",
+    "accuracy", "baseline_accuracy", "drop", "drop_upper", "tolerance", "confidence", "points", "points_within",
+    "stop", "note",
+]
+#: Why a walk stopped (``stop`` in tolerance.csv): the point lost too much, or the study could not tell.
+
+
+LOSES, CANNOT_TELL = "loses", "cannot-tell"
+#: The columns the reports add to frontier.csv (:func:`annotate`).
+
+
+FRONTIER_COLUMNS = ["drop", "drop_upper", "within_tolerance", "tolerance_frontier"]
+
+
+ISO_COLUMNS = [
+    "contrast", "arm", "arm_tuning", "opponent", "opponent_tuning", "level", "below_baseline", "status", "arm_size",
+    "opponent_size", "ratio", "ratio_ci_low", "ratio_ci_high", "ci_level", "replicates", "resampled", "size_axis",
+    "note",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    """One measured size point of an arm.
+
+    Attributes:
+        target: the size point's target sparsity.
+        sizes: ``{size axis: mean size over seeds}``.
+        accuracies: test accuracy of each seed's model.
+        test_examples: test examples each accuracy was measured on.
+        widths: the models' widths, as text.
+        role: ``"eval"``, or ``"bracket"`` for a narrow model above an
+            underfilled budget.
+        correct: ``(seeds, test examples)`` booleans, whether each model got
+            each test example right, or ``None`` (records without
+            ``predictions.npz``).
+    """
+
+    target: float
+    sizes: dict
+    accuracies: Tuple[float, ...]
+    test_examples: int
+    widths: str = ""
+    role: str = "eval"
+    correct: Optional[np.ndarray] = None
+
+    @property
+    def mean(self):
+        return float(np.mean(self.accuracies))
+
+
+def points_of(runs, arm, tuning, correct=None):
+    """The measured points of one arm and tuning in a runs table, smallest nonzeros first.
+
+    Args:
+        runs: a DataFrame with ``runs.csv``'s columns.
+        arm, tuning: which rows.
+        correct: ``{(key, seed): booleans}`` from the runs' ``predictions.npz``;
+            a point gets them only when every one of its models has them.
+
+    Returns:
+        A list of :class:`Point`.
+    """
+    rows = arms.rows(with_defaults(runs), arm, tuning)
+    out = []
+    for (target, role, widths), group in rows.groupby(["target_sparsity", "role", "widths"], sort=False):
+        found = None
+        if correct is not None and "key" in group:
+            arrays = [correct.get((k, int(s))) for k, s in zip(group.key, group.seed)]
+            if all(a is not None for a in arrays) and len({len(a) for a in arrays}) == 1:
+                found = np.asarray(arrays, dtype=bool)
+        sizes = {axis: float(group[axis].mean()) for axis in SIZE_AXES if axis in group}
+        out.append(Point(float(target), sizes, tuple(float(a) for a in group.test_accuracy),
+                         int(group.test_examples.min()), str(widths), str(role), found))
+    return sorted(out, key=lambda p: (p.sizes.get("nonzero_params", 0.0), p.target))
+
+
+def with_defaults(runs):
+    runs = runs.copy()
+    for column, default in (("tuning", "tuned"), ("role", "eval"), ("widths", "")):
+        runs[column] = runs[column].fillna(default) if column in runs.columns else default
+    return runs
+
+
+# --------------------------------------------------------------------------
+# The tolerance frontier.
+
+
+def tuned_baseline(runs, correct=None):
+    """The tuned baseline's :class:`Point` in a runs table (the reference arm's), or ``None``."""
+    references = [name for name in arms.names() if arms.get(name).reference and name in set(runs.arm)]
+    found = [p for name in references for p in points_of(runs, name, "tuned", correct)]
+    return found[0] if found else None
