@@ -35,7 +35,7 @@ def problems_of(**fields):
     (dict(tuning=Tuning(oracle="grid")), "tuning.oracle", "'grid'"),
     (dict(tuning=Tuning(trials=0)), "tuning.trials", "0"),
     (dict(tuning=Tuning(allocations=("uniform", "l0"))), "tuning.allocations", "('uniform', 'l0')"),
-    (dict(tuning=Tuning(variants=("layerwise", "l0"))), "tuning.allocations", "('layerwise', 'l0')"),
+    (dict(tuning=Tuning(variants=("layerwise", "l0"))), "tuning.allocations", "('uniform', 'l0')"),
     (dict(tuning=Tuning(outputs=())), "tuning.outputs", "()"),
     (dict(tuning=Tuning(frequencies=(0, 5))), "tuning.frequencies", "(0, 5)"),
     (dict(tuning=Tuning(seed=1), seeds=(0, 1)), "tuning.seed", "1"),

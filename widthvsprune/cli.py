@@ -31,8 +31,9 @@ def _parser():
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="train every missing run of a study and write the reports")
-    run.add_argument("study", help="a study file (Python, defines STUDY = Study(...))")
-    run.add_argument("--out", default="results", help="results root (default: results)")
+    run.add_argument("study", help="a study file (Python, defines STUDY = Study(...)), or a study results folder to "
+                                   "resume the study it holds")
+    run.add_argument("--out", default=None, help="results root (default: results; for a folder, the one it is in)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a study field, e.g. --set seeds=[0,1] --set finetune.epochs=3")
     run.add_argument("--force", action="store_true", help="retrain runs that are already done")
@@ -69,7 +70,12 @@ def _parser():
 def _load(path, overrides):
     from widthvsprune.study import files
 
-    study = files.load_study(path)
+    if pathlib.Path(path).is_dir():  # a results folder: the study it holds (its study.json)
+        from widthvsprune.store import results
+
+        study = results.load_study(path)
+    else:
+        study = files.load_study(path)
     return files.apply_overrides(study, overrides) if overrides else study
 
 
@@ -122,6 +128,9 @@ def main(argv=None):
     try:
         if args.command == "run":
             study = _load(args.study, args.overrides + ([f"engine={args.engine}"] if args.engine else []))
+            folder = pathlib.Path(args.study).is_dir()
+            if args.out is None:
+                args.out = str(pathlib.Path(args.study).resolve().parent) if folder else "results"
             if args.workers is not None and args.workers < 1:
                 from widthvsprune.errors import StudyError
 
@@ -133,7 +142,7 @@ def main(argv=None):
 
             options = {name: getattr(args, name) for name in executors.all_options()}
             result = run_study(study, args.out, force=args.force, verbose=args.verbose, workers=args.workers,
-                               study_file=args.study, executor=args.executor, **options)
+                               study_file=None if folder else args.study, executor=args.executor, **options)
             if result.failed:
                 print(f"{len(result.failed)} run(s) failed; run the same command again to retry them.",
                       file=sys.stderr)

@@ -10,7 +10,8 @@ estimate of the time left from the measured rate of finished models (it says
 "estimating" until enough models have finished; the time before the first
 model finished, imports and compilation, is left out of the rate). On a
 terminal the counter, clock and estimate stay on a status line at the
-bottom (``rich``); otherwise every line carries them.
+bottom (``rich``); otherwise every finished model's line carries them, and
+notes (what is training now) are indented under them.
 """
 
 import contextlib
@@ -152,7 +153,7 @@ class Display:
                     self.left = max(0, self.left - 1)
                 self._print(event, self._model_text(event))
             elif event.kind == "note":
-                self._print(event, event.text)
+                self._print(event, event.text, counter=False)
             elif event.kind == "timing":
                 for part, seconds in event.timings:
                     self.timings[part] = self.timings.get(part, 0.0) + seconds
@@ -163,15 +164,19 @@ class Display:
         parts = [event.text] + [_format_metric(k, v) for k, v in event.metrics]
         if event.pack:
             models, seconds = event.pack
-            parts.append(f"({seconds:.1f}s" + (f" for a pack of {models})" if models > 1 else ")"))
+            parts.append(f"({seconds:.2g}s" if seconds < 0.1 else f"({seconds:.1f}s")
+            parts[-1] += f" for a pack of {models})" if models > 1 else ")"
         return "  ".join(parts)
 
-    def _print(self, event, text):
+    def _print(self, event, text, counter=True):
+        """A line: a finished model's with the counter in front (plain output), a note indented under them."""
         tag = f"w{event.worker} " if self.workers > 1 else ""
         if self._live is not None:
             self._console.print(f"{tag}{text}", markup=False, highlight=False, soft_wrap=True)
-        else:
+        elif counter:
             print(f"[{self._status()}] {tag}{text}", file=self.stream, flush=True)
+        else:
+            print(f"    {tag}{text}", file=self.stream, flush=True)
 
     def message(self, text):
         """A line outside the model counter (the summary after the run)."""

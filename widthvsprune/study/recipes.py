@@ -99,6 +99,7 @@ class Pruning:
         if self.variant is not None:  # the field's earlier name
             object.__setattr__(self, "allocation", self.variant)
             object.__setattr__(self, "variant", None)
+        object.__setattr__(self, "allocation", allocations.canonical(self.allocation))  # "layerwise" is "uniform"
 
     def problems(self, prefix="pruning"):
         out = []
@@ -182,6 +183,8 @@ class Tuning:
         for field in ("frequencies", "allocations", "outputs"):
             if isinstance(getattr(self, field), list):
                 object.__setattr__(self, field, tuple(getattr(self, field)))
+        if isinstance(self.allocations, tuple):  # "layerwise" is "uniform"
+            object.__setattr__(self, "allocations", tuple(allocations.canonical(a) for a in self.allocations))
 
     def problems(self, prefix="tuning"):
         out = []
