@@ -196,3 +196,20 @@ def test_every_search_tries_the_recipe_as_written_first(tmp_path, oracle):
     assert proposed[0] == {"learning_rate": 1e-3, "share_1": 1.0}  # the space's defaults
     assert len({tuple(sorted(v.items())) for v in proposed}) == 4 and result["trials"] == 4
     assert result["score"] >= synthetic(proposed[0])  # never worse than the recipe
+
+
+def test_a_bayesian_search_proposes_a_batch_at_a_time_after_its_first_trials(tmp_path):
+    rounds = []
+
+    def train(proposals):
+        rounds.append([p.values for p in proposals])
+        return [(synthetic(p.values), {}) for p in proposals]
+
+    first = ({"learning_rate": 3e-3},)  # one given trial after the recipe
+    job = tuning.SearchJob(str(tmp_path / "s"), synthetic_space, "bayesian", 8, seed=10_000, first=first, batch=2)
+    [result] = tuning.search_many([job], train)
+    # The recipe, the given trial and a random initial point together; then the model-guided trials two at a time.
+    assert [len(r) for r in rounds] == [3, 2, 2, 1] and result["trials"] == 8
+    assert rounds[0][1] == {"learning_rate": 3e-3, "share_1": 1.0}
+    proposed = [tuple(sorted(v.items())) for r in rounds for v in r]
+    assert len(set(proposed)) == 8  # a batch's proposals differ: the pending ones count at a pessimistic estimate

@@ -38,8 +38,9 @@ def data_config(study):
 def search_settings(study):
     """What every arm's search key hashes: the oracle, its trials, the search seed and the learning-rate range."""
     t = study.tuning
+    batch = {} if t.batch == 1 else {"batch": t.batch}  # one at a time: as searches ran before batches existed
     return {"oracle": t.oracle, "trials": t.trials, "seed": study.search_seed,
-            "learning_rate": [t.learning_rate_min, t.learning_rate_max]}
+            "learning_rate": [t.learning_rate_min, t.learning_rate_max], **batch}
 
 
 def config(study, tuning="untuned", learning_rate=None):

@@ -55,6 +55,19 @@ def added_field(default, absent=dataclasses.MISSING):
     return dataclasses.field(default=default, metadata={_ABSENT: absent})
 
 
+def with_absent(cls, data):
+    """``data`` (a config dict read back) with every field of ``cls`` it lacks set to that field's ``absent`` value.
+
+    A configuration written before a field existed behaved as ``absent`` says
+    (:func:`added_field`), whatever the field's default is now.
+    """
+    out = dict(data)
+    for field in dataclasses.fields(cls):
+        if field.name not in out and _ABSENT in field.metadata:
+            out[field.name] = field.metadata[_ABSENT]
+    return out
+
+
 def renamed_field(default, old_name, old_values=None):
     """A dataclass field renamed after results may exist: hashed under ``old_name``, values spelled the old way.
 

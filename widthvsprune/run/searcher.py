@@ -102,7 +102,8 @@ class Searcher:
             jobs.append(tuning.SearchJob(str(directory), arm.space(study, search, context), study.tuning.oracle,
                                          study.tuning.trials, seed=study.search_seed,
                                          overwrite=r.force and directory.exists(), tag=search,
-                                         first=tuple(arm.first_trials(study, search, context))))
+                                         first=tuple(arm.first_trials(study, search, context)),
+                                         batch=study.tuning.batch))
         if not jobs:
             return
 

@@ -55,6 +55,7 @@ class SearchJob:
         tag: any value, handed back with every trial.
         first: the trials after the recipe, as changes to its values
             (``[{name: value}, ...]``), tried before the oracle proposes.
+        batch: trials proposed at a time once the first ones are done.
     """
 
     directory: str
@@ -65,6 +66,7 @@ class SearchJob:
     overwrite: bool = False
     tag: object = None
     first: tuple = ()
+    batch: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,12 +250,14 @@ def _quiet(verbose):
         yield
 
 
-def _concurrency(oracle):
-    """How many trials of one search can be trained side by side without changing the search.
+def _concurrency(oracle, batch=1):
+    """How many trials of one search to propose and train side by side.
 
-    Trials that do not depend on one another's results: the random initial
-    points of Bayesian optimization, every trial of a random search. The
-    model-guided Bayesian trials go one at a time.
+    Trials that do not depend on one another's results: the given first
+    trials, the random initial points of Bayesian optimization, every trial of
+    a random search. Model-guided Bayesian trials go ``batch`` at a time: each
+    proposal counts the pending ones at a pessimistic estimate, as KerasTuner
+    does for concurrent trials, so they differ.
     """
     kt = _kt()
     completed = sum(t.status == "COMPLETED" for t in oracle.trials.values())
@@ -261,9 +265,9 @@ def _concurrency(oracle):
     if isinstance(oracle, kt.oracles.RandomSearchOracle):
         left = (oracle.max_trials or MAX_CONCURRENT_TRIALS) - len(oracle.trials)
     elif isinstance(oracle, kt.oracles.BayesianOptimizationOracle):
-        left = max(given, (oracle.num_initial_points or 1) - completed)
+        left = max(given, (oracle.num_initial_points or 1) - completed, batch)
     else:
-        left = given
+        left = max(given, batch)
     return max(1, min(MAX_CONCURRENT_TRIALS, left))
 
 
@@ -303,7 +307,7 @@ def search_many(jobs, train, on_trial=None, on_reset=None, verbose=False):
             batch = []
             for i in list(active):
                 oracle, stopped, got = oracles[i], False, 0
-                for j in range(_concurrency(oracle)):
+                for j in range(_concurrency(oracle, jobs[i].batch)):
                     trial = oracle.create_trial(f"tuner0-{j}")
                     if trial.status == status.STOPPED:
                         stopped = True

@@ -238,5 +238,10 @@ class Study:
 
 
 def study_from_dict(data):
-    """Rebuilds a :class:`Study` from :meth:`Study.to_dict` output."""
+    """Rebuilds a :class:`Study` from :meth:`Study.to_dict` output (of this release or an earlier one: a field it
+    lacks takes the value that behaves as it did then)."""
+    data = keys.with_absent(Study, data)
+    for field, cls in SUBCONFIGS.items():
+        if isinstance(data.get(field), dict):
+            data[field] = keys.with_absent(cls, data[field])
     return Study(**data)

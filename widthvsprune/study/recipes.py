@@ -158,6 +158,11 @@ class Tuning:
             learning rate), for the 2x2 table of verdicts.
         seed: the seed every search trains its trials with; ``None`` derives
             one that is never an evaluation seed (:attr:`Study.search_seed`).
+        batch: trials every search proposes at a time, once its first trials
+            are done: a Bayesian search proposes the next ones with the
+            pending ones counted at a pessimistic estimate (KerasTuner's own
+            rule for concurrent trials), and they train together. The same
+            for every arm; 1 proposes one at a time.
         variants: the earlier name of ``allocations``, still accepted.
     """
 
@@ -172,6 +177,7 @@ class Tuning:
     split_range: float = 4.0
     controls: bool = True
     seed: Optional[int] = None
+    batch: int = keys.added_field(2, absent=1)
     variants: Optional[Tuple[str, ...]] = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self):
@@ -216,4 +222,6 @@ class Tuning:
             out.append(problem(f"{prefix}.controls", "True or False", self.controls))
         if self.seed is not None and (not is_int(self.seed) or self.seed < 0):
             out.append(problem(f"{prefix}.seed", "None or an integer >= 0", self.seed))
+        if not is_int(self.batch) or self.batch < 1:
+            out.append(problem(f"{prefix}.batch", "an integer >= 1", self.batch))
         return out
