@@ -395,3 +395,36 @@ def test_the_cifar_studies_dry_run_from_a_cached_file(tmp_path, study):
     assert result.returncode == 0, result.stderr
     assert f"study {study!r}" in result.stdout and "baseline search: to search" in result.stdout
     assert "nothing was trained" in result.stdout
+
+
+FRAGILE = """
+from widthvsprune import Family, Recipe, Study, Tuning, register_family
+from widthvsprune.families import dense
+
+
+def build(widths, input_shape, num_classes, keras):
+    if widths[0] < 4:
+        raise ValueError(f"no model narrower than 4 units (widths={{widths}})")
+    return dense.build_mlp(widths, input_shape, num_classes, keras)
+
+
+register_family(Family("fragile_mlp", (24, 12), dense.count_mlp, build))
+STUDY = Study(name="fragile", dataset="digits", family="fragile_mlp", sparsities=(0.5, 0.97), seeds=(0,),
+              baseline=Recipe(epochs=1, batch_size=64), finetune=Recipe(epochs=1, batch_size=64),
+              tuning=Tuning(oracle="random", trials=2, controls=False))
+"""
+
+
+def test_a_builder_that_raises_gives_failed_records_and_a_finished_study(tmp_path):
+    path = tmp_path / "fragile.py"
+    path.write_text(FRAGILE)
+    result = cli("run", path, "--out", tmp_path / "out", "--workers", "1")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines() == ["2 run(s) failed; run the same command again to retry them."]
+    assert "Traceback" not in result.stdout + result.stderr
+    root = tmp_path / "out" / "fragile"
+    failed = [r for r in done_records(root).values() if r["status"] == "failed"]
+    assert len(failed) == 2 and all(r["arm"] == "narrow" and r["target_sparsity"] == 0.97 for r in failed)
+    assert all(r["error"].startswith("ValueError: no model narrower than 4 units") for r in failed)
+    runs = pd.read_csv(root / "runs.csv")  # the rest of the study is there
+    assert set(runs.arm) == {"baseline", "pruned", "narrow"} and (root / "report.md").exists()
