@@ -131,6 +131,9 @@ class Arm:
         order: planning order (arms plan after those they depend on).
         requires: the arms it cannot do without.
         loads_weights: its runs start from the trained weights of the run they need.
+        at_each_size: it trains one configuration per sparsity of the sweep, found by a search of
+            ``tuning.trials`` trials (this gives :meth:`per_point`, :meth:`max_trainings` and :meth:`evaluated`).
+        controlled: each tuned configuration has an untuned control beside it when ``tuning.controls``.
     """
 
     name = ""
@@ -144,6 +147,8 @@ class Arm:
     order = 0
     requires: Tuple[str, ...] = ()
     loads_weights = False
+    at_each_size = False
+    controlled = False
 
     # ---- planning --------------------------------------------------------------
 
@@ -151,17 +156,26 @@ class Arm:
         """Adds this arm's runs and searches to ``builder`` (:class:`widthvsprune.plan.planner.Builder`)."""
         raise NotImplementedError
 
+    def configurations(self, study):
+        """Configurations this arm evaluates at one point: the tuned one, and its untuned control if any."""
+        return 2 if self.controlled and study.tuning.controls else 1
+
     def max_trainings(self, study):
         """Models this arm trains in the whole study at most (search trials included)."""
-        raise NotImplementedError
+        if not self.at_each_size:
+            raise NotImplementedError
+        return len(study.sparsities) * self.per_point(study)
 
     def per_point(self, study):
         """Models this arm trains at one size point (what a skipped size point saves)."""
-        return 0
+        if not self.at_each_size:
+            return 0
+        return study.tuning.trials + len(study.seeds) * self.configurations(study)
 
     def evaluated(self, study):
         """Evaluated models (one per seed of each configuration) this arm has in the whole study."""
-        return 0
+        points = len(study.sparsities) if self.at_each_size else 1
+        return points * len(study.seeds) * self.configurations(study)
 
     def contrasts(self, study):
         """The :class:`Contrast` s this arm brings to the comparison."""

@@ -90,6 +90,7 @@ class Baseline(Arm):
     reference = True
     hyperparameters = ("learning_rate",)
     order = 0
+    controlled = True
 
     def plan(self, study, builder):
         recipe = config(study)
@@ -107,9 +108,6 @@ class Baseline(Arm):
             baselines.tuned_helper = builder.add_helper(NAME, "tuned", key, tuned, 1, search.key).id
         if study.tuning.controls:
             baselines.recipe_ids()
-
-    def evaluated(self, study):
-        return len(study.seeds) * (2 if study.tuning.controls else 1)
 
     def max_trainings(self, study):
         # The search, the tuned runs and the recipe's (which may serve the tuned pruned arm too), each also at the

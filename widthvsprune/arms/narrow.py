@@ -135,6 +135,8 @@ class Narrow(Arm):
     color, marker = "tab:blue", "s"
     hyperparameters = ("learning_rate", "share_*")
     order = 2
+    at_each_size = True
+    controlled = True
     requires = (pruned_arm.NAME,)
 
     def plan(self, study, builder):
@@ -165,15 +167,6 @@ class Narrow(Arm):
                     above = bracket_config(resolved, result["above"])
                     builder.add_runs(NAME, tuning, target, keys.run_key(above, f"narrow-{budget}-above"), above, 5,
                                      search=search.key, role="bracket", extra=True)
-
-    def evaluated(self, study):
-        return len(study.sparsities) * len(study.seeds) * (2 if study.tuning.controls else 1)
-
-    def max_trainings(self, study):
-        return len(study.sparsities) * self.per_point(study)
-
-    def per_point(self, study):
-        return study.tuning.trials + len(study.seeds) * (2 if study.tuning.controls else 1)
 
     def contrasts(self, study):
         return [Contrast(name, pruned_arm.NAME, NAME, p, n, headline=name == HEADLINE,

@@ -128,6 +128,8 @@ class Pruned(Arm):
     order = 1
     requires = (baseline_arm.NAME,)
     loads_weights = True
+    at_each_size = True
+    controlled = True
 
     def plan(self, study, builder):
         base = builder.shared[baseline_arm.NAME]
@@ -158,15 +160,6 @@ class Pruned(Arm):
             tuned = config(study, target, "tuned", base_config, choice)
             builder.add_runs(NAME, "tuned", target, keys.run_key(tuned, f"pruned-{target:g}"), tuned, 3,
                              lambda s, ids=ids: (ids[s],), search.key)
-
-    def evaluated(self, study):
-        return len(study.sparsities) * len(study.seeds) * (2 if study.tuning.controls else 1)
-
-    def max_trainings(self, study):
-        return len(study.sparsities) * self.per_point(study)
-
-    def per_point(self, study):
-        return study.tuning.trials + len(study.seeds) * (2 if study.tuning.controls else 1)
 
     def widths(self, run):
         return tuple(run.config["baseline"]["widths"])

@@ -67,6 +67,7 @@ class SparseScratch(Arm):
     default = False
     hyperparameters = ("learning_rate",)
     order = 3
+    at_each_size = True
     requires = (pruned_arm.NAME, narrow_arm.NAME)
 
     def plan(self, study, builder):
@@ -87,15 +88,6 @@ class SparseScratch(Arm):
             seeds = [s for s in study.seeds if s in by_seed]
             builder.add_runs(NAME, "tuned", target, keys.run_key(resolved, f"{NAME}-{target:g}"), resolved, 5,
                              lambda s, by_seed=by_seed: (by_seed[s],), search.key, seeds=seeds)
-
-    def evaluated(self, study):
-        return len(study.sparsities) * len(study.seeds)
-
-    def max_trainings(self, study):
-        return len(study.sparsities) * self.per_point(study)
-
-    def per_point(self, study):
-        return study.tuning.trials + len(study.seeds)
 
     def contrasts(self, study):
         return [Contrast("pruned vs sparse from scratch", pruned_arm.NAME, NAME),
