@@ -19,8 +19,9 @@ run). Its last line is ``speedup: <ratio>`` for the quickstart workload.
 
 Usage::
 
-    python benchmarks/throughput.py                 # both workloads, both engines, 2 repeats
+    python benchmarks/throughput.py                 # every workload, both engines, 2 repeats
     python benchmarks/throughput.py --workload quickstart --engine jax --repeats 1
+    python benchmarks/throughput.py --workload mnist1d --engine jax --repeats 1
 """
 
 import argparse
@@ -67,6 +68,20 @@ def seed_cnn_study(npz):
     )
 
 
+def mnist1d_study():
+    """``studies/mnist1d.py`` trimmed to fit a benchmark: its CNN, data and recipe's shape, fewer epochs and runs."""
+    import dataclasses
+
+    from widthvsprune import Recipe, Tuning, load_study
+
+    study = load_study(ROOT / "studies" / "mnist1d.py")
+    return dataclasses.replace(
+        study, name="mnist1d_trimmed", sparsities=(0.5, 0.9), seeds=(0, 1),
+        baseline=Recipe(epochs=40, batch_size=100, learning_rate=1e-2, optimizer="adam"),
+        finetune=Recipe(epochs=10, batch_size=100, learning_rate=1e-2, optimizer="adam"),
+        tuning=Tuning(oracle="bayesian", trials=4))
+
+
 def synthetic_mnist(path):
     """60,000 + 10,000 examples of 28x28: noisy class templates, learnable but not trivial."""
     import numpy as np
@@ -87,6 +102,8 @@ def synthetic_mnist(path):
 def load_workload(name, workdir):
     if name == "quickstart":
         return quickstart_study()
+    if name == "mnist1d":
+        return mnist1d_study()
     npz = pathlib.Path(workdir) / "synthetic_mnist.npz"
     if not npz.exists():
         synthetic_mnist(npz)
@@ -330,7 +347,9 @@ def bench(workload, engine, repeats, workdir):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workload", choices=["quickstart", "seed_cnn", "both"], default="both")
+    parser.add_argument("--workload", choices=["quickstart", "seed_cnn", "mnist1d", "all"], default="all",
+                        help="seed_cnn: the seed notebook's CNN on MNIST-shaped synthetic data; mnist1d: "
+                             "studies/mnist1d.py's CNN, trimmed; all: the three")
     parser.add_argument("--engine", choices=["tf_keras", "jax", "both"], default="both",
                         help="the runner's engine (the naive way is always one tf_keras fit per model)")
     parser.add_argument("--repeats", type=int, default=2)
@@ -345,7 +364,7 @@ def main():
     workdir = tempfile.mkdtemp(prefix="widthvsprune-bench-")
     print(f"cores: {os.cpu_count()}, repeats: {args.repeats}, alternating runner / naive in fresh processes")
     ratios = {}
-    for workload in (["seed_cnn", "quickstart"] if args.workload == "both" else [args.workload]):
+    for workload in (["seed_cnn", "mnist1d", "quickstart"] if args.workload == "all" else [args.workload]):
         for engine in (["tf_keras", "jax"] if args.engine == "both" else [args.engine]):
             ratios[workload, engine] = bench(workload, engine, args.repeats, workdir)
     print()

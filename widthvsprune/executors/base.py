@@ -8,8 +8,25 @@ command line offers and :func:`widthvsprune.executors.create` checks.
 """
 
 import abc
+import contextlib
 import dataclasses
+import os
 from typing import Optional
+
+
+@contextlib.contextmanager
+def environment_set(values):
+    """``os.environ`` with ``values`` set inside the block (a child process started there inherits them)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @dataclasses.dataclass(frozen=True)

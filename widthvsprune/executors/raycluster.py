@@ -19,8 +19,7 @@ import tempfile
 from widthvsprune import engines
 from widthvsprune.engines.base import failed
 from widthvsprune.errors import StudyError, problem
-from widthvsprune.executors.base import Executor, Option
-from widthvsprune.run.processes import environment_set
+from widthvsprune.executors.base import Executor, Option, environment_set
 
 RETRIES = 3
 OBJECT_STORE_BYTES = 256 * 1024 * 1024

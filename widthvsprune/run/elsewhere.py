@@ -18,7 +18,8 @@ import sys
 
 from widthvsprune import families
 from widthvsprune.errors import StudyError, WidthVsPruneError, problem
-from widthvsprune.run.processes import Interrupted, environment_set
+from widthvsprune.executors.base import environment_set
+from widthvsprune.run.processes import Interrupted
 
 
 class _QueueStream:

@@ -80,21 +80,6 @@ class Interrupted(KeyboardInterrupt):
     """Ctrl-C stopped a study: its message says what is kept and how to resume."""
 
 
-@contextlib.contextmanager
-def environment_set(values):
-    """``os.environ`` with ``values`` set inside the block (a child process started there inherits them)."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def queue():
     """A queue helper processes can put to (made in the context they are started with)."""
     import multiprocessing
