@@ -244,9 +244,11 @@ def conv_max_pool_phases(x, kernel, strides, padding, pool):
     m, filters = x.shape[0], kernel.shape[-1]
     strides, pool = tuple(strides), tuple(pool)
     cols, layout = pooled_patches(x, kernel.shape[1:-2], strides, padding, pool)
-    kernels = phase_kernels(kernel, strides, pool, layout).reshape(m, cols.shape[-1], -1)
-    y = matmul(cols.reshape(m, -1, cols.shape[-1]), kernels)  # (m, positions, phases * filters)
-    pooled = pooling.first_max(y.reshape(m, -1, math.prod(pool), filters), -2)  # flat: fast element-wise loops
+    # Columns ordered filter, then phase: the maximum and its gradient then run over a minor axis of prod(pool)
+    # values (8% faster than phase, then filter, for the seed CNN).
+    kernels = jnp.swapaxes(phase_kernels(kernel, strides, pool, layout), -1, -2).reshape(m, cols.shape[-1], -1)
+    y = matmul(cols.reshape(m, -1, cols.shape[-1]), kernels)  # (m, positions, filters * phases)
+    pooled = pooling.first_max(y.reshape(m, -1, filters, math.prod(pool)), -1)
     return pooled.reshape(cols.shape[:-1] + (filters,))
 
 

@@ -32,20 +32,41 @@ def _windows(x, pool):
     return jnp.transpose(x, order).reshape(x.shape[:2] + out + x.shape[-1:] + (math.prod(pool),))
 
 
+def _max_along(x, axis):
+    """``jnp.max(x, axis)`` as element-wise maxima of the slices along ``axis`` (a short one: XLA's reduction over
+    a few values of the minor axis is several times slower than the fused maxima)."""
+    out = jnp.take(x, 0, axis=axis)
+    for k in range(1, x.shape[axis]):
+        out = jnp.maximum(out, jnp.take(x, k, axis=axis))
+    return out
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
 def first_max(x, axis):
     """The largest value along ``axis``; its gradient goes to the first largest element (Keras's choice)."""
-    return jnp.max(x, axis=axis)
+    return _max_along(x, axis)
+
+
+def _first_index(x, out, axis):
+    """Where along ``axis`` the first largest value of ``x`` is (``out`` the largest): by comparisons, which XLA
+    fuses with the maxima, where an argmax over a short axis is a slow reduction."""
+    first = jnp.full(out.shape, x.shape[axis] - 1, jnp.int8)
+    for k in reversed(range(x.shape[axis] - 1)):
+        first = jnp.where(jnp.take(x, k, axis=axis) == out, jnp.int8(k), first)
+    return first
 
 
 def _first_max_fwd(x, axis):
-    return jnp.max(x, axis=axis), x
+    out = _max_along(x, axis)
+    # The backward pass needs only where each maximum came from: one small int8 array instead of ``x`` (the step
+    # is bound by memory traffic: a pass less over the largest activation).
+    return out, (_first_index(x, out, axis), x.shape)
 
 
-def _first_max_bwd(axis, x, g):
-    first = jnp.argmax(x, axis=axis)  # the first index of the largest value
-    index = jax.lax.broadcasted_iota(first.dtype, x.shape, axis % x.ndim)
-    return (jnp.where(index == jnp.expand_dims(first, axis), jnp.expand_dims(g, axis), jnp.zeros((), x.dtype)),)
+def _first_max_bwd(axis, residuals, g):
+    first, shape = residuals
+    index = jax.lax.broadcasted_iota(jnp.int8, shape, axis % len(shape))
+    return (jnp.where(index == jnp.expand_dims(first, axis), jnp.expand_dims(g, axis), jnp.zeros((), g.dtype)),)
 
 
 first_max.defvjp(_first_max_fwd, _first_max_bwd)
