@@ -59,7 +59,10 @@ class Config:
         num_examples: size of the training split.
         optimizer: ``"adam"`` or ``"sgd"``.
         masked: models carry pruning masks (applied before every step and at each epoch's end).
-        layerwise: masks are updated inside the program by tfmot's layerwise rule.
+        layerwise: masks are updated inside the program by tfmot's layerwise
+            rule at the steps the host's kept counts say (a model whose masks
+            the host decides, ``global`` or ``random``, has none: so every
+            masked group sets it, and packs of either kind share a program).
         exact_last_batch: the short last batch runs at its own size.
         unrolled: the models' steps are written one after another in the
             program instead of ``vmap``-ed: for convolutions on a CPU, where

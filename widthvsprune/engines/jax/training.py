@@ -123,7 +123,7 @@ class GroupRun:
             num_examples=len(data.splits.x_train),
             optimizer=pack.optimizer,
             masked=any(s.prune is not None for s in specs),
-            layerwise=any(s.prune is not None and not host.on_host(s.prune) for s in specs),
+            layerwise=any(s.prune is not None for s in specs),  # one program for every allocation (see Config)
             exact_last_batch=layout.batch_coupled,
             unrolled=layout.convolutional and jax.default_backend() == "cpu",
             batched=batched_forward(group.model, layout, forward),
