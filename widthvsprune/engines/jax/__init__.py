@@ -46,10 +46,11 @@ Design notes (measured on a 2-core CPU with the quickstart's packs, see
   model of new widths.
 - Convolutional models on a CPU run the batched forward pass of
   :mod:`.batched` (``jax.vmap`` of XLA's convolutions becomes a grouped
-  convolution, 10-50 times slower than separate ones): the seed CNN's
-  workload 4-5 times faster than written out model by model, the MNIST-1D
-  CNN 10 times (``docs/engines-jax-convolutions.md``). A program there holds
-  as many models as keep a step's activations within the caches.
+  convolution, 10-50 times slower than separate ones): the seed CNN study
+  about 5 times faster than with its models written out one by one, the
+  MNIST-1D study about 4 times (``docs/engines-jax-convolutions.md``). A
+  program there holds as many models as keep a step's activations within
+  the caches.
 - A process runs these programs on about one core; studies scale with
   worker processes. ``log_dir`` (TensorBoard) is not written by this engine.
 """
