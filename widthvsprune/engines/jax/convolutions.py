@@ -18,12 +18,17 @@ The ways to compute it (:data:`METHODS`), chosen per layer shape by
   input's activations; slices (unlike
   ``jax.lax.conv_general_dilated_patches``, a convolution with a one-hot
   kernel) have a cheap gradient.
+- ``"taps"``: the same patches with the kernel offsets on a leading axis.
 - ``"shifts"``: one batched matrix product per kernel offset, summed: no
   patch copy, but ``k * k`` products of depth ``in``.
 - ``"per_model"``: XLA's convolution, written out model by model (what the
   engine did for every convolutional model on a CPU before).
 - ``"grouped"``: XLA's convolution with the models folded into the channels
   (``feature_group_count=m``), what ``jax.vmap`` of a convolution becomes.
+
+A convolution followed by a tiling max pooling can also be computed by
+``"phases"`` (:func:`conv_max_pool_phases`, chosen by :func:`choose_pooled`);
+:func:`depthwise` computes depthwise convolutions as shifted products.
 """
 
 import itertools
@@ -299,13 +304,13 @@ def depthwise(x, kernel, strides, padding):
 def choose_pooled(kernel_size, in_channels, strides, pool):
     """The fastest way (``"phases"`` or one of :data:`METHODS`) to compute a convolution and a max pooling.
 
-    Measured on a 2-core CPU (``benchmarks/convolutions.py layers``), a
-    pooling of 2 after the seed CNN's and LeNet-5's convolutions: the
-    phases take 23-27 us per example of 28x28 where the best plain method
-    and a pooling take 32-46 (the seed CNN), 27 against 50-71 (LeNet-5's
-    first layer), 58-62 against 75-92 (its second). A larger pooling
-    multiplies the phases' work by ``prod(pool)``; it is left to
-    :func:`choose`.
+    Measured on a 2-core CPU (``benchmarks/convolutions.py layers``, the
+    table in ``docs/engines-jax-convolutions.md``), a pooling of 2 after the
+    seed CNN's and LeNet-5's convolutions, CPU microseconds per example: the
+    phases 16-23 where the best plain method and a pooling take 37-46 (the
+    seed CNN), 23-27 against 59-71 (LeNet-5's first layer), 52-60 against
+    77-82 (its second). A larger pooling multiplies the phases' work by
+    ``prod(pool)``; it is left to :func:`choose`.
     """
     if math.prod(pool) <= 4:
         return "phases"
@@ -315,15 +320,15 @@ def choose_pooled(kernel_size, in_channels, strides, pool):
 def choose(kernel_size, in_channels, strides):
     """The fastest of :data:`METHODS` for a convolution of this shape on a CPU.
 
-    Measured on a 2-core CPU (``benchmarks/convolutions.py layers``, 1 and 4
-    models): XLA's own convolution, model by model, is the fastest for 2-D
-    kernels larger than 1x1 (LeNet-5's layers 11-12 us per example against
-    33-64 for patches, ResNet's 3x3 layers of 16 channels 160-200 against
-    390-1,000); patches are for 1-D convolutions (the MNIST-1D CNN's layers,
-    where XLA's convolution is the slowest, 0.3-5 us per example) and 1x1
-    kernels (one matrix product per model, 3-36 us against 9-100). The
-    grouped convolution of a ``vmap`` is 10-50 times slower than any other
-    way from 4 models on.
+    Measured as :func:`choose_pooled` (1 and 4 models): XLA's own
+    convolution, model by model, is the fastest for 2-D kernels larger than
+    1x1 (LeNet-5's first layer 11-12 us per example against 35-47 for
+    patches, ResNet's 3x3 layers of 16 channels 170-204 against 577-964);
+    patches are for 1-D convolutions (the MNIST-1D CNN's layers, 0.1-3 us
+    per example by any method but the grouped one) and 1x1 kernels (one
+    matrix product per model: 4-32 us against 12-95). The grouped
+    convolution of a ``vmap`` is 10-50 times slower than any other way from
+    4 models on.
     """
     del in_channels, strides
     if len(kernel_size) == 2 and math.prod(kernel_size) > 1:
