@@ -8,7 +8,6 @@ and validates with the group's compiled evaluation program. Python does work
 per epoch and per host mask update, never per step.
 """
 
-import dataclasses
 import math
 import time
 
@@ -91,6 +90,24 @@ def models_per_program(model, layout, batch_size, forward="auto"):
     return 1 << (most.bit_length() - 1)
 
 
+def _config(group, pack, num_examples, forward):
+    """The :class:`~widthvsprune.engines.jax.programs.Config` of a group's programs."""
+    cpu = jax.default_backend() == "cpu"
+    masked = any(m.spec.prune is not None for m in group.members)
+    batched_pass = batched_forward(group.model, group.layout, forward)
+    return programs.Config(
+        batch_size=int(pack.batch_size),
+        num_examples=int(num_examples),
+        optimizer=pack.optimizer,
+        masked=masked,
+        layerwise=masked,  # one program for every allocation (see Config)
+        exact_last_batch=group.layout.batch_coupled,
+        unrolled=group.layout.convolutional and cpu and not batched_pass,
+        batched=batched_pass,
+        eval_slice=batched.examples_per_slice(group.model, group.size) if batched_pass and cpu else 0,
+    )
+
+
 def diverged_message(epoch, loss):
     return f"the training loss became non-finite in epoch {epoch} (loss={float(loss)})"
 
@@ -118,19 +135,7 @@ class GroupRun:
             raise ValueError(
                 f"Expected optimizer to be one of {list(programs.OPTIMIZERS)}. Received: optimizer={pack.optimizer!r}"
             )
-        self.config = programs.Config(
-            batch_size=int(pack.batch_size),
-            num_examples=len(data.splits.x_train),
-            optimizer=pack.optimizer,
-            masked=any(s.prune is not None for s in specs),
-            layerwise=any(s.prune is not None for s in specs),  # one program for every allocation (see Config)
-            exact_last_batch=layout.batch_coupled,
-            unrolled=layout.convolutional and jax.default_backend() == "cpu",
-            batched=batched_forward(group.model, layout, forward),
-        )
-        if self.config.batched and jax.default_backend() == "cpu":
-            self.config = dataclasses.replace(self.config,
-                                              eval_slice=batched.examples_per_slice(group.model, group.size))
+        self.config = _config(group, pack, len(data.splits.x_train), forward)
         self.program = cache.program(group.key, group.model, layout, self.config)
         self.host = {
             i: host.HostMasks(m.spec.prune, models.allocation_layers(m.layout))
