@@ -10,6 +10,12 @@ Modules:
 
 - :mod:`.models`: building family models with Keras 3, their variable
   layouts, the prunable kernels, padding a model into a wider one;
+- :mod:`.batched`: the forward pass of a pack's stacked models as one
+  batched computation, for the layers it knows (convolutions, dense layers,
+  batch normalization, pooling and the weightless layers);
+- :mod:`.convolutions`, :mod:`.pooling`: stacked convolutions (patches and
+  batched matrix products, per-model XLA convolutions, a convolution and
+  its max pooling as one product) and tiled pooling with Keras's gradients;
 - :mod:`.programs`: the compiled training and evaluation programs (loss,
   tf_keras's legacy optimizers, tfmot's layerwise mask) and their cache;
 - :mod:`.pruning`: schedules and host-side mask updates (``global``,
@@ -38,6 +44,13 @@ Design notes (measured on a 2-core CPU with the quickstart's packs, see
 - Initial weights are computed without a compiled program per weight shape
   (:mod:`.initializers`): Keras's own initialization took about 1.5 s per
   model of new widths.
+- Convolutional models on a CPU run the batched forward pass of
+  :mod:`.batched` (``jax.vmap`` of XLA's convolutions becomes a grouped
+  convolution, 10-50 times slower than separate ones): the seed CNN study
+  about 5 times faster than with its models written out one by one, the
+  MNIST-1D study about 4 times (``docs/engines-jax-convolutions.md``). A
+  program there holds as many models as keep a step's activations within
+  the caches.
 - A process runs these programs on about one core; studies scale with
   worker processes. ``log_dir`` (TensorBoard) is not written by this engine.
 """

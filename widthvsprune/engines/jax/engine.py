@@ -1,13 +1,12 @@
 """The jax engine behind the :class:`~widthvsprune.engines.base.Engine` seam."""
 
-import math
 import os
 import time
 
 import jax
 
 from widthvsprune.engines import base
-from widthvsprune.engines.jax import models, packing, programs, training
+from widthvsprune.engines.jax import batched, packing, programs, training
 
 #: Share of the free device memory a pack may use (:meth:`JaxEngine.max_pack_models`).
 MEMORY_FRACTION = 0.5
@@ -28,12 +27,17 @@ class JaxEngine(base.Engine):
             (padded) shape when they embed in it; ``False`` compiles one
             program per distinct widths.
         max_models: most models per compiled program; ``None`` sizes them to
-            the device memory (:meth:`max_pack_models`).
+            the device memory (:meth:`max_pack_models`) and, for batched
+            convolutional models on a CPU, to its caches
+            (:func:`~widthvsprune.engines.jax.training.models_per_program`).
         compilation_cache: a folder where JAX keeps compiled programs across
             processes (its persistent compilation cache: a study's later runs
             and helper processes then load instead of compiling); ``None``
             reads ``WIDTHVSPRUNE_JAX_CACHE``, and no folder means no cache.
             The setting is JAX's, for the whole process.
+        forward: ``"auto"`` (the default), ``"batched"`` or ``"keras"``: how
+            a pack's forward pass runs
+            (:func:`~widthvsprune.engines.jax.training.batched_forward`).
 
     Attributes:
         stats: figures of the last :meth:`train` call: ``seconds``,
@@ -58,9 +62,12 @@ class JaxEngine(base.Engine):
 
     name = "jax"
 
-    def __init__(self, pad=True, max_models=None, compilation_cache=None):
+    def __init__(self, pad=True, max_models=None, compilation_cache=None, forward="auto"):
+        if forward not in training.FORWARDS:
+            raise ValueError(f"Expected forward to be one of {list(training.FORWARDS)}. Received: forward={forward!r}")
         self.pad = bool(pad)
         self.max_models = max_models
+        self.forward = forward
         folder = compilation_cache or os.environ.get("WIDTHVSPRUNE_JAX_CACHE")
         if folder:
             jax.config.update("jax_compilation_cache_dir", str(folder))
@@ -88,10 +95,13 @@ class JaxEngine(base.Engine):
             shape, classes = splits.input_shape, splits.num_classes
 
             def max_models(key):
-                return self.max_pack_models(key[0], key[1], shape, classes, pack.batch_size, pack.optimizer)
+                most = self.max_pack_models(key[0], key[1], shape, classes, pack.batch_size, pack.optimizer)
+                model, layout = self.templates.get(*key)
+                per_program = training.models_per_program(model, layout, pack.batch_size, self.forward)
+                return most if per_program is None else min(most, per_program)
 
         outcomes = training.train_pack(pack, splits, self.templates, self.cache, self._data, self.pad, max_models,
-                                       observe, observe_steps)
+                                       observe, observe_steps, self.forward)
         self.stats = {
             "seconds": time.perf_counter() - start,
             "compile_seconds": self.cache.compile_seconds - compile_before,
@@ -129,20 +139,15 @@ class JaxEngine(base.Engine):
         An estimate: per model, float32 weights with their gradients, masks,
         padding blocks and optimizer slots (``4 + slots`` copies of the
         parameters), plus the activations of one batch kept for the backward
-        pass (three copies of every layer's output) and of one evaluation
-        chunk. ``memory_fraction`` of the free memory (the GPU's
+        pass (three copies of every layer's output, and of a convolution's
+        patches: :func:`~widthvsprune.engines.jax.batched.activation_floats`)
+        and of one evaluation chunk. ``memory_fraction`` of the free memory (the GPU's
         ``bytes_limit - bytes_in_use``; on a CPU the available RAM) is shared
         out. At least 1.
         """
         model, layout = self.templates.get(family, widths, tuple(input_shape), num_classes)
         slots = programs.OPTIMIZERS.get(optimizer, programs.OPTIMIZERS["adam"])[1]
-        activations = 0
-        for layer in models.flat_layers(model):
-            try:
-                shape = layer.output.shape[1:]
-                activations += math.prod(int(d) for d in shape)
-            except (AttributeError, TypeError, ValueError):
-                continue
+        activations = batched.activation_floats(model)
         per_model = 4 * layout.params * (4 + slots)
         per_model += 4 * activations * (3 * int(batch_size) + training.EVAL_CHUNK_MAX)
         return max(1, int(memory_fraction * _free_memory() // max(1, per_model)))

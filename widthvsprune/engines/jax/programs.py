@@ -16,7 +16,8 @@ What one step does for each model, in tfmot's and tf_keras's order:
    pruned kernel is recomputed from the current kernel (:func:`layerwise_mask`,
    tfmot's rule, with the kept count from the host);
 2. the kernel is multiplied by its mask (tfmot's ``weight_mask_op``);
-3. forward pass (Keras 3 ``stateless_call``), mean sparse categorical
+3. forward pass (Keras 3 ``stateless_call``, or for every model at once the
+   batched forward pass of :mod:`.batched`), mean sparse categorical
    cross-entropy from logits over the batch's real examples, gradients;
 4. gradients of padding (entries outside a narrow model's block) are zeroed
    (always: one program then serves packs with and without padding);
@@ -41,6 +42,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from widthvsprune.engines.jax import batched
+
 F32 = np.float32
 BETA_1, BETA_2, EPSILON = F32(0.9), F32(0.999), F32(1e-7)
 MOMENTUM = F32(0.9)
@@ -56,13 +59,22 @@ class Config:
         num_examples: size of the training split.
         optimizer: ``"adam"`` or ``"sgd"``.
         masked: models carry pruning masks (applied before every step and at each epoch's end).
-        layerwise: masks are updated inside the program by tfmot's layerwise rule.
+        layerwise: masks are updated inside the program by tfmot's layerwise
+            rule at the steps the host's kept counts say (a model whose masks
+            the host decides, ``global`` or ``random``, has none: so every
+            masked group sets it, and packs of either kind share a program).
         exact_last_batch: the short last batch runs at its own size.
         unrolled: the models' steps are written one after another in the
             program instead of ``vmap``-ed: for convolutions on a CPU, where
             XLA turns a batch of convolutions with different kernels into a
             grouped convolution that runs slower than the separate ones (the
             seed CNN: 12.2 ms against 7.2 ms a step for three models).
+        batched: the forward pass of all the models is one batched
+            computation (:class:`~widthvsprune.engines.jax.batched.Forward`)
+            instead of Keras's ``stateless_call`` per model.
+        eval_slice: with ``batched``, how many examples of an evaluation
+            chunk the models take at once (``jax.lax.map`` over slices); 0:
+            all (:func:`~widthvsprune.engines.jax.batched.examples_per_slice`).
     """
 
     batch_size: int
@@ -72,6 +84,8 @@ class Config:
     layerwise: bool
     exact_last_batch: bool
     unrolled: bool = False
+    batched: bool = False
+    eval_slice: int = 0
 
     @property
     def full_steps(self):
@@ -86,6 +100,12 @@ def cross_entropy(logits, labels):
     """Sparse categorical cross-entropy from logits, one value per example."""
     logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
     return -jnp.take_along_axis(logp, labels[:, None].astype(jnp.int32), axis=-1)[:, 0]
+
+
+def _correct(logits, y, weight):
+    """Correct predictions of one model's batch (``weight``: which examples count, ``None``: all)."""
+    hits = (jnp.argmax(logits, axis=-1) == y).astype(jnp.float32)
+    return jnp.sum(hits) if weight is None else jnp.sum(hits * weight)
 
 
 def adam_powers(first_step, count):
@@ -177,6 +197,7 @@ class Program:
         self.model, self.layout, self.config = model, layout, config
         self.update, self.n_slots = OPTIMIZERS[config.optimizer]
         self.prunable = layout.prunable
+        self.forward = batched.Forward(model) if config.batched else None
 
     # -- one model ---------------------------------------------------------
 
@@ -200,11 +221,37 @@ class Program:
             return loss, (logits, new_frozen)
 
         (loss, (logits, frozen)), grads = jax.value_and_grad(loss_fn, has_aux=True)(list(params))
+        params, slots = self._update(params, slots, grads, block, lr, powers)
+        return params, tuple(frozen), slots, loss, _correct(logits, y, weight)
+
+    def _update(self, params, slots, grads, block, lr, powers):
+        """Zeroes the padding's gradients, then one optimizer step (one model)."""
         grads = [g * b for g, b in zip(grads, block)]
-        params, slots = self.update(params, slots, grads, lr, powers)
-        hits = (jnp.argmax(logits, axis=-1) == y).astype(jnp.float32)
-        correct = jnp.sum(hits) if weight is None else jnp.sum(hits * weight)
-        return tuple(params), tuple(frozen), tuple(slots), loss, correct
+        params, slots = self.update(list(params), slots, grads, lr, powers)
+        return tuple(params), tuple(slots)
+
+    def _batched_step(self, params, frozen, slots, masks, block, lr, x, y, weight, powers):
+        """:meth:`_model_step` for every model at once, the forward pass batched (:attr:`Config.batched`).
+
+        The gradient of the sum of the models' losses holds each model's own
+        gradient: no model's loss depends on another's weights.
+        """
+        if self.config.masked:
+            params = jax.vmap(self._mask)(params, masks)
+
+        def loss_fn(trainable):
+            logits, new_frozen = self.forward(trainable, frozen, x, training=True)
+            ce = jax.vmap(cross_entropy)(logits, y)
+            if weight is None:
+                loss = jnp.mean(ce, axis=1)
+            else:
+                loss = jnp.sum(jnp.where(weight > 0, ce, 0.0), axis=1) / jnp.sum(weight)
+            return jnp.sum(loss), (loss, logits, new_frozen)
+
+        (_, (loss, logits, frozen)), grads = jax.value_and_grad(loss_fn, has_aux=True)(list(params))
+        params, slots = jax.vmap(self._update, in_axes=(0, 0, 0, 0, 0, None))(params, slots, grads, block, lr, powers)
+        correct = jax.vmap(_correct, in_axes=(0, 0, None))(logits, y, weight)
+        return params, tuple(frozen), slots, loss, correct
 
     def _per_model(self, fn, in_axes, *args):
         """``jax.vmap(fn, in_axes)(*args)``, or the same written out model by model (:attr:`Config.unrolled`)."""
@@ -236,9 +283,13 @@ class Program:
             )
         p = jax.lax.dynamic_index_in_dim(powers, index, axis=0, keepdims=False)
         x, y = x_all[batch], y_all[batch]
-        params, frozen, slots, loss, correct = self._per_model(
-            self._model_step, (0, 0, 0, 0, 0, 0, 0, 0, None, None), params, frozen, slots, masks, block, lr, x, y,
-            weight, p)
+        if self.config.batched:
+            params, frozen, slots, loss, correct = self._batched_step(params, frozen, slots, masks, block, lr, x, y,
+                                                                      weight, p)
+        else:
+            params, frozen, slots, loss, correct = self._per_model(
+                self._model_step, (0, 0, 0, 0, 0, 0, 0, 0, None, None), params, frozen, slots, masks, block, lr, x,
+                y, weight, p)
         return params, frozen, slots, masks, step + 1, loss_sum + loss, correct_sum + correct
 
     def segment(self, state, data, orders, lr, kept, block, powers, start, stop, end_epoch):
@@ -298,7 +349,22 @@ class Program:
             logits, _ = self.model.stateless_call(list(params), list(frozen), x, training=False)
             return cross_entropy(logits, y), jnp.argmax(logits, axis=-1) == y
 
+        if self.config.batched:
+            return self._batched_evaluate(params, frozen, x, y)
         return self._per_model(one, (0, 0), params, frozen)
+
+    def _batched_evaluate(self, params, frozen, x, y):
+        """:meth:`evaluate` by the batched forward pass, :attr:`Config.eval_slice` examples at a time."""
+        size = self.config.eval_slice if self.config.eval_slice and len(x) % self.config.eval_slice == 0 else len(x)
+
+        def one_slice(xy):
+            logits, _ = self.forward(params, frozen, xy[0], training=False, shared=True)
+            return jax.vmap(cross_entropy, in_axes=(0, None))(logits, xy[1]), jnp.argmax(logits, axis=-1) == xy[1]
+
+        slices = (x.reshape((-1, size) + x.shape[1:]), y.reshape(-1, size))
+        ce, hits = jax.lax.map(one_slice, slices)  # (slices, models, size)
+        models = ce.shape[1]
+        return ce.transpose(1, 0, 2).reshape(models, -1), hits.transpose(1, 0, 2).reshape(models, -1)
 
 
 class ProgramCache:

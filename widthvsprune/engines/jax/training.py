@@ -15,10 +15,12 @@ import jax
 import numpy as np
 
 from widthvsprune.engines import base
-from widthvsprune.engines.jax import models, packing, programs, pruning
+from widthvsprune.engines.jax import batched, models, packing, programs, pruning
 from widthvsprune.pruning import host
 
 EVAL_CHUNK_MAX = 1024
+#: How a group's forward pass runs (:func:`batched_forward`).
+FORWARDS = ("auto", "batched", "keras")
 
 
 class DeviceData:
@@ -52,6 +54,60 @@ def _put(array, dtype=None):
     return jax.device_put(np.asarray(array) if dtype is None else np.asarray(array, dtype))
 
 
+def batched_forward(model, layout, forward="auto"):
+    """Whether a group of ``model``'s shape runs one batched forward pass (:mod:`.batched`) for all its models.
+
+    ``forward`` is ``"batched"`` (wherever :func:`~.batched.supported`),
+    ``"keras"`` (never: Keras's ``stateless_call`` per model, ``vmap``-ed or
+    unrolled) or ``"auto"``: batched for convolutional models on a CPU,
+    where XLA's convolutions of a ``vmap`` are slow (see
+    ``docs/engines-jax-convolutions.md``).
+
+    Raises:
+        ValueError: for another ``forward``.
+    """
+    if forward not in FORWARDS:
+        raise ValueError(f"Expected forward to be one of {list(FORWARDS)}. Received: forward={forward!r}")
+    if forward == "keras" or (forward == "auto" and not (layout.convolutional and jax.default_backend() == "cpu")):
+        return False
+    return batched.supported(model)
+
+
+def models_per_program(model, layout, batch_size, forward="auto"):
+    """The most models one compiled program should train on this device, or ``None`` (no limit here).
+
+    On a CPU, where a group's forward pass is batched
+    (:func:`batched_forward`), a step slows down once its activations
+    outgrow the caches (:func:`~widthvsprune.engines.jax.batched.models_per_chunk`),
+    and a step costs the same per model whether it holds one model or
+    several (``benchmarks/convolutions.py``). A larger pack then trains in
+    groups of this many models, a power of two, so that few compiled
+    programs serve packs of every size (6 models: 4 and 2).
+    """
+    if jax.default_backend() != "cpu" or not batched_forward(model, layout, forward):
+        return None
+    most = batched.models_per_chunk(model, batch_size)
+    return 1 << (most.bit_length() - 1)
+
+
+def _config(group, pack, num_examples, forward):
+    """The :class:`~widthvsprune.engines.jax.programs.Config` of a group's programs."""
+    cpu = jax.default_backend() == "cpu"
+    masked = any(m.spec.prune is not None for m in group.members)
+    batched_pass = batched_forward(group.model, group.layout, forward)
+    return programs.Config(
+        batch_size=int(pack.batch_size),
+        num_examples=int(num_examples),
+        optimizer=pack.optimizer,
+        masked=masked,
+        layerwise=masked,  # one program for every allocation (see Config)
+        exact_last_batch=group.layout.batch_coupled,
+        unrolled=group.layout.convolutional and cpu and not batched_pass,
+        batched=batched_pass,
+        eval_slice=batched.examples_per_slice(group.model, group.size) if batched_pass and cpu else 0,
+    )
+
+
 def diverged_message(epoch, loss):
     return f"the training loss became non-finite in epoch {epoch} (loss={float(loss)})"
 
@@ -64,9 +120,10 @@ class GroupRun:
         pack: the :class:`~widthvsprune.engines.base.Pack`.
         data: the :class:`DeviceData`.
         cache: the :class:`~widthvsprune.engines.jax.programs.ProgramCache`.
+        forward: see :func:`batched_forward`.
     """
 
-    def __init__(self, group, pack, data, cache):
+    def __init__(self, group, pack, data, cache, forward="auto"):
         self.group, self.pack, self.data, self.cache = group, pack, data, cache
         layout, specs = group.layout, [m.spec for m in group.members]
         for spec in specs:
@@ -78,15 +135,7 @@ class GroupRun:
             raise ValueError(
                 f"Expected optimizer to be one of {list(programs.OPTIMIZERS)}. Received: optimizer={pack.optimizer!r}"
             )
-        self.config = programs.Config(
-            batch_size=int(pack.batch_size),
-            num_examples=len(data.splits.x_train),
-            optimizer=pack.optimizer,
-            masked=any(s.prune is not None for s in specs),
-            layerwise=any(s.prune is not None and not host.on_host(s.prune) for s in specs),
-            exact_last_batch=layout.batch_coupled,
-            unrolled=layout.convolutional and jax.default_backend() == "cpu",
-        )
+        self.config = _config(group, pack, len(data.splits.x_train), forward)
         self.program = cache.program(group.key, group.model, layout, self.config)
         self.host = {
             i: host.HostMasks(m.spec.prune, models.allocation_layers(m.layout))
@@ -106,7 +155,7 @@ class GroupRun:
         cache.prepare(self._eval_key(), self.program.evaluate, (self.state[0], self.state[1], x, y))
 
     def _eval_key(self):
-        return "eval", self.group.key, self.group.size
+        return "eval", self.group.key, self.group.size, self.config.batched
 
     def _initial_state(self):
         group, layout = self.group, self.group.layout
@@ -252,7 +301,7 @@ class GroupRun:
 
 
 def train_pack(pack, splits, templates, cache, data=None, pad=True, max_models=None, observe=None,
-               observe_steps=()):
+               observe_steps=(), forward="auto"):
     """Trains every model of ``pack`` on ``splits``; one :class:`~widthvsprune.engines.base.Outcome` per model.
 
     Args:
@@ -265,6 +314,7 @@ def train_pack(pack, splits, templates, cache, data=None, pad=True, max_models=N
         max_models: most models per compiled program: an int, a function of
             the template key, or ``None``.
         observe, observe_steps: see :meth:`GroupRun.run` (called with each group's run).
+        forward: how each group's forward pass runs (:func:`batched_forward`).
     """
     start = time.perf_counter()
     shape, classes = splits.input_shape, splits.num_classes
@@ -276,7 +326,7 @@ def train_pack(pack, splits, templates, cache, data=None, pad=True, max_models=N
             outcomes[i] = base.failed(base.one_line(error))
     data = DeviceData(splits) if data is None else data
     for group in packing.plan(members, templates, shape, classes, pad, max_models):
-        run = GroupRun(group, pack, data, cache)
+        run = GroupRun(group, pack, data, cache, forward)
         histories, errors = run.run(observe, observe_steps)
         test = run.evaluate(data.test) if pack.test else None
         weights = run.weights() if pack.weights else None
