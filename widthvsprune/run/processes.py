@@ -125,11 +125,17 @@ def die_with_parent():
         pass
 
 
-def exit_now(code):
+def exit_now(code, queues=()):
     """Leaves without the frameworks' slow interpreter teardown, which the parent would wait for.
 
     Everything a helper writes is on disk (atomically) before it calls this.
+    What it put on ``queues`` is sent first: leaving while a queue's feeder
+    thread writes would keep the queue's lock held forever, and the parent
+    would wait for it.
     """
+    for queue in queues:
+        queue.close()
+        queue.join_thread()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

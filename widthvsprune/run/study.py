@@ -108,7 +108,7 @@ def _helper(study_dict, study_file, out, verbose, workers, session, queue, index
         code = 1
     if runner is not None:
         reporter.timing(runner.watch.parts)
-    processes.exit_now(code)
+    processes.exit_now(code, queues=(queue,))
 
 
 def run_study(study, out="results", force=False, verbose=False, stream=None, workers=None, study_file=None,
