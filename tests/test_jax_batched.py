@@ -321,13 +321,13 @@ def test_the_forward_option_names_the_choices(engine):
 
 
 def test_a_program_holds_the_most_models_whose_step_fits_the_budget_a_power_of_two(engine):
-    from widthvsprune.engines.jax import batched, models, training
+    from widthvsprune.engines.jax import chunks, models, training
 
     model = models.build("seed_cnn", (12,), (28, 28), 10)
-    per_example = 4 * batched.activation_floats(model)
+    per_example = 4 * chunks.activation_floats(model)
     for batch in (32, 128, 4096):
-        fits = batched.models_per_chunk(model, batch)
-        assert fits == 1 or fits * batch * per_example <= batched.CHUNK_BYTES < (fits + 1) * batch * per_example
+        fits = chunks.models_per_chunk(model, batch)
+        assert fits == 1 or fits * batch * per_example <= chunks.CHUNK_BYTES < (fits + 1) * batch * per_example
         most = training.models_per_program(model, models.layout_of(model), batch)
         assert most & (most - 1) == 0 and most <= fits < 2 * most
     mlp = models.build("mlp", (16, 8), (8, 8, 1), 10)

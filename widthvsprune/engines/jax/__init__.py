@@ -13,11 +13,15 @@ Modules:
 - :mod:`.batched`: the forward pass of a pack's stacked models as one
   batched computation, for the layers it knows (convolutions, dense layers,
   batch normalization, pooling and the weightless layers);
+- :mod:`.chunks`: how many models and examples a batched step takes at
+  once, so that its activations fit the caches;
 - :mod:`.convolutions`, :mod:`.pooling`: stacked convolutions (patches and
   batched matrix products, per-model XLA convolutions, a convolution and
   its max pooling as one product) and tiled pooling with Keras's gradients;
 - :mod:`.programs`: the compiled training and evaluation programs (loss,
-  tf_keras's legacy optimizers, tfmot's layerwise mask) and their cache;
+  tfmot's layerwise mask) and their cache;
+- :mod:`.optimizers`: tf_keras's legacy Adam and SGD in their fused
+  kernels' arithmetic, for stacked weights;
 - :mod:`.pruning`: schedules and host-side mask updates (``global``,
   ``random``) per model;
 - :mod:`.training`: a pack's groups, epochs, histories and outcomes;

@@ -6,7 +6,7 @@ import time
 import jax
 
 from widthvsprune.engines import base
-from widthvsprune.engines.jax import batched, packing, programs, training
+from widthvsprune.engines.jax import chunks, optimizers, packing, programs, training
 
 #: Share of the free device memory a pack may use (:meth:`JaxEngine.max_pack_models`).
 MEMORY_FRACTION = 0.5
@@ -140,14 +140,14 @@ class JaxEngine(base.Engine):
         padding blocks and optimizer slots (``4 + slots`` copies of the
         parameters), plus the activations of one batch kept for the backward
         pass (three copies of every layer's output, and of a convolution's
-        patches: :func:`~widthvsprune.engines.jax.batched.activation_floats`)
+        patches: :func:`~widthvsprune.engines.jax.chunks.activation_floats`)
         and of one evaluation chunk. ``memory_fraction`` of the free memory (the GPU's
         ``bytes_limit - bytes_in_use``; on a CPU the available RAM) is shared
         out. At least 1.
         """
         model, layout = self.templates.get(family, widths, tuple(input_shape), num_classes)
-        slots = programs.OPTIMIZERS.get(optimizer, programs.OPTIMIZERS["adam"])[1]
-        activations = batched.activation_floats(model)
+        slots = optimizers.OPTIMIZERS.get(optimizer, optimizers.OPTIMIZERS["adam"])[1]
+        activations = chunks.activation_floats(model)
         per_model = 4 * layout.params * (4 + slots)
         per_model += 4 * activations * (3 * int(batch_size) + training.EVAL_CHUNK_MAX)
         return max(1, int(memory_fraction * _free_memory() // max(1, per_model)))

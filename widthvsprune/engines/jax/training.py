@@ -15,7 +15,7 @@ import jax
 import numpy as np
 
 from widthvsprune.engines import base
-from widthvsprune.engines.jax import batched, models, packing, programs, pruning
+from widthvsprune.engines.jax import batched, chunks, models, optimizers, packing, programs, pruning
 from widthvsprune.pruning import host
 
 EVAL_CHUNK_MAX = 1024
@@ -78,7 +78,7 @@ def models_per_program(model, layout, batch_size, forward="auto"):
 
     On a CPU, where a group's forward pass is batched
     (:func:`batched_forward`), a step slows down once its activations
-    outgrow the caches (:func:`~widthvsprune.engines.jax.batched.models_per_chunk`),
+    outgrow the caches (:func:`~widthvsprune.engines.jax.chunks.models_per_chunk`),
     and a step costs the same per model whether it holds one model or
     several (``benchmarks/convolutions.py``). A larger pack then trains in
     groups of this many models, a power of two, so that few compiled
@@ -86,7 +86,7 @@ def models_per_program(model, layout, batch_size, forward="auto"):
     """
     if jax.default_backend() != "cpu" or not batched_forward(model, layout, forward):
         return None
-    most = batched.models_per_chunk(model, batch_size)
+    most = chunks.models_per_chunk(model, batch_size)
     return 1 << (most.bit_length() - 1)
 
 
@@ -104,7 +104,7 @@ def _config(group, pack, num_examples, forward):
         exact_last_batch=group.layout.batch_coupled,
         unrolled=group.layout.convolutional and cpu and not batched_pass,
         batched=batched_pass,
-        eval_slice=batched.examples_per_slice(group.model, group.size) if batched_pass and cpu else 0,
+        eval_slice=chunks.examples_per_slice(group.model, group.size) if batched_pass and cpu else 0,
     )
 
 
@@ -131,9 +131,9 @@ class GroupRun:
                 pruning.check(spec.prune)
         if pack.max_steps is not None and int(pack.max_steps) < 1:
             raise ValueError(f"Expected max_steps >= 1 or None. Received: max_steps={pack.max_steps!r}")
-        if pack.optimizer not in programs.OPTIMIZERS:
+        if pack.optimizer not in optimizers.OPTIMIZERS:
             raise ValueError(
-                f"Expected optimizer to be one of {list(programs.OPTIMIZERS)}. Received: optimizer={pack.optimizer!r}"
+                f"Expected optimizer to be one of {list(optimizers.OPTIMIZERS)}. Received: optimizer={pack.optimizer!r}"
             )
         self.config = _config(group, pack, len(data.splits.x_train), forward)
         self.program = cache.program(group.key, group.model, layout, self.config)
@@ -173,7 +173,7 @@ class GroupRun:
                 group, lambda m, j: np.ones(m.layout.shapes[m.layout.trainable[m.layout.prunable[j]]], np.float32),
                 [layout.shapes[layout.trainable[p]] for p in layout.prunable])
         params = tuple(_put(p) for p in params)
-        slots = programs.init_slots(self.config.optimizer, params)
+        slots = optimizers.init_slots(self.config.optimizer, params)
         return params, tuple(_put(f) for f in frozen), slots, tuple(_put(m) for m in masks), np.int32(0)
 
     # -- per epoch inputs ------------------------------------------------------
@@ -237,7 +237,7 @@ class GroupRun:
             cuts = sorted(cuts)
             inputs = (self.data.train, self._epoch_orders(epoch), self.lr,
                       self._kept(first + 1, count) if cfg.layerwise else None,
-                      self.block, programs.adam_powers(first + 1, steps))
+                      self.block, optimizers.adam_powers(first + 1, steps))
             loss_sum, correct_sum = np.zeros(self.group.size), np.zeros(self.group.size)
             for a, b in zip(cuts, cuts[1:]):
                 if first + a + 1 in host_steps:

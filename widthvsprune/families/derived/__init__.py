@@ -1,6 +1,7 @@
 """Families derived from a built Keras model: its hidden layers' units and filters become the widths.
 
-The width plan is :mod:`.graph`'s; this module rebuilds the model at other widths.
+The model's config is read by :mod:`.configs` and its width plan is :mod:`.graph`'s; this module rebuilds the model
+at other widths.
 
 :func:`family_from_model` reads a Sequential or functional model's config
 (``get_config()``) and finds its width knobs: the ``units`` / ``filters``
@@ -50,18 +51,16 @@ import pathlib
 import zipfile
 
 from widthvsprune import families
-from widthvsprune.families.derived.graph import (
+from widthvsprune.families.derived.configs import (
     ENGINES,
     KERAS_NAMES,
-    graph,
     keras_major,
-    make_linear,
+    layer_graph,
     model_config,
     output_shapes,
-    plan_widths,
     refuse,
-    set_width,
 )
+from widthvsprune.families.derived.graph import make_linear, plan_widths, set_width
 
 
 def configure(config, plan, widths, input_shape, num_classes):
@@ -185,7 +184,7 @@ def family_from_model(model, name=None, use_weights=False):
     ```
     """
     kind, config = model_config(model)
-    nodes, input_name, output_name = graph(kind, config)
+    nodes, input_name, output_name = layer_graph(kind, config)
     shapes = output_shapes(model, nodes)
     if len(shapes[output_name]) != 2:
         raise refuse("a model whose output is (batch, classes)", f"output shape {shapes[output_name]} of layer "
