@@ -27,9 +27,11 @@ _LOADED = {}
 
 
 # Families the jax engine trains faster than tf_keras on a CPU, measured on 2 cores: the quickstart's MLPs 2.5
-# times (a whole study 2.5 times), MNIST-1D's GRU 5.5 times. Convolutions run slower in XLA on a CPU than in
-# TensorFlow's oneDNN kernels: the seed CNN benchmark 2.4 times slower, the MNIST-1D CNN about as fast.
-JAX_ON_CPU = frozenset({"mlp", "gru"})
+# times (a whole study), MNIST-1D's GRU 5.5 times, the seed CNN 2.2 times (benchmarks/throughput.py's seed_cnn
+# workload, 41 s against 91 s), MNIST-1D's CNN about 4 times (the study 3 min 22 s against 14 min 34 s), LeNet-5 1.2
+# times (a small study). The jax engine batches these families' convolutions across the models of a pack
+# (engines/jax/batched.py). ResNet and MobileNet are not measured against tf_keras on a CPU and stay there.
+JAX_ON_CPU = frozenset({"mlp", "gru", "seed_cnn", "cnn1d", "lenet5"})
 
 
 def resolve(name, family=None):
