@@ -1,8 +1,11 @@
 """Helper processes and their settings."""
 
+import os
+
+import pytest
 from threadpoolctl import threadpool_info
 
-from widthvsprune.run import processes
+from widthvsprune.run import elsewhere, processes
 
 
 def blas_threads():
@@ -33,3 +36,14 @@ def test_a_swallowed_ctrl_c_is_not_printed_and_stops_the_study_at_the_next_check
             interrupts.check()
     assert capsys.readouterr().err == ""
     assert sys.unraisablehook is sys.__unraisablehook__ or sys.unraisablehook is not interrupts._unraisable
+
+
+def _dies(code, stream):
+    os._exit(code)  # as a process killed while it starts, before it reports anything
+
+
+def test_a_fresh_process_that_dies_without_a_word_is_reported_never_waited_for():
+    with pytest.raises(RuntimeError, match=r"^the study's process stopped: it ended with exit code 3 before it "
+                                           r"reported$"):
+        elsewhere.call_in_fresh_process(_dies, (3,), {})
+

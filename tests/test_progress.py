@@ -47,6 +47,24 @@ def test_the_estimate_waits_for_enough_finished_models_and_leaves_out_the_time_b
     assert display.estimate() is None  # too few models to tell
 
 
+def test_compiling_after_the_first_model_is_left_out_of_the_rate_shared_by_the_workers(monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: now[0])
+    display = progress.Display(io.StringIO(), workers=2, live=False)
+    first, second = Reporter(display, 1), Reporter(display, 2)
+    first.remaining(100)
+    first.compiled(30.0)  # before the first model: already left out
+    first.line("first")
+    for reporter in (first, second, first, second):
+        now[0] += 3.0
+        reporter.compiled(2.0)  # each pack compiled for 2 s of its worker's 3
+        reporter.line("next")
+    # 12 s since the first model, of which 8 s of compiling over 2 workers: 8 s of training for 4 models.
+    assert display.compiling == 8.0 and display.estimate() == 95 * 8.0 / 4
+    first.compiled(0.0)
+    assert display.compiling == 8.0  # nothing compiled, nothing sent
+
+
 def test_where_the_time_went_sums_the_workers_parts():
     display = progress.Display(io.StringIO(), live=False)
     display(Event("timing", 1, timings=(("training", 3.0), ("waiting", 1.0))))

@@ -93,7 +93,7 @@ def call_in_fresh_process(target, args, environment, stream=None):
         child = context.Process(target=_trampoline, args=(target, args, queue), daemon=True)
         child.start()
     try:
-        kind, value = _relay(queue, stream)
+        kind, value = _relay(queue, stream, child)
     except KeyboardInterrupt:
         kind, value = _last(queue)
         child.join(timeout=60)
@@ -109,9 +109,18 @@ def call_in_fresh_process(target, args, environment, stream=None):
     raise RuntimeError(f"the study's process stopped: {value}")
 
 
-def _relay(queue, stream):
+def _relay(queue, stream, child, poll=1.0):
+    """Writes the child's text to ``stream`` until its last word; a child that died without one is a crash."""
     while True:
-        kind, value = queue.get()
+        try:
+            kind, value = queue.get(timeout=poll)
+        except queues.Empty:
+            if child.is_alive():
+                continue
+            try:  # what it sent just before it ended
+                kind, value = queue.get(timeout=poll)
+            except queues.Empty:
+                return "crash", f"it ended with exit code {child.exitcode} before it reported"
         if kind != "text":
             return kind, value
         stream.write(value)

@@ -39,7 +39,8 @@ class Event:
 
     Attributes:
         kind: ``"model"`` (a model finished training), ``"note"``, ``"left"``
-            (the worker's count of models left in the study) or ``"timing"``.
+            (the worker's count of models left in the study), ``"compiled"``
+            (seconds a pack spent compiling, in ``timings``) or ``"timing"``.
         worker: the worker's number (1 is the process ``run`` started).
         text: what the model was, or the note.
         metrics: ``(name, value)`` pairs shown with a model.
@@ -80,6 +81,11 @@ class Reporter:
     def note(self, text):
         self.send(Event("note", self.worker, text))
 
+    def compiled(self, seconds):
+        """A pack spent ``seconds`` compiling programs (left out of the rate the estimate of the time left uses)."""
+        if seconds > 0:
+            self.send(Event("compiled", self.worker, timings=(("compiling", float(seconds)),)))
+
     def timing(self, parts):
         self.send(Event("timing", self.worker, timings=tuple(parts.items())))
 
@@ -103,6 +109,7 @@ class Display:
         self.workers = workers
         self.start = time.perf_counter()
         self.first = None  # when the first model finished
+        self.compiling = 0.0  # seconds the workers spent compiling since then, all together
         self.done = 0
         self.left = None
         self.timings = {}
@@ -126,13 +133,19 @@ class Display:
     # ---- what the counter shows -------------------------------------------------------
 
     def estimate(self):
-        """Seconds left, from the rate of models finished since the first one; ``None`` while estimating."""
+        """Seconds left, from the rate of models finished since the first one; ``None`` while estimating.
+
+        Compiling is left out of the rate: a program is compiled once per
+        shape, mostly at the start of each stage, and its seconds would
+        otherwise count as if every model left took as long.
+        """
         if self.first is None or self.left is None:
             return None
         since = time.perf_counter() - self.first
         if self.done < ESTIMATE_AFTER[0] or since < ESTIMATE_AFTER[1]:
             return None
-        return self.left * since / (self.done - 1)
+        working = max(since - self.compiling / max(1, self.workers), 0.25 * since)
+        return self.left * working / (self.done - 1)
 
     def _status(self):
         elapsed = clock(time.perf_counter() - self.start)
@@ -154,6 +167,9 @@ class Display:
                 self._print(event, self._model_text(event))
             elif event.kind == "note":
                 self._print(event, event.text, counter=False)
+            elif event.kind == "compiled":
+                if self.first is not None:  # before the first model, all time is left out already
+                    self.compiling += sum(seconds for _, seconds in event.timings)
             elif event.kind == "timing":
                 for part, seconds in event.timings:
                     self.timings[part] = self.timings.get(part, 0.0) + seconds

@@ -200,4 +200,5 @@ class Runner:
         compiled = (engine.compile_seconds if engine is not None else 0.0) - compiled
         self.watch.add("compiling", compiled)
         self.watch.add("training", seconds - compiled)
+        self.progress.compiled(compiled)
         return outcomes, seconds
