@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from widthvsprune import cli
@@ -104,8 +105,12 @@ def test_the_keras_model_example_runs_with_import_keras_and_no_keras_backend_set
                             cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     report = (tmp_path / "results" / "my_cnn" / "report.md").read_text()
-    assert "jax" in (tmp_path / "results" / "my_cnn" / "runs.csv").read_text()
-    assert report.startswith("# my_cnn: large-sparse versus small-dense")
+    runs = pd.read_csv(tmp_path / "results" / "my_cnn" / "runs.csv")
+    assert set(runs.engine) == {"jax"} and report.startswith("# my_cnn: large-sparse versus small-dense")
+    narrow = runs[runs.arm == "narrow"]
+    eval_rows = narrow[narrow.role == "eval"]
+    assert len(eval_rows) == 2 and (eval_rows.total_params <= eval_rows.budget).all()  # within the pruned nonzeros
+    assert (narrow[narrow.role == "bracket"].total_params > narrow[narrow.role == "bracket"].budget).all()
 
 
 @pytest.mark.parametrize("page", sorted(re.findall(r"\]\((docs/[\w-]+\.md)\)", README)))

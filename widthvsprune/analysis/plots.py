@@ -58,9 +58,10 @@ def log_axis(ax, low, high):
     ax.xaxis.set_minor_formatter(ticker.NullFormatter())
 
 
-def _label(arm, tuning, group):
+def _label(arm, tuning, group, allocations=True):
+    """The legend entry of an arm's line; ``allocations``: name the pruning methods its models used."""
     label = (arm.legend or arm.title) + ("" if tuning == "tuned" else ", untuned")
-    variants = sorted(v for v in set(group.pruning) if isinstance(v, str) and v)
+    variants = sorted(v for v in set(group.pruning) if isinstance(v, str) and v) if allocations else []
     return label + (f" ({'/'.join(variants)})" if variants else "")
 
 
@@ -69,7 +70,11 @@ def _role(frame):
 
 
 def draw_frontier(ax, study, frontier, size, tolerance=None, compact=False):
-    """Draws a study's frontier on ``ax``; returns the x range its points cover."""
+    """Draws a study's frontier on ``ax``; returns the x range its points cover.
+
+    ``compact``: a panel of a figure of several studies: tuned arms only, and
+    legend entries that hold for every panel (no allocation names).
+    """
     head = arms.headline(study)
     sizes = []
     for (name, tuning), group in frontier.groupby(["arm", "tuning"], sort=False):
@@ -85,13 +90,13 @@ def draw_frontier(ax, study, frontier, size, tolerance=None, compact=False):
                     alpha=0.55, label=_label(arm, tuning, group))
         elif name == head.arm:
             ax.plot(main[size], y, marker=arm.marker, color=arm.color, linewidth=1.8, markersize=5,
-                    label=_label(arm, tuning, group), zorder=3)
+                    label=_label(arm, tuning, group, allocations=not compact), zorder=3)
             if low.notna().any():
                 ax.fill_between(main[size], low, high, color=arm.color, alpha=0.12, linewidth=0, zorder=1)
         else:
             errors = [(y - low).clip(lower=0).fillna(0), (high - y).clip(lower=0).fillna(0)]
             ax.errorbar(main[size], y, yerr=errors, marker=arm.marker, color=arm.color, linewidth=1.8, markersize=5,
-                        capsize=3, elinewidth=1, label=_label(arm, tuning, group), zorder=4)
+                        capsize=3, elinewidth=1, label=_label(arm, tuning, group, allocations=not compact), zorder=4)
         if tuning == "tuned" and len(above):
             ax.plot(above[size], 100 * above["mean"], marker=arm.marker, color=arm.color, linestyle="none",
                     markerfacecolor="white", markersize=6, zorder=4, label=f"{arm.title}, above the budget")

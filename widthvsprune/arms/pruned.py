@@ -197,8 +197,8 @@ class Pruned(Arm):
         c = run.config
         p, f, base = c["pruning"], c["finetune"], c["baseline"]
         which = "tuned" if base.get("tuning") == "tuned" else "recipe's"
-        return (f"prunes the {which} baseline (learning rate {base['recipe']['learning_rate']:.3g}); {p['variant']} "
-                f"allocation; masks every {p['frequency']} steps until {p['end_fraction']:.0%} of a "
+        return (f"prunes the {which} baseline (learning rate {base['recipe']['learning_rate']:.3g}); "
+                f"{allocation_of(c)} allocation; masks every {p['frequency']} steps until {p['end_fraction']:.0%} of a "
                 f"{f['epochs']}-epoch fine-tune; output layer {'pruned' if p['prune_output'] else 'dense'}")
 
     # ---- the search ---------------------------------------------------------------

@@ -1,6 +1,7 @@
 """At equal accuracy, the nonzeros each arm needs: the isotonic curve read on the log-size axis, bootstrapped."""
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -100,31 +101,47 @@ def bootstrap_means(curves, replicates=REPLICATES, seed=0, chunk=250):
     """Resampled mean accuracies of every point of ``curves`` (lists of :class:`Point`).
 
     Each replicate draws the test examples with replacement (the same draw
-    for every model: they share one test set) and, per point, its seeds with
-    replacement. Without every model's per-example correctness (records
+    for every model: they share one test set; the same draws for every call
+    with the same ``seed``, :func:`example_counts`) and, per point, its seeds
+    with replacement. Without every model's per-example correctness (records
     without ``predictions.npz``), only the seeds are resampled.
 
     Returns:
         ``(means, resampled)``: one ``(replicates, points)`` array per curve,
         and ``"seeds and test examples"`` or ``"seeds only"``.
     """
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng([seed, 2])  # the seeds' draws; the examples' are example_counts's
     flat = [p for curve in curves for p in curve]
     lengths = {p.correct.shape[1] for p in flat if p.correct is not None}
     examples = bool(flat) and all(p.correct is not None for p in flat) and len(lengths) == 1
     n = lengths.pop() if examples else 0
+    counts = example_counts(n, replicates, seed, chunk) if examples else None
     means = [np.empty((replicates, len(curve))) for curve in curves]
-    for start in range(0, replicates, chunk):
+    for c, start in enumerate(range(0, replicates, chunk)):
         r = min(chunk, replicates - start)
-        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=r) / n if examples else None
         for out, curve in zip(means, curves):
             for j, point in enumerate(curve):
                 k = len(point.accuracies)
                 picks = rng.integers(0, k, size=(r, k))
-                per_model = weights @ point.correct.T.astype(float) if examples else \
+                per_model = counts[c] @ point.correct.T.astype(float) / n if examples else \
                     np.broadcast_to(np.asarray(point.accuracies, dtype=float), (r, k))
                 out[start:start + r, j] = np.take_along_axis(per_model, picks, axis=1).mean(axis=1)
     return means, "seeds and test examples" if examples else "seeds only"
+
+
+@functools.lru_cache(maxsize=2)
+def example_counts(n, replicates, seed, chunk):
+    """How often each of ``n`` test examples is drawn in each bootstrap replicate, chunk by chunk.
+
+    One multinomial draw per replicate, from its own stream of ``seed``; kept
+    for the next call (every contrast and size point of a study shares the
+    test set), since drawing is most of a report's bootstrap time on a large
+    test set.
+    """
+    rng = np.random.default_rng([seed, 1])
+    dtype = np.uint16 if n < 2 ** 16 else np.uint32
+    return tuple(rng.multinomial(n, np.full(n, 1.0 / n), size=min(chunk, replicates - start)).astype(dtype)
+                 for start in range(0, replicates, chunk))
 
 
 @dataclasses.dataclass(frozen=True)
