@@ -16,6 +16,8 @@ It prints the wall time of each, their ratio, training samples per second,
 peak resident memory, and the achieved arithmetic rate as a fraction of this
 machine's peak (a large float32 matmul in TensorFlow, measured in the same
 run). Its last line is ``speedup: <ratio>`` for the quickstart workload.
+Every repeat compiles its programs as a first run does (the jax engine's
+persistent compilation cache is off in the benchmark's processes).
 
 Usage::
 
@@ -298,8 +300,11 @@ def child(args):
 
 
 def spawn(*argv):
+    # Every repeat compiles as a first run does: no programs from an earlier run's persistent compilation cache.
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1", "WIDTHVSPRUNE_COMPILATION_CACHE": "0"}
+    environment.pop("JAX_COMPILATION_CACHE_DIR", None)
     result = subprocess.run([sys.executable, __file__, "--child", *argv], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env=environment)
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     if result.returncode or not lines:
         sys.exit(f"benchmark child failed ({' '.join(argv)}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")

@@ -5,6 +5,7 @@ with another backend earlier in the session, the module reruns itself in a
 fresh interpreter.
 """
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -71,10 +72,22 @@ def test_import_and_training_need_no_tensorflow(tmp_path):
         print("ok", out[1].mask_updates)
     """)
     env = {**without_imports(tmp_path), "HOME": str(tmp_path)}
-    env.pop("KERAS_BACKEND", None)
+    for name in ("KERAS_BACKEND", "XDG_CACHE_HOME", "JAX_COMPILATION_CACHE_DIR", "WIDTHVSPRUNE_COMPILATION_CACHE"):
+        env.pop(name, None)
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split()[-2:] == ["ok", "2"]
+    # Its compiled programs were kept for the next process, in the user's cache folder.
+    assert list((tmp_path / ".cache" / "widthvsprune" / "jax").iterdir())
+
+
+def test_the_compilation_cache_is_the_users_cache_folder_unless_they_chose_otherwise():
+    from widthvsprune.engines.jax import compilation_cache_dir
+
+    assert compilation_cache_dir({"XDG_CACHE_HOME": "/c"}) == os.path.join("/c", "widthvsprune", "jax")
+    assert compilation_cache_dir({}) == os.path.join(os.path.expanduser("~"), ".cache", "widthvsprune", "jax")
+    assert compilation_cache_dir({"JAX_COMPILATION_CACHE_DIR": "/mine"}) is None  # JAX uses the user's own
+    assert compilation_cache_dir({"WIDTHVSPRUNE_COMPILATION_CACHE": "0", "XDG_CACHE_HOME": "/c"}) is None
 
 
 def test_loading_refuses_keras_running_another_backend(tmp_path):

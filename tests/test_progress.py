@@ -47,7 +47,7 @@ def test_the_estimate_waits_for_enough_finished_models_and_leaves_out_the_time_b
     assert display.estimate() is None  # too few models to tell
 
 
-def test_compiling_after_the_first_model_is_left_out_of_the_rate_shared_by_the_workers(monkeypatch):
+def test_compiling_after_the_first_model_is_partly_left_out_of_the_rate_shared_by_the_workers(monkeypatch):
     now = [1000.0]
     monkeypatch.setattr(progress.time, "perf_counter", lambda: now[0])
     display = progress.Display(io.StringIO(), workers=2, live=False)
@@ -59,8 +59,9 @@ def test_compiling_after_the_first_model_is_left_out_of_the_rate_shared_by_the_w
         now[0] += 3.0
         reporter.compiled(2.0)  # each pack compiled for 2 s of its worker's 3
         reporter.line("next")
-    # 12 s since the first model, of which 8 s of compiling over 2 workers: 8 s of training for 4 models.
-    assert display.compiling == 8.0 and display.estimate() == 95 * 8.0 / 4
+    # 12 s since the first model, of which 8 s of compiling over 2 workers: half of it is left out.
+    assert display.compiling == 8.0 and display.estimate() == 95 * (12.0 - progress.COMPILING_LEFT_OUT * 4.0) / 4
+    assert display.estimate() < 95 * 12.0 / 4
     first.compiled(0.0)
     assert display.compiling == 8.0  # nothing compiled, nothing sent
 
