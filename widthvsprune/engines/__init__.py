@@ -28,9 +28,10 @@ _LOADED = {}
 
 # Families the jax engine trains faster than tf_keras on a CPU, measured on 2 cores: the quickstart's MLPs 2.5
 # times (a whole study), MNIST-1D's GRU 5.5 times, the seed CNN 2.2 times (benchmarks/throughput.py's seed_cnn
-# workload, 41 s against 91 s), MNIST-1D's CNN about 4 times (the study 3 min 22 s against 14 min 34 s), LeNet-5 1.2
-# times (a small study). The jax engine batches these families' convolutions across the models of a pack
-# (engines/jax/batched.py). ResNet and MobileNet are not measured against tf_keras on a CPU and stay there.
+# workload, 41 s against 91 s), MNIST-1D's CNN about 4 times (its study 3 min 12-22 s, against about 14 min on
+# tf_keras, as on release 0.2's jax engine), LeNet-5 1.2 times (a small study). The jax engine batches these
+# families' convolutions across the models of a pack (engines/jax/batched.py). ResNet and MobileNet are not
+# measured against tf_keras on a CPU and stay there.
 JAX_ON_CPU = frozenset({"mlp", "gru", "seed_cnn", "cnn1d", "lenet5"})
 
 
