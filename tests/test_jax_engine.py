@@ -69,6 +69,8 @@ def test_import_and_training_need_no_tensorflow(tmp_path):
         out = engine.train(base.Pack(models=models, batch_size=64, optimizer="adam", epochs=1), splits)
         assert all(o.ok and o.test_accuracy > 0.2 for o in out), [o.test_accuracy for o in out]
         assert not [m for m in sys.modules if m.split(".")[0] in ("tensorflow", "tf_keras")]
+        import jax
+        print("cache limit", jax.config.jax_compilation_cache_max_size)
         print("ok", out[1].mask_updates)
     """)
     env = {**without_imports(tmp_path), "HOME": str(tmp_path)}
@@ -77,8 +79,10 @@ def test_import_and_training_need_no_tensorflow(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split()[-2:] == ["ok", "2"]
-    # Its compiled programs were kept for the next process, in the user's cache folder.
-    assert list((tmp_path / ".cache" / "widthvsprune" / "jax").iterdir())
+    # Its compiled programs were kept for the next process, in the user's cache folder, of a bounded size (with
+    # a size, JAX locks the cache's files: the processes of a study share them).
+    assert [p for p in (tmp_path / ".cache" / "widthvsprune" / "jax").iterdir() if p.name.endswith("-cache")]
+    assert f"cache limit {1 << 30}" in result.stdout
 
 
 def test_the_compilation_cache_is_the_users_cache_folder_unless_they_chose_otherwise():

@@ -82,15 +82,19 @@ def _select_backend():
 #: Set to ``0`` to keep compiled programs in memory only (no persistent compilation cache).
 CACHE_SWITCH = "WIDTHVSPRUNE_COMPILATION_CACHE"
 
+#: The compilation cache's size: beyond it, the least recently used programs are removed.
+CACHE_BYTES = 1 << 30
+
 
 def compilation_cache_dir(environ=None):
     """Where this engine keeps compiled programs between processes and runs, or ``None`` for nowhere.
 
     JAX's persistent compilation cache, in ``$XDG_CACHE_HOME/widthvsprune/jax``
-    (``~/.cache/widthvsprune/jax``): a study's processes, its resumes and
-    later studies of the same shapes load a program instead of compiling it
-    again (the seed CNN workload: 12.7 s of compiling, 2.8 s with the
-    programs cached). ``None`` where the user chose JAX's own
+    (``~/.cache/widthvsprune/jax``, at most :data:`CACHE_BYTES`, its files
+    locked while a process reads or writes them): a study's processes, its
+    resumes and later studies of the same shapes load a program instead of
+    compiling it again (the seed CNN workload: 12.7 s of compiling, 2.8 s
+    with the programs cached). ``None`` where the user chose JAX's own
     ``JAX_COMPILATION_CACHE_DIR`` (JAX then uses it) or set
     ``WIDTHVSPRUNE_COMPILATION_CACHE=0``.
     """
@@ -114,6 +118,12 @@ def _use_compilation_cache():
     jax.config.update("jax_compilation_cache_dir", path)
     if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # these programs compile in ~1 s
+    try:
+        import filelock  # noqa: F401 - with a size limit, JAX locks the cache's files (several processes share it)
+    except ImportError:  # pragma: no cover - the jax extra installs it
+        return
+    if "JAX_COMPILATION_CACHE_MAX_SIZE" not in os.environ:
+        jax.config.update("jax_compilation_cache_max_size", CACHE_BYTES)
 
 
 _select_backend()
