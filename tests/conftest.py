@@ -12,6 +12,22 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 
+@pytest.fixture(scope="module")
+def engine():
+    """The jax engine, shared by a module's tests."""
+    from widthvsprune.engines import jax as jax_engine
+
+    return jax_engine.create()
+
+
+@pytest.fixture(scope="module")
+def splits():
+    """A 300-example digits split (:func:`jax_helpers.small_splits`); a module with data of its own overrides it."""
+    from jax_helpers import small_splits
+
+    return small_splits()
+
+
 @pytest.fixture(autouse=True)
 def _seed_everything():
     random.seed(0)

@@ -121,6 +121,12 @@ def test_sparse_scratch_is_searched_like_every_other_arm_and_compared_with_both(
     survey = results.survey(study, root)
     trials = {s.arm: survey.searches[s.key]["trials"] for s in survey.plan.searches if s.trials}
     assert trials == {"baseline": 2, "pruned": 2, "narrow": 2, "sparse_scratch": 2}
+    # Every arm's search has the same oracle, trials, seed, learning-rate range and batch of proposals (its key says
+    # so); the arms differ only in the knobs of their own.
+    shared = ("oracle", "trials", "seed", "learning_rate", "batch")
+    settings = {s.arm: {k: s.config["search"][k] for k in shared} for s in survey.plan.searches if s.trials}
+    assert set(settings) == set(trials) and all(v == settings["baseline"] for v in settings.values())
+    assert settings["baseline"]["batch"] == study.tuning.batch == 2
     comparison = pd.read_csv(root / "comparison.csv")
     for name, arm, opponent in (("pruned vs sparse from scratch", "pruned", "sparse_scratch"),
                                 ("sparse from scratch vs narrow", "sparse_scratch", "narrow")):

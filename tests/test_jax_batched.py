@@ -8,23 +8,10 @@ through Keras's ``stateless_call`` (``forward="keras"``).
 
 import numpy as np
 import pytest
-from jax_helpers import small_splits
 
 from widthvsprune import families, sizes
 from widthvsprune.engines import base
 from widthvsprune.pruning import schedules
-
-
-@pytest.fixture(scope="module")
-def engine():
-    from widthvsprune.engines import jax as jax_engine
-
-    return jax_engine.create()
-
-
-@pytest.fixture(scope="module")
-def splits():
-    return small_splits()
 
 
 def stacked_models(family, widths, input_shape, count=3):

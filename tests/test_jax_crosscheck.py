@@ -19,20 +19,12 @@ import os
 
 import numpy as np
 import pytest
-from jax_helpers import small_splits
 
 from widthvsprune import families, sizes
 from widthvsprune.engines import base
 from widthvsprune.pruning import masks, schedules
 
 WEIGHT_ATOL = 1e-5  # after 20 Adam steps at lr 3e-3; the observed differences are at most 6e-8 (one ulp)
-
-
-@pytest.fixture(scope="module")
-def engine():
-    from widthvsprune.engines import jax as jax_engine
-
-    return jax_engine.create()
 
 
 @pytest.fixture(scope="module")
@@ -43,11 +35,6 @@ def reference():
     tf_keras = pytest.importorskip("tf_keras")
     tfmot = pytest.importorskip("tensorflow_model_optimization")
     return tf, tf_keras, tfmot.sparsity.keras
-
-
-@pytest.fixture(scope="module")
-def splits():
-    return small_splits()
 
 
 def tf_model(reference, family, widths, splits, weights):

@@ -13,23 +13,11 @@ import textwrap
 import numpy as np
 import pytest
 from conftest import without_imports
-from jax_helpers import ROOT, small_splits
+from jax_helpers import ROOT
 
 from widthvsprune import families, sizes
 from widthvsprune.engines import base
 from widthvsprune.pruning import masks, schedules
-
-
-@pytest.fixture(scope="module")
-def engine():
-    from widthvsprune.engines import jax as jax_engine
-
-    return jax_engine.create()
-
-
-@pytest.fixture(scope="module")
-def splits():
-    return small_splits()
 
 
 def spec(widths=(16, 8), seed=0, lr=3e-3, **kwargs):
@@ -74,7 +62,8 @@ def test_import_and_training_need_no_tensorflow(tmp_path):
         print("ok", out[1].mask_updates)
     """)
     env = {**without_imports(tmp_path), "HOME": str(tmp_path)}
-    for name in ("KERAS_BACKEND", "XDG_CACHE_HOME", "JAX_COMPILATION_CACHE_DIR", "WIDTHVSPRUNE_COMPILATION_CACHE"):
+    for name in ("KERAS_BACKEND", "XDG_CACHE_HOME", "JAX_COMPILATION_CACHE_DIR", "WIDTHVSPRUNE_COMPILATION_CACHE",
+                 "WIDTHVSPRUNE_JAX_CACHE"):
         env.pop(name, None)
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -86,11 +75,12 @@ def test_import_and_training_need_no_tensorflow(tmp_path):
 
 
 def test_the_compilation_cache_is_the_users_cache_folder_unless_they_chose_otherwise():
-    from widthvsprune.engines.jax import compilation_cache_dir
+    from widthvsprune.engines.jax.cache import compilation_cache_dir
 
     assert compilation_cache_dir({"XDG_CACHE_HOME": "/c"}) == os.path.join("/c", "widthvsprune", "jax")
     assert compilation_cache_dir({}) == os.path.join(os.path.expanduser("~"), ".cache", "widthvsprune", "jax")
     assert compilation_cache_dir({"JAX_COMPILATION_CACHE_DIR": "/mine"}) is None  # JAX uses the user's own
+    assert compilation_cache_dir({"WIDTHVSPRUNE_JAX_CACHE": "/ours", "XDG_CACHE_HOME": "/c"}) == "/ours"
     assert compilation_cache_dir({"WIDTHVSPRUNE_COMPILATION_CACHE": "0", "XDG_CACHE_HOME": "/c"}) is None
 
 

@@ -58,12 +58,14 @@ Design notes (measured on a 2-core CPU with the quickstart's packs, see
 - A process runs these programs on about one core; studies scale with
   worker processes. ``log_dir`` (TensorBoard) is not written by this engine.
 - Compiled programs are kept in JAX's persistent compilation cache
-  (:func:`compilation_cache_dir`), shared by a study's processes, its
-  resumes and later studies.
+  (:mod:`.cache`), shared by a study's processes, its resumes and later
+  studies.
 """
 
 import os
 import sys
+
+from widthvsprune.engines.jax import cache
 
 
 def _select_backend():
@@ -79,55 +81,8 @@ def _select_backend():
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 
-#: Set to ``0`` to keep compiled programs in memory only (no persistent compilation cache).
-CACHE_SWITCH = "WIDTHVSPRUNE_COMPILATION_CACHE"
-
-#: The compilation cache's size: beyond it, the least recently used programs are removed.
-CACHE_BYTES = 1 << 30
-
-
-def compilation_cache_dir(environ=None):
-    """Where this engine keeps compiled programs between processes and runs, or ``None`` for nowhere.
-
-    JAX's persistent compilation cache, in ``$XDG_CACHE_HOME/widthvsprune/jax``
-    (``~/.cache/widthvsprune/jax``, at most :data:`CACHE_BYTES`, its files
-    locked while a process reads or writes them): a study's processes, its
-    resumes and later studies of the same shapes load a program instead of
-    compiling it again (the seed CNN workload: 12.7 s of compiling, 2.8 s
-    with the programs cached). ``None`` where the user chose JAX's own
-    ``JAX_COMPILATION_CACHE_DIR`` (JAX then uses it) or set
-    ``WIDTHVSPRUNE_COMPILATION_CACHE=0``.
-    """
-    environ = os.environ if environ is None else environ
-    if environ.get(CACHE_SWITCH, "1") == "0" or environ.get("JAX_COMPILATION_CACHE_DIR"):
-        return None
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "widthvsprune", "jax")
-
-
-def _use_compilation_cache():
-    path = compilation_cache_dir()
-    if path is None:
-        return
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError:  # a read-only home: programs are compiled in every process, as without a cache
-        return
-    import jax
-
-    jax.config.update("jax_compilation_cache_dir", path)
-    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # these programs compile in ~1 s
-    try:
-        import filelock  # noqa: F401 - with a size limit, JAX locks the cache's files (several processes share it)
-    except ImportError:  # pragma: no cover - the jax extra installs it
-        return
-    if "JAX_COMPILATION_CACHE_MAX_SIZE" not in os.environ:
-        jax.config.update("jax_compilation_cache_max_size", CACHE_BYTES)
-
-
 _select_backend()
-_use_compilation_cache()
+cache.use_default_cache()
 
 
 def create(**options):

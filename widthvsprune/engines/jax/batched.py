@@ -121,14 +121,6 @@ def problem(model):
     return None
 
 
-def flat_layers(model):
-    """``model``'s layers, those of nested models in their place."""
-    out = []
-    for layer in model.layers:
-        out += flat_layers(layer) if isinstance(layer, keras.Model) else [layer]
-    return out
-
-
 def supported(model):
     """Whether :class:`Forward` can run ``model``."""
     graph = _graph(model)

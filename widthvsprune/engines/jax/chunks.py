@@ -2,7 +2,7 @@
 
 import math
 
-from widthvsprune.engines.jax import batched
+from widthvsprune.engines.jax import batched, models
 
 #: Activation bytes a batched step of a chunk of models may hold on a CPU (:func:`models_per_chunk`).
 CHUNK_BYTES = 16 << 20
@@ -12,7 +12,7 @@ def activation_floats(model):
     """Floats of activations one example produces in ``model``'s forward pass: every layer's output, and the
     patches of every convolution (``prod(kernel_size) * in_channels`` per output position)."""
     total = 0
-    for layer in batched.flat_layers(model):
+    for layer in models.flat_layers(model):
         try:
             out = [int(d) for d in layer.output.shape[1:]]
             total += math.prod(out)

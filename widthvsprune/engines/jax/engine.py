@@ -6,7 +6,7 @@ import time
 import jax
 
 from widthvsprune.engines import base
-from widthvsprune.engines.jax import chunks, optimizers, packing, programs, training
+from widthvsprune.engines.jax import cache, chunks, optimizers, packing, programs, training
 
 #: Share of the free device memory a pack may use (:meth:`JaxEngine.max_pack_models`).
 MEMORY_FRACTION = 0.5
@@ -33,8 +33,9 @@ class JaxEngine(base.Engine):
         compilation_cache: a folder where JAX keeps compiled programs across
             processes (its persistent compilation cache: a study's later runs
             and helper processes then load instead of compiling); ``None``
-            reads ``WIDTHVSPRUNE_JAX_CACHE``, and no folder means no cache.
-            The setting is JAX's, for the whole process.
+            keeps the one chosen when the engine was imported
+            (:func:`~widthvsprune.engines.jax.cache.compilation_cache_dir`). The
+            setting is JAX's, for the whole process.
         forward: ``"auto"`` (the default), ``"batched"`` or ``"keras"``: how
             a pack's forward pass runs
             (:func:`~widthvsprune.engines.jax.training.batched_forward`).
@@ -63,16 +64,12 @@ class JaxEngine(base.Engine):
     name = "jax"
 
     def __init__(self, pad=True, max_models=None, compilation_cache=None, forward="auto"):
-        if forward not in training.FORWARDS:
-            raise ValueError(f"Expected forward to be one of {list(training.FORWARDS)}. Received: forward={forward!r}")
+        training.check_forward(forward)
         self.pad = bool(pad)
         self.max_models = max_models
         self.forward = forward
-        folder = compilation_cache or os.environ.get("WIDTHVSPRUNE_JAX_CACHE")
-        if folder:
-            jax.config.update("jax_compilation_cache_dir", str(folder))
-            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-            jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+        if compilation_cache:
+            cache.use_compilation_cache(compilation_cache)
         self.templates = packing.Templates()
         self.cache = programs.ProgramCache()
         self._data = None

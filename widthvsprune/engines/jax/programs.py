@@ -45,8 +45,6 @@ import numpy as np
 from widthvsprune.engines.jax import batched
 from widthvsprune.engines.jax.optimizers import OPTIMIZERS
 
-F32 = np.float32
-
 
 @dataclasses.dataclass(frozen=True)
 class Config:
@@ -56,11 +54,11 @@ class Config:
         batch_size: examples per step.
         num_examples: size of the training split.
         optimizer: ``"adam"`` or ``"sgd"``.
-        masked: models carry pruning masks (applied before every step and at each epoch's end).
-        layerwise: masks are updated inside the program by tfmot's layerwise
+        masked: models carry pruning masks (applied before every step and at
+            each epoch's end), updated inside the program by tfmot's layerwise
             rule at the steps the host's kept counts say (a model whose masks
-            the host decides, ``global`` or ``random``, has none: so every
-            masked group sets it, and packs of either kind share a program).
+            the host decides, ``global`` or ``random``, has none: packs of
+            either kind share a program).
         exact_last_batch: the short last batch runs at its own size.
         unrolled: the models' steps are written one after another in the
             program instead of ``vmap``-ed: for convolutions on a CPU, where
@@ -79,7 +77,6 @@ class Config:
     num_examples: int
     optimizer: str
     masked: bool
-    layerwise: bool
     exact_last_batch: bool
     unrolled: bool = False
     batched: bool = False
@@ -98,6 +95,12 @@ def cross_entropy(logits, labels):
     """Sparse categorical cross-entropy from logits, one value per example."""
     logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
     return -jnp.take_along_axis(logp, labels[:, None].astype(jnp.int32), axis=-1)[:, 0]
+
+
+def _mean_loss(ce, weight):
+    """One model's batch loss: the mean cross-entropy over its real examples (``weight``: which count; ``None``:
+    all), as Keras computes it."""
+    return jnp.mean(ce) if weight is None else jnp.sum(jnp.where(weight > 0, ce, 0.0)) / jnp.sum(weight)
 
 
 def _correct(logits, y, weight):
@@ -164,12 +167,7 @@ class Program:
 
         def loss_fn(trainable):
             logits, new_frozen = self.model.stateless_call(trainable, list(frozen), x, training=True)
-            ce = cross_entropy(logits, y)
-            if weight is None:
-                loss = jnp.mean(ce)
-            else:
-                loss = jnp.sum(jnp.where(weight > 0, ce, 0.0)) / jnp.sum(weight)
-            return loss, (logits, new_frozen)
+            return _mean_loss(cross_entropy(logits, y), weight), (logits, new_frozen)
 
         (loss, (logits, frozen)), grads = jax.value_and_grad(loss_fn, has_aux=True)(list(params))
         params, slots = self._update(params, slots, grads, block, lr, powers)
@@ -192,11 +190,7 @@ class Program:
 
         def loss_fn(trainable):
             logits, new_frozen = self.forward(trainable, frozen, x, training=True)
-            ce = jax.vmap(cross_entropy)(logits, y)
-            if weight is None:
-                loss = jnp.mean(ce, axis=1)
-            else:
-                loss = jnp.sum(jnp.where(weight > 0, ce, 0.0), axis=1) / jnp.sum(weight)
+            loss = jax.vmap(_mean_loss, in_axes=(0, None))(jax.vmap(cross_entropy)(logits, y), weight)
             return jnp.sum(loss), (loss, logits, new_frozen)
 
         (_, (loss, logits, frozen)), grads = jax.value_and_grad(loss_fn, has_aux=True)(list(params))
@@ -225,7 +219,7 @@ class Program:
     def _step(self, carry, inputs, index, batch, weight):
         params, frozen, slots, masks, step, loss_sum, correct_sum = carry
         x_all, y_all, lr, kept, block, powers = inputs
-        if self.config.layerwise:
+        if self.config.masked:
             kept_now = jax.lax.dynamic_index_in_dim(kept, index, axis=1, keepdims=False)
             masks = jax.lax.cond(
                 jnp.any(kept_now > 0),

@@ -54,6 +54,12 @@ def _put(array, dtype=None):
     return jax.device_put(np.asarray(array) if dtype is None else np.asarray(array, dtype))
 
 
+def check_forward(forward):
+    """Raises ``ValueError`` unless ``forward`` is one of :data:`FORWARDS`."""
+    if forward not in FORWARDS:
+        raise ValueError(f"Expected forward to be one of {list(FORWARDS)}. Received: forward={forward!r}")
+
+
 def batched_forward(model, layout, forward="auto"):
     """Whether a group of ``model``'s shape runs one batched forward pass (:mod:`.batched`) for all its models.
 
@@ -66,8 +72,7 @@ def batched_forward(model, layout, forward="auto"):
     Raises:
         ValueError: for another ``forward``.
     """
-    if forward not in FORWARDS:
-        raise ValueError(f"Expected forward to be one of {list(FORWARDS)}. Received: forward={forward!r}")
+    check_forward(forward)
     if forward == "keras" or (forward == "auto" and not (layout.convolutional and jax.default_backend() == "cpu")):
         return False
     return batched.supported(model)
@@ -99,8 +104,7 @@ def _config(group, pack, num_examples, forward):
         batch_size=int(pack.batch_size),
         num_examples=int(num_examples),
         optimizer=pack.optimizer,
-        masked=masked,
-        layerwise=masked,  # one program for every allocation (see Config)
+        masked=masked,  # one program for every allocation (see Config)
         exact_last_batch=group.layout.batch_coupled,
         unrolled=group.layout.convolutional and cpu and not batched_pass,
         batched=batched_pass,
@@ -236,7 +240,7 @@ class GroupRun:
             cuts |= {t - first for t in observe_steps if first < t <= first + count}
             cuts = sorted(cuts)
             inputs = (self.data.train, self._epoch_orders(epoch), self.lr,
-                      self._kept(first + 1, count) if cfg.layerwise else None,
+                      self._kept(first + 1, count) if cfg.masked else None,
                       self.block, optimizers.adam_powers(first + 1, steps))
             loss_sum, correct_sum = np.zeros(self.group.size), np.zeros(self.group.size)
             for a, b in zip(cuts, cuts[1:]):
