@@ -186,15 +186,16 @@ def test_kill_9_then_resume_keeps_finished_runs(tmp_path, finished):
     assert {p: p.stat().st_mtime_ns for p in before} == before  # finished runs kept, not retrained
     runs = pd.read_csv(root / "runs.csv")
     complete(root)
-    # The same study, never interrupted, gives the same rows under the same keys (a search cut
-    # short and resumed may pick another narrow shape within the same budget).
+    # The same study, never interrupted, has the same rows, and its untuned runs the same keys, budgets and
+    # nonzeros. The tuned ones may differ: a model trained again after the kill trains beside other models than
+    # before, which moves the jax engine's float sums in the last bit, and a search may then choose otherwise.
     reference = pd.read_csv(finished[1] / "runs.csv")
-    columns = ["arm", "target_sparsity", "seed", "key", "budget"]
-    assert runs[columns].fillna(-1).sort_values(columns).values.tolist() == \
-        reference[columns].fillna(-1).sort_values(columns).values.tolist()
-    dense = runs.arm != "narrow"
-    assert runs[dense].sort_values(columns).nonzero_params.tolist() == \
-        reference[reference.arm != "narrow"].sort_values(columns).nonzero_params.tolist()
+    rows = ["arm", "tuning", "target_sparsity", "seed", "role"]
+    assert sorted(runs[rows].fillna(-1).values.tolist()) == sorted(reference[rows].fillna(-1).values.tolist())
+    columns = ["arm", "target_sparsity", "seed", "key", "budget", "nonzero_params"]
+    untuned, reference_untuned = runs[runs.tuning == "untuned"], reference[reference.tuning == "untuned"]
+    assert untuned[columns].fillna(-1).sort_values(columns).values.tolist() == \
+        reference_untuned[columns].fillna(-1).sort_values(columns).values.tolist()
     comparison = pd.read_csv(root / "comparison.csv")
     assert list(comparison.target_sparsity) == [0.5, 0.9]
 
