@@ -33,8 +33,8 @@ def test_before_anything_trained_the_plan_has_the_controls_and_the_baseline_sear
     assert len(plan.runs_of("pruned", tuning="untuned")) == 4 and not plan.runs_of("pruned", tuning="tuned")
     assert all(r.needs == (untuned[r.seed],) for r in plan.runs_of("pruned"))
     # searches: 3 + 2 x 2 x 3 trials; baselines: 2 tuned and 2 of the recipe's, one of each for the searches;
-    # 2 x 2 x (2 + 2) other models
-    assert plan.max_trainings == 3 + 12 + 6 + 16
+    # 2 x 2 x (2 + 2) other models; the dense reference's search and its 2 x 2 models
+    assert plan.max_trainings == 3 + 12 + 6 + 16 + 3 + 4
 
 
 def test_the_baseline_search_result_gives_the_tuned_baselines_and_the_pruned_searches():

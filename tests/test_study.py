@@ -52,6 +52,7 @@ def test_every_arm_is_searched_with_the_same_number_of_trials(finished):
     survey = planning_survey(study, root)
     trials = {(s.arm, s.target): survey.searches[s.key]["trials"] for s in survey.plan.searches if s.trials}
     assert trials.pop(("baseline", 0.0)) == study.tuning.trials
+    assert trials.pop(("dense_finetuned", 0.0)) == study.tuning.trials
     assert trials == {(arm, t): study.tuning.trials for arm in ("pruned", "narrow") for t in study.sparsities}
     runs = pd.read_csv(root / "runs.csv")
     tuned = runs[runs.tuning == "tuned"]
@@ -117,7 +118,7 @@ def test_comparison_has_one_row_per_contrast_and_sparsity(finished):
     study, out, _, text = finished
     comparison = pd.read_csv(out / study.name / "comparison.csv")
     assert list(comparison.contrast) == [c.name for c in arms.contrasts(study) for _ in study.sparsities]
-    assert list(comparison.target_sparsity) == list(study.sparsities) * 4
+    assert list(comparison.target_sparsity) == list(study.sparsities) * 5  # the headline and its 2x2 of tunings
     # Two epochs leave some of the tiny models at chance accuracy: their size points say so ("diverged").
     assert set(comparison.verdict) <= {"pruned", "narrow", "tie", "inconclusive-underfilled", "diverged"}
     assert np.allclose(comparison.delta, comparison.arm_test_accuracy - comparison.opponent_test_accuracy)

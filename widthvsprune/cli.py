@@ -83,16 +83,19 @@ def _dry_run(study, out):
     from widthvsprune import store
     from widthvsprune.errors import StudyError
     from widthvsprune.run import overview, preflight
+    from widthvsprune.run.study import notes
 
     study = study.resolved()
-    missing = []
+    missing, splits = [], None
     try:
-        preflight(study, out)
+        splits = preflight(study, out)
     except StudyError as error:  # without the dataset the runs are still planned from the study alone
         missing = [p for p in error.problems if p.startswith("dataset:")]
         if len(missing) < len(error.problems):
             raise StudyError([p for p in error.problems if p not in missing]) from None
     print("\n".join(overview.dry_run(study, store.study_dir(out, study.name))))
+    for line in notes(study, splits) if splits is not None else []:
+        print(line)
     if missing:
         print("note: the dataset is not here, so the runs above are planned from the study alone; the steps each "
               "run trains and whether the family accepts the data's shape are known once it is:")

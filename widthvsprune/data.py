@@ -153,12 +153,31 @@ def _keras_dataset(name):
 _GENERATED = {}  # datasets generated in this process, kept read-only
 
 
-def _mnist1d():
+MNIST1D_SAMPLES = 5000
+
+
+def mnist1d_samples(name):
+    """The number of sequences a ``mnist1d`` or ``mnist1d:N`` dataset name asks for, or ``None`` for another name
+    or an invalid ``N`` (an integer from 1,000 to 1,000,000)."""
+    if name == "mnist1d":
+        return MNIST1D_SAMPLES
+    if not isinstance(name, str) or not name.startswith("mnist1d:"):
+        return None
+    text = name.split(":", 1)[1]
+    if not text.isdigit() or not 1_000 <= int(text) <= 1_000_000:
+        return None
+    return int(text)
+
+
+def _mnist1d(num_samples=MNIST1D_SAMPLES):
     """MNIST-1D (Greydanus & Kobak, 2024), generated offline by the ``mnist1d`` package.
 
     Calls ``make_dataset(get_dataset_args())``, the package's published
     defaults: 5,000 sequences of length 40 (seed 42), the first 4,000 for
-    training and the last 1,000 for testing, 10 classes. The result equals
+    training and the last 1,000 for testing, 10 classes. ``num_samples``
+    (the dataset ``mnist1d:N``) generates N sequences with the same
+    defaults otherwise, 80% of them for training (the first 5,000 are not
+    the published ones: the package draws them in another order). The result equals
     the published ``mnist1d_data.pkl``: labels exactly, sequences to float64
     rounding and bit for bit once cast to float32. The package's
     ``get_dataset`` downloads that file and is never called.
@@ -169,7 +188,8 @@ def _mnist1d():
     are kept in this process rather than cached on disk; each call returns
     copies.
     """
-    if "mnist1d" not in _GENERATED:
+    name = "mnist1d" if num_samples == MNIST1D_SAMPLES else f"mnist1d:{num_samples}"
+    if name not in _GENERATED:
         try:
             from mnist1d.data import get_dataset_args, make_dataset
         except ImportError:
@@ -179,7 +199,9 @@ def _mnist1d():
             ) from None
         python_state, numpy_state = random.getstate(), np.random.get_state()
         try:
-            generated = make_dataset(get_dataset_args())
+            args = get_dataset_args()
+            args.num_samples = int(num_samples)
+            generated = make_dataset(args)
         finally:
             random.setstate(python_state)
             np.random.set_state(numpy_state)
@@ -191,8 +213,17 @@ def _mnist1d():
         )
         for array in arrays:
             array.setflags(write=False)
-        _GENERATED["mnist1d"] = arrays
-    return tuple(array.copy() for array in _GENERATED["mnist1d"])
+        _GENERATED[name] = arrays
+    return tuple(array.copy() for array in _GENERATED[name])
+
+
+#: Examples in all (training and test) of the named datasets whose size is fixed.
+SIZES = {"digits": 1797, "mnist": 70_000, "fashion_mnist": 70_000, "cifar10": 60_000}
+
+
+def total_examples(name):
+    """How many examples a named dataset has in all, training and test together (``None`` for a file's)."""
+    return SIZES.get(name, mnist1d_samples(name))
 
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -282,7 +313,8 @@ def load(name, validation_fraction=0.1, data_seed=0):
 
     Args:
         name: ``"digits"`` (scikit-learn's bundled 8x8 digits, offline),
-            ``"mnist1d"`` (MNIST-1D sequences of length 40, generated offline),
+            ``"mnist1d"`` (MNIST-1D sequences of length 40, generated offline;
+            ``"mnist1d:N"`` generates N of them, 80% for training),
             ``"mnist"``, ``"fashion_mnist"``, ``"cifar10"`` (through
             ``keras.datasets``, cached after the first download) or
             ``"npz:PATH"`` (arrays ``x_train, y_train, x_test, y_test``).
@@ -300,14 +332,15 @@ def load(name, validation_fraction=0.1, data_seed=0):
     """
     if name == "digits":
         x_train, y_train, x_test, y_test = _digits()
-    elif name == "mnist1d":
-        x_train, y_train, x_test, y_test = _mnist1d()
+    elif mnist1d_samples(name) is not None:
+        x_train, y_train, x_test, y_test = _mnist1d(mnist1d_samples(name))
     elif name in _KERAS_FILES:
         x_train, y_train, x_test, y_test = _keras_dataset(name)
     elif isinstance(name, str) and name.startswith("npz:"):
         x_train, y_train, x_test, y_test = _npz(name[4:])
     else:
-        raise DataError(f"dataset: Expected one of {list(DATASETS)} or 'npz:PATH'. Received: dataset={name!r}")
+        raise DataError(f"dataset: Expected one of {list(DATASETS)}, 'mnist1d:N' (N from 1000 to 1000000) or "
+                        f"'npz:PATH'. Received: dataset={name!r}")
     y_train = np.asarray(y_train).reshape(-1).astype("int32")
     y_test = np.asarray(y_test).reshape(-1).astype("int32")
     order = np.random.default_rng(data_seed).permutation(len(x_train))

@@ -24,7 +24,7 @@ COMPARISON_COLUMNS = [
     "verdict", "size_axis", "arm_size", "opponent_size", "note",
     "above_params", "above_widths", "above_fill", "above_test_accuracy", "above_delta", "above_ci_low",
     "above_ci_high", "arm_diverged", "opponent_diverged", "seeds_needed", "test_examples_needed", "together_seeds",
-    "together_test_examples",
+    "together_test_examples", "arm_configuration", "opponent_configuration",
 ]
 REQUIRED = ("arm", "target_sparsity", "seed", "test_accuracy", "test_examples", "nonzero_params", "total_params")
 #: Verdicts besides a winning arm's name.
@@ -32,6 +32,11 @@ TIE, UNDERFILLED, MISSING, DIVERGED = "tie", "inconclusive-underfilled", "missin
 NO_FIT = SearchStatus.NO_FIT.value
 #: The ``role`` of a model that brackets an underfilled budget from above (runs.csv).
 BRACKET = "bracket"
+#: A contrast's tuning that stands for each arm's better configuration at each size point, tuned or as written,
+#: judged on mean validation accuracy over the evaluation seeds (:func:`better_tuning`).
+BEST = "best"
+#: The order in which equal validation scores are decided: the searched configuration first.
+TUNINGS = ("tuned", "untuned")
 #: frontier.csv's columns as :func:`frontier` makes them (the reports add
 #: :data:`widthvsprune.analysis.hypothesis.FRONTIER_COLUMNS`).
 FRONTIER_COLUMNS = ["arm", "tuning", "pruning", "target_sparsity", "role", "widths", "mean", "std", "n", "ci_low",
@@ -46,10 +51,62 @@ def _check(runs, size):
         raise ValueError(f"Expected size to be one of {list(SIZE_AXES)} and a column of runs. Received: size={size!r}")
 
 
+def better_tuning(rows):
+    """The tuning (``"tuned"`` or ``"untuned"``) whose models score higher mean validation accuracy, of one arm's
+    rows at one size point.
+
+    Only the evaluated models count (not those above an underfilled budget);
+    an equal score goes to the first of :data:`TUNINGS`, and a table
+    without ``val_accuracy`` to the first tuning present. The test split is
+    never used for this choice.
+    """
+    evaluated = rows[~is_bracket(rows)]
+    present = [t for t in TUNINGS if t in set(evaluated.tuning)] or sorted(set(rows.tuning))
+    if not present:
+        return TUNINGS[0]
+    if "val_accuracy" not in evaluated.columns or len(present) == 1:
+        return present[0]
+    means = {t: float(evaluated[evaluated.tuning == t].val_accuracy.mean()) for t in present}
+    scored = [t for t in present if not math.isnan(means[t])] or present
+    return max(scored, key=lambda t: (means.get(t, -1.0), -present.index(t)))
+
+
+def select(runs, arm, tuning):
+    """The rows of ``arm`` with ``tuning``; for :data:`BEST`, at each size point the rows of the
+    :func:`better_tuning` (models above an underfilled budget included)."""
+    if tuning != BEST:
+        return arms.rows(runs, arm, tuning)
+    rows = arms.rows(runs, arm)
+    if rows.empty:
+        return rows
+    kept = [group[group.tuning == better_tuning(group)] for _, group in rows.groupby("target_sparsity", sort=False)]
+    return pd.concat(kept)
+
+
+def configurations(runs, arm):
+    """``{target sparsity: tuning}`` of the configuration that stands for ``arm`` at each size point (:data:`BEST`),
+    with the mean validation accuracy of each tuning: ``{target: (chosen, {tuning: mean})}``."""
+    rows = arms.rows(runs, arm)
+    out = {}
+    for target, group in rows.groupby("target_sparsity", sort=True):
+        evaluated = group[~is_bracket(group)]
+        means = ({t: float(evaluated[evaluated.tuning == t].val_accuracy.mean()) for t in TUNINGS
+                  if t in set(evaluated.tuning)} if "val_accuracy" in evaluated.columns else {})
+        out[float(target)] = (better_tuning(group), means)
+    return out
+
+
 def all_contrasts(runs):
-    """The registered arms' contrasts whose arm appears in ``runs`` (the headline first)."""
+    """The registered arms' contrasts whose arm appears in ``runs`` (the headline first).
+
+    A table with only tuned rows (or no ``tuning`` column) has no recipe to
+    choose from, so a contrast of each arm's better configuration
+    (:data:`BEST`) would repeat the tuned one: it is left out.
+    """
     present = set(runs["arm"])
-    found = [c for name in arms.names() for c in arms.get(name).contrasts(None) if c.arm in present]
+    tunings = set(runs["tuning"]) if "tuning" in runs.columns else {"tuned"}
+    found = [c for name in arms.names() for c in arms.get(name).contrasts(None) if c.arm in present
+             and (tunings != {"tuned"} or BEST not in (c.arm_tuning, c.opponent_tuning))]
     return sorted(found, key=lambda c: not c.headline)
 
 
@@ -113,9 +170,11 @@ def compare(runs, min_effect=0.01, size="nonzero_params", skipped=None, confiden
     skipped = skipped or {}
     rows = []
     for contrast in all_contrasts(runs) if contrasts is None else contrasts:
-        mine = arms.rows(runs[~bracketing], contrast.arm, contrast.arm_tuning)
-        theirs = arms.rows(runs[~bracketing], contrast.opponent, contrast.opponent_tuning)
-        above = arms.rows(runs[bracketing], contrast.opponent, contrast.opponent_tuning)
+        mine = select(runs, contrast.arm, contrast.arm_tuning)
+        mine = mine[~bracketing[mine.index]]
+        theirs = select(runs, contrast.opponent, contrast.opponent_tuning)
+        above = theirs[bracketing[theirs.index]]
+        theirs = theirs[~bracketing[theirs.index]]
         notes = {t: skip for (name, t), skip in skipped.items() if name == contrast.opponent}
         if mine.empty or (theirs.empty and not notes):
             continue
@@ -147,7 +206,8 @@ def _row(contrast, target, mine, theirs, above, comparisons, min_effect, size, s
     row.update(contrast=contrast.name, arm=contrast.arm, arm_tuning=contrast.arm_tuning, opponent=contrast.opponent,
                opponent_tuning=contrast.opponent_tuning, target_sparsity=target, size_axis=size, note="",
                opponent_widths="", above_widths="", n_arm=len(mine), n_opponent=len(theirs),
-               arm_nonzero_params=int(mine.nonzero_params.min()),
+               arm_nonzero_params=int(mine.nonzero_params.min()), arm_configuration=_configuration(mine),
+               opponent_configuration=_configuration(theirs),
                arm_test_accuracy=float(mine.test_accuracy.mean()), arm_size=float(mine[size].mean()),
                arm_diverged=int(mine.diverged.sum()), opponent_diverged=int(theirs.diverged.sum()))
     if theirs.empty:
@@ -190,6 +250,11 @@ def _row(contrast, target, mine, theirs, above, comparisons, min_effect, size, s
     row["verdict"] = winner
     row["note"] = "; ".join(notes)
     return row
+
+
+def _configuration(rows):
+    """The tuning of a side's rows (``"tuned"``, ``"untuned"``), ``""`` when it has none."""
+    return "/".join(sorted(set(rows.tuning))) if len(rows) else ""
 
 
 def _budget(mine, theirs):
@@ -270,13 +335,15 @@ def effect_words(value):
     return f"{text} point{'' if text == '1' else 's'}"
 
 
-def resolution(rows, min_effect, ties=False):
+def resolution(rows, min_effect, ties=False, available=None):
     """What a contrast's comparisons can resolve, and what would resolve ``min_effect``, in words.
 
     Args:
         rows: one contrast's rows of the comparison table.
         min_effect: the difference the study means to resolve.
         ties: whether some of the rows are ties (the clause then says what a tie means here).
+        available: the examples the dataset has in all, when known: advice asking for more test examples than
+            that says so.
 
     Returns:
         A clause such as ``"with 3 seeds and 360 test examples the study resolves differences of 4.4 to 9.3
@@ -309,12 +376,13 @@ def resolution(rows, min_effect, ties=False):
         if math.isinf(k):
             return text + f"; no affordable number of seeds and test examples would resolve {goal} {where}"
         return text + (f"; resolving {goal} {where} would take more seeds and more test examples together (neither "
-                       f"alone would do), for example {_count(k)} seeds per arm and {_count(n)} test examples")
+                       f"alone would do), for example {_count(k)} seeds per arm and {_count(n)} test examples"
+                       + _beyond(n, available))
     options = []
     if math.isfinite(more_seeds):
         options.append(f"{_count(more_seeds)} seeds per arm (with these test examples)")
     if math.isfinite(more_examples):
-        options.append(f"{_count(more_examples)} test examples (with these seeds)")
+        options.append(f"{_count(more_examples)} test examples (with these seeds{_beyond(more_examples, available)})")
     limits = []
     if math.isinf(more_seeds):
         limits.append("more seeds alone would not, the test set's own error being too large")
@@ -324,12 +392,19 @@ def resolution(rows, min_effect, ties=False):
         (f" ({'; '.join(limits)})" if limits else "")
 
 
-def sentence(comparison, contrast=None, min_effect=0.01):
+def _beyond(needed, available):
+    """A clause saying that ``needed`` test examples are more than the dataset has (``""`` when they are not)."""
+    if available is None or not math.isfinite(needed) or needed <= available:
+        return ""
+    return f"; more than the {available:,} examples this dataset has in all, so it would take a larger dataset"
+
+
+def sentence(comparison, contrast=None, min_effect=0.01, available=None):
     """The verdict of one contrast (the first, the headline, by default) in words.
 
     Wins, losses and ties over the size points, then, in the same sentence,
     what the study can resolve and what would make it resolve ``min_effect``
-    (:func:`resolution`).
+    (:func:`resolution`; ``available``: the examples the dataset has in all, when known).
     """
     if comparison.empty:
         return f"{contrast or 'the comparison'}: no size point has both arms trained yet"
@@ -354,5 +429,5 @@ def sentence(comparison, contrast=None, min_effect=0.01):
     if counts.get(NO_FIT):
         extra.append(f"{counts[NO_FIT]} with no dense model small enough")
     text += "".join(f", {e}" for e in extra)
-    clause = resolution(rows, min_effect, ties > 0)
+    clause = resolution(rows, min_effect, ties > 0, available)
     return text + (f"; {clause}" if clause else "")

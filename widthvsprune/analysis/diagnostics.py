@@ -60,6 +60,34 @@ def divergence_warnings(runs):
     return out
 
 
+def tuning_warnings(runs):
+    """One warning per arm and size point where the search's choice scored under the recipe as written, on mean
+    validation accuracy over the evaluation seeds (the headline then uses the recipe), with both numbers.
+
+    Args:
+        runs: a DataFrame with ``runs.csv``'s columns (without ``val_accuracy`` or ``tuning``, no warning).
+
+    Returns:
+        A list of strings.
+    """
+    from widthvsprune import arms
+    from widthvsprune.analysis import compare
+
+    if "val_accuracy" not in runs.columns or "tuning" not in runs.columns:
+        return []
+    out = []
+    for name in [n for n in arms.names() if n in set(runs.arm)]:
+        for target, (chosen, means) in compare.configurations(runs, name).items():
+            tuned, untuned = means.get("tuned"), means.get("untuned")
+            if tuned is None or untuned is None or not untuned > tuned:
+                continue
+            where = name + (f" sparsity={target:g}" if target else "")
+            out.append(f"{where}: the search's choice scored {tuned:.4f} mean validation accuracy over the evaluation "
+                       f"seeds, under the recipe as written ({untuned:.4f}); the recipe stands for the arm "
+                       f"here (a search scores one seed: more trials, or a recipe closer to the best, help)")
+    return out
+
+
 def schedule_warnings(runs):
     """Warnings about the pruned rows of a runs table, one sentence each, with the fix.
 

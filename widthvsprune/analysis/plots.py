@@ -130,7 +130,7 @@ def _baselines(ax, frontier, size, study, tolerance, compact):
         if tuned and tolerance is not None and len(tolerance):
             level = 100 * (row["mean"] - float(tolerance.tolerance.iloc[0]))
             ax.axhline(level, color="gray", linewidth=0.9, linestyle="-.", zorder=0,
-                       label=f"tolerance: tuned baseline - {100 * float(tolerance.tolerance.iloc[0]):g} pt")
+                       label=f"tolerance: dense reference - {100 * float(tolerance.tolerance.iloc[0]):g} pt")
 
 
 def _sparsity_axis(ax, frontier, study, size):

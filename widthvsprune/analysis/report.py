@@ -80,16 +80,38 @@ def _has_bracket(rows):
     return rows.above_params.notna().any() if "above_params" in rows else False
 
 
+def _reference(found):
+    """Which configuration the wide dense reference is, in words."""
+    tolerance = found.tolerance
+    name = str(tolerance.reference.iloc[0]) if "reference" in tolerance and len(tolerance) else ""
+    arm, _, tuning = name.partition(" ")
+    if not arm:
+        return "the better on validation of the baseline and the baseline fine-tuned as long as the arms"
+    return (f"the {arms.get(arm).title} model {'as tuned' if tuning == 'tuned' else 'as written'}, the best on "
+            "validation of the baseline and the baseline fine-tuned as long as the arms, each tuned or as written")
+
+
+#: How the headline names the configuration that stood for an arm at a size point.
+USED = {"tuned": "search", "untuned": "recipe"}
+
+
+def _chooses(contrast):
+    """Whether a contrast's sides are each arm's better configuration (its rows then say which one)."""
+    return compare.BEST in (contrast.arm_tuning, contrast.opponent_tuning)
+
+
 def _headers(contrast, rows, level=None):
     arm, opponent = contrast.arm, contrast.opponent
     ci = f"{level:.2%} CI (pts)" if level is not None else "CI (pts)"
     out = ["sparsity", "nonzeros", opponent, "fill", f"{arm} acc", f"{opponent} acc", "delta (pts)", ci, "verdict"]
     if _has_bracket(rows):
         out[-1:-1] = ["above", "above fill", "above acc", "delta above (pts)"]
+    if _chooses(contrast):
+        out[-1:-1] = [f"{arm} used", f"{opponent} used"]
     return out
 
 
-def _cells(r, bracket=False):
+def _cells(r, bracket=False, chooses=False):
     """One comparison row as text cells, shared by the terminal table and report.md."""
     fill = f"{r.opponent_fill:.0%}" if math.isfinite(r.opponent_fill) else ""
     cells = [f"{r.target_sparsity:g}", _int(r.arm_nonzero_params), _int(r.opponent_params), fill,
@@ -99,6 +121,9 @@ def _cells(r, bracket=False):
         above = math.isfinite(r.above_params)
         cells[-1:-1] = [_int(r.above_params), f"{r.above_fill:.0%}" if above else "",
                         _pct(r.above_test_accuracy) if above else "", _points(r.above_delta) if above else ""]
+    if chooses:
+        cells[-1:-1] = [USED.get(str(getattr(r, side)), "") for side in ("arm_configuration",
+                                                                          "opponent_configuration")]
     return cells
 
 
@@ -123,7 +148,7 @@ def comparison_rows(comparison, contrast):
     level = rows.ci_level.dropna()
     bracket = _has_bracket(rows)
     return [_headers(contrast, rows, level.iloc[0] if len(level) else None)] + [
-        _cells(r, bracket) for _, r in rows.iterrows()]
+        _cells(r, bracket, _chooses(contrast)) for _, r in rows.iterrows()]
 
 
 def comparison_text(comparison, contrast):
@@ -205,6 +230,23 @@ def _times(value):
     return "inf" if math.isinf(value) else "0" if value == 0 else f"{value:.2f}x"
 
 
+def _available(study):
+    """The examples the study's dataset has in all, when known (the power advice then says when it asks for
+    more)."""
+    from widthvsprune import data
+
+    return data.total_examples(study.dataset)
+
+
+def headline_words(study, head):
+    """How the headline's two sides were chosen, in a clause."""
+    searched = f"each arm tuned with {study.tuning.trials} {study.tuning.oracle} trials per search"
+    if not _chooses(head):
+        return searched
+    return (f"{searched}, and at each size represented by its better configuration on mean validation accuracy, "
+            "the search's or the recipe's (`used`)")
+
+
 def text(study, comparison, compute, warnings, found=None):
     """What ``run`` and ``report`` print: the answer, the headline table and verdict, the 2x2 table, the tolerance
     frontiers, the iso-accuracy comparison, the search compute and the warnings."""
@@ -212,19 +254,19 @@ def text(study, comparison, compute, warnings, found=None):
     out = []
     if found is not None and found.answer:
         out += [found.answer, ""]
-    out += [f"{head.name} (each arm tuned with {study.tuning.trials} {study.tuning.oracle} trials per search; deltas "
-            "in percentage points):", comparison_text(comparison, head), "",
-            compare.sentence(comparison, head.name, study.min_effect) + "."]
+    out += [f"{head.name} ({headline_words(study, head)}; deltas in percentage points):",
+            comparison_text(comparison, head), "",
+            compare.sentence(comparison, head.name, study.min_effect, _available(study)) + "."]
     if any(c.control_of == head.name for c in arms.contrasts(study)) and len(set(comparison.contrast)) > 1:
         out += ["", f"Verdicts by tuning, {head.arm} wins / {head.opponent} wins / ties over the size points:",
                 _aligned(grid(study, comparison), left_first=True)]
     for contrast in arms.contrasts(study):
         if not contrast.headline and contrast.control_of is None and (comparison.contrast == contrast.name).any():
             out += ["", f"{contrast.name}:", comparison_text(comparison, contrast), "",
-                    compare.sentence(comparison, contrast.name, study.min_effect) + "."]
+                    compare.sentence(comparison, contrast.name, study.min_effect, _available(study)) + "."]
     if found is not None and found.tolerance is not None and len(found.tolerance):
         out += ["", f"Tolerance frontier: the smallest size within {hypothesis.tolerance_words(study.tolerance)} of "
-                "the tuned baseline (one-sided 95% bound, sizes tested from the largest down):",
+                "the wide dense reference (one-sided 95% bound, sizes tested from the largest down):",
                 _aligned(tolerance_rows(found.tolerance), left_first=True)] + tolerance_notes(found.tolerance)
     if found is not None and found.iso is not None:
         rows = iso_rows(found.iso, head)
@@ -285,7 +327,7 @@ def markdown(made, size, drawn=True):
     lines = [f"# {study.name}: large-sparse versus small-dense", ""]
     if found.answer:
         lines += [found.answer, ""]
-    lines += [f"**{compare.sentence(comparison, head.name, study.min_effect)}.**", ""]
+    lines += [f"**{compare.sentence(comparison, head.name, study.min_effect, _available(study))}.**", ""]
     if drawn:
         lines += ["![Test accuracy against nonzero parameters, and the headline's difference](frontier.png)", ""]
     lines += [
@@ -302,8 +344,8 @@ def markdown(made, size, drawn=True):
     if found.tolerance is not None and len(found.tolerance):
         lines += ["## Tolerance frontier", "",
                   f"The smallest size of each arm whose accuracy stays within "
-                  f"{hypothesis.tolerance_words(study.tolerance)} of the tuned baseline: the one-sided 95% upper bound "
-                  "of its drop (seeds' spread and test-set error) is under the tolerance, testing the sizes from the "
+                  f"{hypothesis.tolerance_words(study.tolerance)} of the wide dense reference ({_reference(found)}): "
+                  "the one-sided 95% upper bound of its drop (seeds' spread and test-set error) is under the tolerance, testing the sizes from the "
                   "largest down and stopping at the first that fails. `beyond-smallest`: every size tried is within, "
                   "so the compression is at least the one shown; `not-reached`: not even the largest size tried is.",
                   ""]
@@ -318,8 +360,8 @@ def markdown(made, size, drawn=True):
         rows = iso_rows(found.iso, head)
         lines += ["## At equal accuracy", ""]
         if len(rows) > 1:
-            lines += [f"The nonzeros each arm of `{head.name}` needs to reach each accuracy level (the tuned "
-                      "baseline's minus whole multiples of the tolerance), read on the piecewise-linear curve of its "
+            lines += [f"The nonzeros each arm of `{head.name}` needs to reach each accuracy level (the "
+                      "wide dense reference's minus whole multiples of the tolerance), read on the piecewise-linear curve of its "
                       "mean accuracy against log nonzeros, never beyond its measured sizes; the ratio's 95% "
                       f"interval is a bootstrap over {found.iso.resampled.iloc[0]}.", ""]
             lines += _md_table(rows) + [""]
@@ -330,8 +372,11 @@ def markdown(made, size, drawn=True):
         if rows.empty:
             continue
         lines += [f"## {contrast.name}", ""]
+        if _chooses(contrast):
+            lines += [f"The study's question: {headline_words(study, contrast)}. A search that chose worse than "
+                      "its recipe on validation is named under Warnings.", ""]
         lines += _md_table(comparison_rows(comparison, contrast)) + [""]
-        lines += [compare.sentence(comparison, contrast.name, study.min_effect) + ".", ""]
+        lines += [compare.sentence(comparison, contrast.name, study.min_effect, _available(study)) + ".", ""]
         notes = [f"- sparsity {r.target_sparsity:g}: {r.note}" for r in rows.itertuples()
                  if isinstance(r.note, str) and r.note]
         lines += notes + ([""] if notes else [])

@@ -4,6 +4,8 @@ Each arm is one :class:`~widthvsprune.arms.base.Arm` in a file of its own:
 
 - :mod:`.baseline`: the wide dense model;
 - :mod:`.pruned`: the baseline magnitude-pruned to each size point ("large-sparse");
+- :mod:`.dense_finetuned`: the baseline fine-tuned like the pruned arm, unpruned
+  (the dense reference trained as long as the arms, a control);
 - :mod:`.narrow`: dense models of the family within the pruned models'
   nonzeros ("small-dense");
 - :mod:`.sparse_scratch`: the pruned arm's sparse shape trained from scratch
@@ -15,6 +17,7 @@ here imports a framework.
 
 from widthvsprune.arms.base import Arm, Contrast, Fit, SearchContext
 from widthvsprune.arms.baseline import Baseline
+from widthvsprune.arms.dense_finetuned import DenseFinetuned
 from widthvsprune.arms.narrow import Narrow
 from widthvsprune.arms.pruned import Pruned
 from widthvsprune.arms.sparse_scratch import SparseScratch
@@ -96,7 +99,7 @@ def rows(frame, arm, tuning=None, tuning_column="tuning"):
     return frame[keep]
 
 
-for _arm in (Baseline(), Pruned(), Narrow(), SparseScratch()):
+for _arm in (Baseline(), Pruned(), DenseFinetuned(), Narrow(), SparseScratch()):
     register(_arm)
 
 __all__ = ["Arm", "Contrast", "Fit", "SearchContext", "contrasts", "default_names", "get", "headline", "names", "of",

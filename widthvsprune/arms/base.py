@@ -181,6 +181,11 @@ class Arm:
         """The :class:`Contrast` s this arm brings to the comparison."""
         return []
 
+    def notes(self, study, n_train):
+        """What this arm's recipe will do that a user should know before training, one line each (``n_train``:
+        the training split's size)."""
+        return []
+
     # ---- describing runs ----------------------------------------------------------
 
     def widths(self, run):

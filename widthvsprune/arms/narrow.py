@@ -45,9 +45,12 @@ from widthvsprune.plan import keys
 from widthvsprune.plan.status import NO_PRUNED, SearchStatus, Skip
 
 NAME = "narrow"
-HEADLINE = "tuned vs tuned"
+#: The study's question: each arm at each size point by its better configuration on validation, tuned or as
+#: written (``"best"``, :func:`widthvsprune.analysis.compare.better_tuning`). The 2x2 of tunings are its controls.
+HEADLINE = "best vs best"
 CONTRASTS = {
-    ("tuned", "tuned"): HEADLINE,
+    ("best", "best"): HEADLINE,
+    ("tuned", "tuned"): "tuned vs tuned",
     ("untuned", "untuned"): "untuned vs untuned",
     ("tuned", "untuned"): "tuned pruned vs untuned narrow",
     ("untuned", "tuned"): "untuned pruned vs tuned narrow",

@@ -97,7 +97,7 @@ def chosen(study, values):
     """A pruned trial's choices as config fields (``learning_rate`` is the fine-tune's, ``baseline`` the one it
     prunes)."""
     return {"learning_rate": float(values["learning_rate"]), "end_fraction": float(values["end_fraction"]),
-            "frequency": int(values["frequency"]),
+            "frequency": int(values["frequency"]) if "frequency" in values else study.pruning.frequency,
             "variant": allocations.canonical(values.get("variant", study.pruning.allocation)),
             "prune_output": values["output"] == "pruned", "baseline": values.get("baseline", "tuned")}
 
@@ -105,8 +105,7 @@ def chosen(study, values):
 def diagnostics(spec, outcome, baseline_record):
     """How a pruned model's schedule went: mask updates, recovery, the drop against its own baseline."""
     steps = spec.steps
-    updates = sum(schedules.updates_masks_at(t, steps.begin_step, steps.end_step, steps.frequency)
-                  for t in range(1, steps.total_steps + 1))
+    updates = schedules.mask_updates(steps)
     output = np.asarray(outcome.layers[-1].kernel)
     per_class = np.count_nonzero(output.reshape(-1, output.shape[-1]), axis=0)
     return {
@@ -117,6 +116,11 @@ def diagnostics(spec, outcome, baseline_record):
         "accuracy_drop": baseline_record["test_accuracy"] - outcome.test_accuracy,
         "output_kept_per_class_min": int(per_class.min()),
     }
+
+
+def _every(frequency):
+    """How often masks change, in words (``None``: :data:`~widthvsprune.pruning.schedules.AUTO_UPDATES` times)."""
+    return f"{schedules.AUTO_UPDATES} times" if frequency is None else f"every {frequency} steps"
 
 
 class Pruned(Arm):
@@ -161,6 +165,23 @@ class Pruned(Arm):
             builder.add_runs(NAME, "tuned", target, keys.run_key(tuned, f"pruned-{target:g}"), tuned, 3,
                              lambda s, ids=ids: (ids[s],), search.key)
 
+    def notes(self, study, n_train):
+        p, f = study.pruning, study.finetune
+        try:
+            steps = schedules.schedule_steps(n_train, f.batch_size, f.epochs, p.frequency, p.begin_step,
+                                             p.end_fraction)
+        except ValueError as error:
+            return [f"pruning: {error}"]
+        updates = schedules.mask_updates(steps)
+        if updates >= schedules.FEW_UPDATES:
+            return []
+        return [f"warning: pruning.frequency={p.frequency} updates the pruned recipe's masks {updates} time(s) over "
+                f"its {steps.end_step - steps.begin_step} pruning steps ({f.epochs} fine-tune epochs of "
+                f"{steps.steps_per_epoch} steps, end_fraction={p.end_fraction:g}), so it prunes in "
+                f"{'one step' if updates == 1 else 'a few large steps'}, not gradually; leave pruning.frequency "
+                f"unset ({schedules.AUTO_UPDATES} updates whatever the length) or set it to at most "
+                f"{schedules.auto_frequency(steps.end_step - steps.begin_step)}"]
+
     def widths(self, run):
         return tuple(run.config["baseline"]["widths"])
 
@@ -184,7 +205,8 @@ class Pruned(Arm):
                 "pruning": allocation_of(run.config),
                 "epochs": float(study.baseline.epochs + study.finetune.epochs),
                 "steps": pruned_steps(study, n), "learning_rate": spec.learning_rate,
-                "prune_output": p["prune_output"], "frequency": p["frequency"], "end_fraction": p["end_fraction"],
+                "prune_output": p["prune_output"], "frequency": spec.prune.steps.frequency,
+                "end_fraction": p["end_fraction"],
                 "schedule": dataclasses.asdict(spec.prune.steps), **diagnostics(spec.prune, outcome, source)}
 
     def shown(self, record):
@@ -198,7 +220,7 @@ class Pruned(Arm):
         p, f, base = c["pruning"], c["finetune"], c["baseline"]
         which = "tuned" if base.get("tuning") == "tuned" else "recipe's"
         return (f"prunes the {which} baseline (learning rate {base['recipe']['learning_rate']:.3g}); "
-                f"{allocation_of(c)} allocation; masks every {p['frequency']} steps until {p['end_fraction']:.0%} of a "
+                f"{allocation_of(c)} allocation; masks {_every(p['frequency'])} until {p['end_fraction']:.0%} of a "
                 f"{f['epochs']}-epoch fine-tune; output layer {'pruned' if p['prune_output'] else 'dense'}")
 
     # ---- the search ---------------------------------------------------------------
@@ -234,7 +256,8 @@ class Pruned(Arm):
             log_rate(hp, "learning_rate", study, study.finetune.learning_rate)
             hp.Float("end_fraction", t.end_fraction_min, 1.0,
                      default=min(max(p.end_fraction, t.end_fraction_min), 1.0))
-            hp.Choice("frequency", list(study.frequencies), default=study.frequencies[0])
+            if study.frequencies:  # unset: the schedule's length sets it (schedules.AUTO_UPDATES updates)
+                hp.Choice("frequency", list(study.frequencies), default=study.frequencies[0])
             if choice is not None:
                 default, others = choice
                 hp.Choice("variant", [default, *others], default=default)
@@ -273,5 +296,5 @@ class Pruned(Arm):
 
     def trial_shown(self, values, info):
         return {"lr": f"{values['learning_rate']:.2g}", "end": f"{values['end_fraction']:.2f}",
-                "freq": values["frequency"], "allocation": info.get("allocation"), "output": values["output"],
+                "freq": values.get("frequency", "auto"), "allocation": info.get("allocation"), "output": values["output"],
                 "baseline": values.get("baseline")}

@@ -12,6 +12,12 @@ import math
 
 from widthvsprune.steps import steps_per_epoch
 
+#: Mask updates over the pruning span when ``Pruning.frequency`` is not set: enough for the sparsity to grow
+#: gradually (Zhu & Gupta update every 100 to 2,000 steps over spans of thousands), whatever the fine-tune's length.
+AUTO_UPDATES = 16
+#: A schedule with fewer mask updates than this prunes in a few large steps: it is named before training.
+FEW_UPDATES = 4
+
 
 @dataclasses.dataclass(frozen=True)
 class ScheduleSteps:
@@ -42,7 +48,9 @@ def schedule_steps(num_examples, batch_size, epochs, frequency, begin_step=0, en
     ``frequency``. With ``end_fraction < 1`` the masks stop changing after
     that share of the fine-tune, and the rest of it recovers accuracy at the
     final sparsity. When the pruning span is shorter than one ``frequency``,
-    the frequency is lowered to what fits.
+    the frequency is lowered to what fits. ``frequency=None`` follows the
+    span's length: :data:`AUTO_UPDATES` updates over it (every step when it
+    is shorter than that).
 
     Raises:
         ValueError: if the fine-tune has no step after ``begin_step``.
@@ -56,9 +64,21 @@ def schedule_steps(num_examples, batch_size, epochs, frequency, begin_step=0, en
             f"Received: begin_step={begin_step} with {total} fine-tune steps"
         )
     span = last - begin_step
-    frequency = min(int(frequency), span)
+    frequency = auto_frequency(span) if frequency is None else min(int(frequency), span)
     end_step = begin_step + (span // frequency) * frequency
     return ScheduleSteps(per_epoch, total, int(begin_step), int(end_step), int(frequency))
+
+
+def auto_frequency(span):
+    """The steps between mask updates that give :data:`AUTO_UPDATES` updates over a pruning span of ``span`` steps
+    (1 when the span is shorter)."""
+    return max(1, int(span) // AUTO_UPDATES)
+
+
+def mask_updates(steps):
+    """How many times the masks change over a fine-tune (a :class:`ScheduleSteps`)."""
+    return sum(updates_masks_at(t, steps.begin_step, steps.end_step, steps.frequency)
+               for t in range(1, steps.total_steps + 1))
 
 
 def updates_masks_at(step, begin_step, end_step, frequency):

@@ -5,7 +5,7 @@ import sys
 import time
 import uuid
 
-from widthvsprune import engines, executors, families, store
+from widthvsprune import arms, engines, executors, families, store
 from widthvsprune.errors import DataError, StudyError, WidthVsPruneError, problem
 from widthvsprune.families import budgets
 from widthvsprune.run import elsewhere, processes, progress
@@ -40,6 +40,12 @@ def preflight(study, out, load_data=True):
     if problems:
         raise StudyError(problems)
     return splits
+
+
+def notes(study, splits):
+    """What the study's recipes will do that a user should know before training, one line each (a pruning schedule
+    that updates its masks only a few times, say)."""
+    return [line for arm in arms.of(study) for line in arm.notes(study, len(splits.x_train))]
 
 
 def _shape_problems(study, splits, count=None):
@@ -154,6 +160,8 @@ def run_study(study, out="results", force=False, verbose=False, stream=None, wor
             _study_elsewhere, (study.to_dict(), pickled, study_file and str(study_file), str(out), options),
             {"KERAS_BACKEND": "jax"}, stream)
     splits = preflight(study, out)
+    for line in notes(study, splits):
+        print(line, file=stream or sys.stdout)
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise StudyError(problem("workers", "an integer >= 1", workers))
     if not executors.executor_class(executor).processes and workers not in (None, 1):

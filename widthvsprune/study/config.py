@@ -10,7 +10,7 @@ import re
 from typing import Optional, Tuple
 
 from widthvsprune import arms, engines, families
-from widthvsprune.data import DATASETS
+from widthvsprune.data import DATASETS, mnist1d_samples
 from widthvsprune.engines import CHOICES as ENGINE_CHOICES
 from widthvsprune.errors import StudyError, problem, suggest
 from widthvsprune.plan import keys
@@ -30,8 +30,9 @@ class Study:
     Args:
         name: folder name of the results (``results/<name>/``); a study file
             that leaves it empty is named after the file.
-        dataset: ``"digits"``, ``"mnist1d"``, ``"mnist"``, ``"fashion_mnist"``,
-            ``"cifar10"`` or ``"npz:PATH"``.
+        dataset: ``"digits"``, ``"mnist1d"`` (``"mnist1d:N"`` for N
+            sequences), ``"mnist"``, ``"fashion_mnist"``, ``"cifar10"`` or
+            ``"npz:PATH"``.
         family: a registered model family (``seed_cnn``, ``mlp``, ``lenet5``).
         widths: the wide (baseline) model's widths; ``None`` for the family's.
         sparsities: target sparsities of the pruned arm, each in [0, 1).
@@ -58,8 +59,9 @@ class Study:
             the same engine, and the engine is part of every run key.
         tensorboard: write TensorBoard logs for every run (``tf_keras`` engine).
         arms: the arms to train (:mod:`widthvsprune.arms`); ``None`` for the
-            default ones (``baseline``, ``pruned``, ``narrow``); add
-            ``"sparse_scratch"`` for the sparse-from-scratch control.
+            default ones (``baseline``, ``pruned``, ``dense_finetuned``,
+            ``narrow``); add ``"sparse_scratch"`` for the sparse-from-scratch
+            control.
 
     Example:
 
@@ -84,7 +86,8 @@ class Study:
     min_effect: float = 0.01
     engine: str = "auto"
     tensorboard: bool = False
-    arms: Optional[Tuple[str, ...]] = None
+    # A study.json written before the dense reference existed (release 0.2) resumes with the arms it had.
+    arms: Optional[Tuple[str, ...]] = keys.added_field(None, absent=("baseline", "pruned", "narrow"))
     # Only the reports read it; declared as an added field, so a study that leaves it at 0.01 has the canonical
     # configuration of the releases before it (no run key holds the Study, see plan/keys.py).
     tolerance: float = keys.added_field(0.01)
@@ -118,9 +121,11 @@ class Study:
             )
         if not isinstance(self.dataset, str) or not (
             self.dataset in DATASETS or (self.dataset.startswith("npz:") and len(self.dataset) > 4)
+            or mnist1d_samples(self.dataset) is not None
         ):
             out.append(
-                problem("dataset", f"one of {list(DATASETS)} or 'npz:PATH'", self.dataset)
+                problem("dataset", f"one of {list(DATASETS)}, 'mnist1d:N' (N sequences, from 1000 to 1000000) or "
+                                   "'npz:PATH'", self.dataset)
             )
         family = self._family()
         if family is None:
@@ -220,10 +225,13 @@ class Study:
 
     @property
     def frequencies(self):
-        """The mask-update frequencies the pruned search chooses from."""
+        """The mask-update frequencies the pruned search chooses from (none when ``pruning.frequency`` is unset: the
+        schedule's length sets it)."""
         if self.tuning.frequencies is not None:
             return tuple(self.tuning.frequencies)
         f = self.pruning.frequency
+        if f is None:
+            return ()
         return tuple(dict.fromkeys((f, max(1, f // 2), max(1, f // 4))))
 
     def resolved(self):

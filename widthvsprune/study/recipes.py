@@ -75,7 +75,11 @@ class Pruning:
             sanity baseline), or one of your own.
         initial_sparsity: sparsity at the first mask update; the target is
             used instead when it is lower.
-        frequency: steps between mask updates.
+        frequency: steps between mask updates; ``None`` (the default)
+            follows the fine-tune's length: masks change
+            :data:`~widthvsprune.pruning.schedules.AUTO_UPDATES` (16) times
+            over the pruning span, so the sparsity grows gradually whatever
+            the fine-tune's length.
         power: exponent of the polynomial schedule (3 is Zhu & Gupta's cubic).
         begin_step: fine-tuning step of the first mask update.
         end_fraction: share of the fine-tune after which masks stop changing;
@@ -88,7 +92,7 @@ class Pruning:
 
     allocation: str = keys.renamed_field("uniform", "variant", allocations.OLD_NAMES)
     initial_sparsity: float = 0.0
-    frequency: int = 100
+    frequency: Optional[int] = None
     power: int = 3
     begin_step: int = 0
     end_fraction: float = 0.75
@@ -109,8 +113,9 @@ class Pruning:
             out.append(
                 problem(f"{prefix}.initial_sparsity", "a number in [0, 1)", self.initial_sparsity)
             )
-        if not is_int(self.frequency) or self.frequency <= 0:
-            out.append(problem(f"{prefix}.frequency", "an integer > 0", self.frequency))
+        if self.frequency is not None and (not is_int(self.frequency) or self.frequency <= 0):
+            out.append(problem(f"{prefix}.frequency", "None (follows the fine-tune's length) or an integer > 0",
+                               self.frequency))
         if not is_int(self.power) or self.power <= 0:
             out.append(problem(f"{prefix}.power", "an integer > 0", self.power))
         if not is_int(self.begin_step) or self.begin_step < 0:
@@ -143,7 +148,9 @@ class Tuning:
         end_fraction_min: pruned arm: the lowest ``pruning.end_fraction`` the
             search may choose (the highest is 1.0).
         frequencies: pruned arm: mask-update frequencies to choose from;
-            ``None`` gives ``pruning.frequency`` and its half and quarter.
+            ``None`` gives ``pruning.frequency`` and its half and quarter, or,
+            when ``pruning.frequency`` is unset, no choice: the schedule's
+            length sets it (the search's ``end_fraction`` moves it).
         allocations: pruned arm: the allocations it may choose (how sparsity
             is spread over layers); ``None`` for every searchable registered
             one. Each is tried once, with the recipe's other settings, among

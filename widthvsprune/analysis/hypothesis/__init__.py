@@ -7,8 +7,12 @@ Two questions, both asked of the arms' measured frontiers only (nothing is
 extrapolated beyond the sizes a study trained):
 
 - **How far can the baseline shrink?** The *tolerance frontier* of an arm is
-  its smallest size whose accuracy stays within ``tolerance`` of the tuned
-  baseline, as a claim with 95% confidence (:func:`tolerance_frontier`). The
+  its smallest size whose accuracy stays within ``tolerance`` of the wide
+  dense reference, as a claim with 95% confidence (:func:`tolerance_frontier`).
+  The reference (:func:`reference_point`) is the best on validation of the
+  baseline and the dense fine-tuned control (the baseline trained as long as
+  the arms), each tuned or as written, so that a baseline recipe that is too
+  short does not read as over-parameterization. The
   baseline's size over that size is the arm's *compression ratio*; the
   small-dense arm's ratio is how over-parameterized the baseline is (a dense
   model that much smaller, trained directly, does as well), the
@@ -23,7 +27,7 @@ extrapolated beyond the sizes a study trained):
 The rules, pinned by tests on hand-made frontiers:
 
 - *Within tolerance* at one size point: the one-sided 95% upper confidence
-  bound of the drop (tuned baseline's mean accuracy minus the point's) is
+  bound of the drop (the reference's mean accuracy minus the point's) is
   below ``tolerance``. The bound counts the seeds' spread and the test set's
   error as the verdicts do (:func:`widthvsprune.analysis.stats.difference`).
 - *The tolerance frontier*: the size points are tested from the largest down,
@@ -69,6 +73,8 @@ from widthvsprune.analysis.hypothesis.points import (
     TOLERANCE_COLUMNS,
     Point,
     points_of,
+    reference_point,
+    trained_baseline,
     tuned_baseline,
 )
 from widthvsprune.analysis.hypothesis.tolerance import (
@@ -85,6 +91,6 @@ __all__ = [
     "ABOVE_RANGE", "BELOW_RANGE", "BEYOND", "CANNOT_TELL", "CONFIDENCE", "FRONTIER_COLUMNS", "IN_RANGE",
     "ISO_COLUMNS", "LOSES", "NO_BASELINE", "NOT_REACHED", "REACHED", "REPLICATES", "TOLERANCE_COLUMNS", "Check",
     "Frontier", "Iso", "Point", "annotate", "answer", "bootstrap_means", "check", "iso_accuracy", "iso_table",
-    "isotonic", "levels", "log_sizes_needed", "percent", "points_of", "reach", "size_at", "tolerance_frontier",
-    "tolerance_table", "tolerance_words", "tuned_baseline",
+    "isotonic", "levels", "log_sizes_needed", "percent", "points_of", "reach", "reference_point", "size_at",
+    "tolerance_frontier", "tolerance_table", "tolerance_words", "trained_baseline", "tuned_baseline",
 ]

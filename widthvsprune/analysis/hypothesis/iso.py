@@ -15,7 +15,7 @@ from widthvsprune.analysis.hypothesis.points import (
     ISO_COLUMNS,
     REPLICATES,
     points_of,
-    tuned_baseline,
+    reference_point,
     with_defaults,
 )
 
@@ -80,7 +80,7 @@ def size_at(sizes, accuracies, level):
 
 
 def levels(top, tolerance, curves, limit=12):
-    """The accuracy levels to compare: ``top`` (the tuned baseline's accuracy) minus whole multiples of
+    """The accuracy levels to compare: ``top`` (the wide dense reference's accuracy) minus whole multiples of
     ``tolerance``, the ``limit`` highest that at least one of ``curves`` (lists of mean accuracies, smallest size
     first) has in its measured range."""
     curves = [isotonic(c) for c in curves if len(c)]
@@ -254,12 +254,12 @@ def log_sizes_needed(sizes, accuracies, level):
 def iso_table(runs, contrasts, tolerance, correct=None, replicates=REPLICATES, seed=0, confidence=CONFIDENCE):
     """``iso_accuracy.csv``: per contrast, the nonzeros each arm needs at each accuracy level (:data:`ISO_COLUMNS`).
 
-    The levels are the tuned baseline's accuracy minus whole multiples of
+    The levels are the wide dense reference's accuracy minus whole multiples of
     ``tolerance``, where at least one of the two arms has them in its
     measured range (:func:`levels`).
     """
     runs = with_defaults(runs)
-    baseline = tuned_baseline(runs, correct)
+    baseline = reference_point(runs, correct)
     rows = []
     if baseline is None:
         return pd.DataFrame(rows, columns=ISO_COLUMNS)

@@ -1,4 +1,4 @@
-"""How far each arm shrinks within tolerance of the tuned baseline: the tolerance frontier and its table."""
+"""How far each arm shrinks within tolerance of the wide dense reference: the tolerance frontier and its table."""
 
 import dataclasses
 import math
@@ -19,7 +19,8 @@ from widthvsprune.analysis.hypothesis.points import (
     TOLERANCE_COLUMNS,
     Point,
     points_of,
-    tuned_baseline,
+    reference_point,
+    trained_baseline,
     with_defaults,
 )
 from widthvsprune.sizes import SIZE_AXES
@@ -27,7 +28,7 @@ from widthvsprune.sizes import SIZE_AXES
 
 @dataclasses.dataclass(frozen=True)
 class Check:
-    """One point tested against the tuned baseline.
+    """One point tested against the wide dense reference.
 
     Attributes:
         point: the :class:`Point`.
@@ -46,7 +47,7 @@ def check(point, baseline, tolerance, confidence=CONFIDENCE):
     """Whether ``point`` keeps ``baseline``'s accuracy within ``tolerance``, with ``confidence``.
 
     Args:
-        point, baseline: :class:`Point` s (``baseline``: the tuned baseline).
+        point, baseline: :class:`Point` s (``baseline``: the wide dense reference, :func:`reference_point`).
         tolerance: the accuracy the point may lose, a fraction.
         confidence: of the one-sided bound.
 
@@ -107,7 +108,7 @@ class Frontier:
 
 
 def tolerance_frontier(points, baseline, tolerance, axis="nonzero_params", confidence=CONFIDENCE):
-    """The smallest measured size of an arm that keeps the tuned baseline's accuracy within ``tolerance``.
+    """The smallest measured size of an arm that keeps the wide dense reference's accuracy within ``tolerance``.
 
     The points are tested from the largest size on ``axis`` down
     (:func:`check`); the first that fails stops the walk, and the frontier is
@@ -116,7 +117,7 @@ def tolerance_frontier(points, baseline, tolerance, axis="nonzero_params", confi
 
     Args:
         points: the arm's :class:`Point` s.
-        baseline: the tuned baseline's :class:`Point`, or ``None``.
+        baseline: the reference's :class:`Point` (:func:`reference_point`), or ``None``.
         tolerance: the accuracy a smaller model may lose, a fraction.
         axis: a size axis of :data:`widthvsprune.sizes.SIZE_AXES`.
         confidence: of each one-sided bound.
@@ -186,26 +187,34 @@ def tolerance_table(runs, tolerance, correct=None, confidence=CONFIDENCE):
 
     Args:
         runs: a DataFrame with ``runs.csv``'s columns.
-        tolerance: the accuracy a smaller model may lose against the tuned baseline.
+        tolerance: the accuracy a smaller model may lose against the wide dense reference.
         correct: ``{(key, seed): booleans}``, as for :func:`points_of`.
         confidence: of each one-sided bound.
     """
     runs = with_defaults(runs)
-    baseline = tuned_baseline(runs, correct)
+    baseline, trained = reference_point(runs, correct), trained_baseline(runs, correct)
     rows = []
     for name in [n for n in arms.names() if n in set(runs.arm) and not arms.get(n).reference]:
-        for tuning in [t for t in ("tuned", "untuned") if t in set(arms.rows(runs, name).tuning)]:
+        present = [t for t in compare.TUNINGS if t in set(arms.rows(runs, name).tuning)]
+        for tuning in present + ([compare.BEST] if len(present) > 1 else []):  # one tuning: it is the best
             points = points_of(runs, name, tuning, correct)
             for axis in [a for a in SIZE_AXES if a in runs.columns]:
                 rows.append(_tolerance_row(name, tuning, axis, tolerance_frontier(points, baseline, tolerance, axis,
                                                                                   confidence),
-                                           baseline, tolerance, confidence))
+                                           baseline, tolerance, confidence, trained))
     return pd.DataFrame(rows, columns=TOLERANCE_COLUMNS)
 
 
-def _tolerance_row(arm, tuning, axis, frontier, baseline, tolerance, confidence):
+def reference_name(point):
+    """A reference :class:`Point`'s arm and tuning in words (``"dense_finetuned untuned"``)."""
+    return f"{point.arm} {point.tuning}".strip() if point is not None else ""
+
+
+def _tolerance_row(arm, tuning, axis, frontier, baseline, tolerance, confidence, trained=None):
     found = frontier.found
-    return {"arm": arm, "arm_tuning": tuning, "size_axis": axis, "status": frontier.status,
+    trained_mean = trained.mean if trained is not None else math.nan
+    return {"reference": reference_name(baseline), "trained_baseline_accuracy": trained_mean,
+            "reference_gain": (baseline.mean - trained_mean) if baseline is not None else math.nan,"arm": arm, "arm_tuning": tuning, "size_axis": axis, "status": frontier.status,
             "target_sparsity": found.point.target if found else math.nan,
             "widths": found.point.widths if found else "", "frontier_size": frontier.size,
             "baseline_size": frontier.baseline_size, "ratio": frontier.ratio,
@@ -225,7 +234,7 @@ def annotate(frontier, runs, tolerance, axis="nonzero_params", confidence=CONFID
     frontier["within_tolerance"] = False
     frontier["tolerance_frontier"] = False
     runs = with_defaults(runs)
-    baseline = tuned_baseline(runs)
+    baseline = reference_point(runs)
     if baseline is None or frontier.empty:
         return frontier
     for (name, tuning), group in frontier.groupby(["arm", "tuning"], sort=False):
@@ -235,7 +244,7 @@ def annotate(frontier, runs, tolerance, axis="nonzero_params", confidence=CONFID
             point = points.get((float(row.target_sparsity), str(row.role), str(row.widths)))
             if point is None:
                 continue
-            if point == baseline:  # the reference itself
+            if point == baseline and name == baseline.arm and point.tuning == baseline.tuning:  # the reference
                 frontier.loc[i, "drop"], frontier.loc[i, "within_tolerance"] = 0.0, True
                 continue
             found = check(point, baseline, tolerance, confidence)

@@ -67,6 +67,21 @@ def _equal_sizes(rows, arm, opponent):
     return phrases, ties
 
 
+def under_trained(row, tolerance_value):
+    """The answer's first sentence when the reference trained as long as the arms beats the baseline as trained by
+    more than the tolerance (read from a ``tolerance.csv`` row), else ``""``."""
+    if row is None or "reference_gain" not in row or not isinstance(row.reference, str):
+        return ""
+    name = row.reference.split(" ")[0]
+    if not name or name == arms.names()[0] or not row.reference_gain > tolerance_value:
+        return ""
+    return (f"The baseline recipe is under-trained: the wide dense model trained as long as the arms "
+            f"({arms.get(name).title}) reaches {_percent_accuracy(row.baseline_accuracy)} test accuracy, "
+            f"{compare.points(row.reference_gain)} points above the baseline's "
+            f"{_percent_accuracy(row.trained_baseline_accuracy)}, so every size below is measured against it; "
+            "train the baseline longer before reading what follows as over-parameterization.")
+
+
 def answer(tolerance, comparison, iso, contrast, tolerance_value, axis="nonzero_params"):
     """The study's answer to the over-parameterization question, in words, every number read from the tables.
 
@@ -87,16 +102,23 @@ def answer(tolerance, comparison, iso, contrast, tolerance_value, axis="nonzero_
 
     def row_of(name, tuning):
         found = arms.rows(tolerance, name, tuning, "arm_tuning")
+        if found.empty and tuning == compare.BEST:  # an arm of one tuning has no separate best row
+            found = arms.rows(tolerance, name)
         found = found[found.size_axis == axis]
         return found.iloc[0] if len(found) else None
 
     dense, sparse = row_of(opponent.name, contrast.opponent_tuning), row_of(arm.name, contrast.arm_tuning)
     within = f"keep its accuracy within {tolerance_words(tolerance_value)}"
     sentences = []
+    undertrained = under_trained(dense if dense is not None else sparse, tolerance_value)
+    if undertrained:
+        sentences.append(undertrained)
     if dense is None or dense.status == NO_BASELINE:
         sentences.append("Without a tuned baseline the study cannot say how over-parameterized it is.")
     else:
         size = f"{dense.baseline_size:,.0f} {'nonzeros' if axis == 'nonzero_params' else axis}"
+        if undertrained:
+            size += ", fine-tuned as long as the arms"
         if dense.status in (REACHED, BEYOND):
             bound = dense.status == BEYOND or dense.stop == CANNOT_TELL
             factor = f"{'at least' if bound else 'about'} {dense.ratio:.1f}x"
