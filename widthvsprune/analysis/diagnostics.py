@@ -77,7 +77,7 @@ def tuning_warnings(runs):
         return []
     out = []
     for name in [n for n in arms.names() if n in set(runs.arm)]:
-        for target, (chosen, means) in compare.configurations(runs, name).items():
+        for target, (_, means) in compare.configurations(runs, name).items():
             tuned, untuned = means.get("tuned"), means.get("untuned")
             if tuned is None or untuned is None or not untuned > tuned:
                 continue

@@ -345,7 +345,8 @@ def markdown(made, size, drawn=True):
         lines += ["## Tolerance frontier", "",
                   f"The smallest size of each arm whose accuracy stays within "
                   f"{hypothesis.tolerance_words(study.tolerance)} of the wide dense reference ({_reference(found)}): "
-                  "the one-sided 95% upper bound of its drop (seeds' spread and test-set error) is under the tolerance, testing the sizes from the "
+                  "the one-sided 95% upper bound of its drop (seeds' spread and test-set error) is under the "
+                  "tolerance, testing the sizes from the "
                   "largest down and stopping at the first that fails. `beyond-smallest`: every size tried is within, "
                   "so the compression is at least the one shown; `not-reached`: not even the largest size tried is.",
                   ""]
@@ -361,7 +362,8 @@ def markdown(made, size, drawn=True):
         lines += ["## At equal accuracy", ""]
         if len(rows) > 1:
             lines += [f"The nonzeros each arm of `{head.name}` needs to reach each accuracy level (the "
-                      "wide dense reference's minus whole multiples of the tolerance), read on the piecewise-linear curve of its "
+                      "wide dense reference's minus whole multiples of the tolerance), read on the piecewise-linear "
+                      "curve of its "
                       "mean accuracy against log nonzeros, never beyond its measured sizes; the ratio's 95% "
                       f"interval is a bootstrap over {found.iso.resampled.iloc[0]}.", ""]
             lines += _md_table(rows) + [""]

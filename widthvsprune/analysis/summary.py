@@ -76,7 +76,8 @@ def markdown(summary, figure=True):
               "verdict)", f"{arm} within tolerance", f"{opponent} within tolerance", "over-parameterization"]
     lines = ["# Studies compared: large-sparse versus small-dense", "",
              "One row per study; the verdicts are the headline contrast's (each arm tuned), the compression ratios "
-             "the baseline's size over each arm's smallest size within the study's tolerance of the wide dense reference "
+             "the baseline's size over each arm's smallest size within the study's tolerance of the wide dense "
+             "reference "
              "(docs/results.md), and the over-parameterization factor the small-dense one.", ""]
     if figure:
         lines += ["![One frontier per study](summary.png)", ""]

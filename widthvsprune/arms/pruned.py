@@ -296,5 +296,6 @@ class Pruned(Arm):
 
     def trial_shown(self, values, info):
         return {"lr": f"{values['learning_rate']:.2g}", "end": f"{values['end_fraction']:.2f}",
-                "freq": values.get("frequency", "auto"), "allocation": info.get("allocation"), "output": values["output"],
+                "freq": values.get("frequency", "auto"), "allocation": info.get("allocation"),
+                "output": values["output"],
                 "baseline": values.get("baseline")}

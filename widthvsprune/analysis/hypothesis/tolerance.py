@@ -214,7 +214,8 @@ def _tolerance_row(arm, tuning, axis, frontier, baseline, tolerance, confidence,
     found = frontier.found
     trained_mean = trained.mean if trained is not None else math.nan
     return {"reference": reference_name(baseline), "trained_baseline_accuracy": trained_mean,
-            "reference_gain": (baseline.mean - trained_mean) if baseline is not None else math.nan,"arm": arm, "arm_tuning": tuning, "size_axis": axis, "status": frontier.status,
+            "reference_gain": (baseline.mean - trained_mean) if baseline is not None else math.nan,
+            "arm": arm, "arm_tuning": tuning, "size_axis": axis, "status": frontier.status,
             "target_sparsity": found.point.target if found else math.nan,
             "widths": found.point.widths if found else "", "frontier_size": frontier.size,
             "baseline_size": frontier.baseline_size, "ratio": frontier.ratio,
