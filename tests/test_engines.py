@@ -12,8 +12,8 @@ from widthvsprune import Tuning, engines
 from widthvsprune.plan import planner
 
 QUICKSTART = pathlib.Path(__file__).resolve().parent.parent / "studies" / "quickstart.py"
-SMALLER = ["--set", "seeds=[0,1]", "--set", "sparsities=[0.5,0.9]", "--set", "baseline.epochs=3",
-           "--set", "finetune.epochs=2", "--set", "tuning.trials=2"]
+SMALLER = ["--set", "dataset='digits'", "--set", "seeds=[0,1]", "--set", "sparsities=[0.5,0.9]",
+           "--set", "baseline.epochs=3", "--set", "finetune.epochs=2", "--set", "tuning.trials=2"]
 
 
 def test_auto_picks_jax_where_it_is_faster(monkeypatch):

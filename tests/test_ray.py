@@ -19,8 +19,8 @@ pytest.importorskip("ray")
 
 QUICKSTART = pathlib.Path(__file__).resolve().parent.parent / "studies" / "quickstart.py"
 # The quickstart, made small enough to run twice in a test: fewer seeds, sizes, epochs and trials.
-SMALLER = ["--set", "seeds=[0,1]", "--set", "sparsities=[0.5,0.9]", "--set", "baseline.epochs=3",
-           "--set", "finetune.epochs=2", "--set", "tuning.trials=2"]
+SMALLER = ["--set", "dataset='digits'", "--set", "seeds=[0,1]", "--set", "sparsities=[0.5,0.9]",
+           "--set", "baseline.epochs=3", "--set", "finetune.epochs=2", "--set", "tuning.trials=2"]
 PROGRESS = re.compile(r"^\[(?:\d+|\?) left \| [^\]]*\] (?:w\d+ )?(.+?)  ")
 
 

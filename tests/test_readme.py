@@ -111,6 +111,10 @@ def test_the_keras_model_example_runs_with_import_keras_and_no_keras_backend_set
     eval_rows = narrow[narrow.role == "eval"]
     assert len(eval_rows) == 2 and (eval_rows.total_params <= eval_rows.budget).all()  # within the pruned nonzeros
     assert (narrow[narrow.role == "bracket"].total_params > narrow[narrow.role == "bracket"].budget).all()
+    # The default schedule prunes gradually: no warning before training, and masks updated at least ten times.
+    assert "warning: pruning.frequency" not in result.stdout
+    assert (runs[runs.arm == "pruned"].mask_updates >= 10).all()
+    assert "little chance to recover" not in report
 
 
 @pytest.mark.parametrize("page", sorted(re.findall(r"\]\((docs/[\w-]+\.md)\)", README)))
