@@ -361,7 +361,7 @@ def test_report_regenerates_tables_from_records(tmp_path, finished):
     assert result.returncode == 0, result.stderr
     assert (root / "runs.csv").read_text() == before
     assert set(pd.read_csv(root / "comparison.csv").size_axis) == {"sparse_bytes"}
-    assert "tuned vs tuned: large-sparse won at" in result.stdout
+    assert "best vs best: large-sparse won at" in result.stdout
 
 
 def test_python_study_file_runs_itself(tmp_path):

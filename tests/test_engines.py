@@ -72,4 +72,4 @@ def test_the_quickstart_runs_on_jax_where_tensorflow_cannot_be_imported_and_writ
     assert sorted(map(tuple, runs_jax[rows].values)) == sorted(map(tuple, runs_tf[rows].values))
     assert set(runs_jax.engine) == {"jax"} and set(runs_tf.engine) == {"tf_keras"}
     assert not set(runs_jax.key) & set(runs_tf.key)
-    assert "tuned vs tuned: large-sparse won at" in on_jax.stdout
+    assert "best vs best: large-sparse won at" in on_jax.stdout

@@ -124,7 +124,7 @@ def test_comparison_has_one_row_per_contrast_and_sparsity(finished):
     assert np.allclose(comparison.delta, comparison.arm_test_accuracy - comparison.opponent_test_accuracy)
     assert np.all(comparison.n_arm == len(study.seeds)) and np.all(comparison.n_opponent == len(study.seeds))
     assert np.allclose(comparison.ci_level, 1 - 0.05 / len(study.sparsities))
-    assert "tuned vs tuned: large-sparse won at" in text
+    assert "best vs best: large-sparse won at" in text
 
 
 def test_frontier_and_figures_are_written(finished):
