@@ -49,8 +49,8 @@ ROWS = ("eval", "bracket")
 
 def runs_frame(found):
     """``runs.csv``: one row per evaluated model that trained (:data:`widthvsprune.store.records.COLUMNS`)."""
-    rows = [{**records.ok_row(r), "diverged": diverged(r)} for r in found
-            if r.get("status") == RunStatus.OK and r.get("role", "eval") in ROWS]
+    rows = [{**records.ok_row(r), "diverged": diverged(r), "broken_evaluation": bool(r.get("broken_evaluation", False))}
+            for r in found if r.get("status") == RunStatus.OK and r.get("role", "eval") in ROWS]
     frame = pd.DataFrame(rows, columns=records.COLUMNS)
     return frame.sort_values(["arm", "tuning", "target_sparsity", "seed"], kind="stable").reset_index(drop=True)
 

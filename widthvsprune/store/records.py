@@ -61,6 +61,13 @@ RUN_COLUMNS = (
     Column("diverged", "the model ended at chance accuracy (within three standard errors of 1 / classes on the test "
                        "set): its recipe failed, whatever the arm. Records written before this column existed get "
                        "it from their test accuracy and output layer"),
+    Column("train_accuracy", "training accuracy of the last epoch, measured while it trained (running over its "
+                             "batches, in training mode)"),
+    Column("broken_evaluation", "the model is at chance on the test set (as `diverged`) although its training "
+                                "accuracy is at least halfway from chance to 1: its evaluation, not its weights, "
+                                "failed (batch normalization statistics that do not match the weights, say). No "
+                                "verdict stands on it (`unreliable`). False for records written before this column "
+                                "existed"),
     Column("epochs", "epochs the model cost in total (pruned: baseline + fine-tune; narrow: the same number of "
                      "optimizer steps at the baseline's batch size, so possibly fractional)"),
     Column("steps", "optimizer steps the model cost in total; equal for a pruned model and its narrow opponent"),
