@@ -135,7 +135,8 @@ def tables(root, size="nonzero_params"):
     iso = hypothesis.iso_table(runs, contrasts, study.tolerance, correct)
     answer = hypothesis.answer(tolerance, comparison, iso, arms.headline(study), study.tolerance)
     failures = [r for r in found if r.get("status") == RunStatus.FAILED]
-    warnings = diagnostics.divergence_warnings(runs) + diagnostics.schedule_warnings(runs)
+    warnings = (diagnostics.divergence_warnings(runs) + diagnostics.broken_evaluation_warnings(runs)
+                + diagnostics.schedule_warnings(runs))
     return Tables(Results(study, runs, comparison, frontier, tolerance, iso, answer), survey, failures, warnings,
                   search_compute(survey), configurations(survey))
 
