@@ -55,7 +55,8 @@ RUN_COLUMNS = (
     Column("budget", "narrow rows: the fewest nonzeros of the pruned models at this size point (every seed, tuned "
                      "and untuned); `total_params <= budget` always, except on `bracket` rows"),
     Column("fill", "narrow rows: `total_params / budget` (above 1 on `bracket` rows)"),
-    Column("test_accuracy", "test accuracy after training"),
+    Column("test_accuracy", "test accuracy after training (a model with batch normalization: with its statistics "
+                            "recalibrated on the training split, unless the study's `recalibrate_batchnorm` is False)"),
     Column("test_examples", "test examples the accuracy was measured on"),
     Column("val_accuracy", "validation accuracy after training"),
     Column("diverged", "the model ended at chance accuracy (within three standard errors of 1 / classes on the test "
