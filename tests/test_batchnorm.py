@@ -237,3 +237,19 @@ def test_a_model_at_chance_with_high_training_accuracy_is_flagged_and_its_contra
     assert "training accuracy 88.0%" in warnings[0] and "test accuracy 11.0%" in warnings[0]
     assert not diagnostics.divergence_warnings(runs_table(True))  # named once, as a broken evaluation
     assert diagnostics.divergence_warnings(runs_table(False))
+
+
+@pytest.mark.parametrize("forward", ["keras", "batched"])
+def test_every_model_of_a_padded_jax_pack_gets_its_own_exact_statistics(forward, splits):
+    from widthvsprune.engines import jax as jax_engine
+
+    engine = jax_engine.create(forward=forward)
+    specs = tuple(base.ModelSpec("bn_mlp_test", (w,), seed, 3e-3) for w, seed in ((16, 0), (10, 1), (6, 2)))
+    outcomes = engine.train(base.Pack(specs, BATCH, "adam", 2), splits)
+    batches = base.recalibration_batches(len(splits.x_train), BATCH)
+    for spec, outcome in zip(specs, outcomes):
+        assert outcome.weights[MEAN].shape == spec.widths  # the narrow models trained padded, came back unpadded
+        h = hidden_inputs(splits, outcome.weights)
+        np.testing.assert_allclose(outcome.weights[MEAN], h.mean(axis=0), rtol=1e-4, atol=1e-5)
+        variance = sum(len(b) * h[b].var(axis=0) for b in batches) / len(h)
+        np.testing.assert_allclose(outcome.weights[VARIANCE], variance, rtol=1e-4, atol=1e-5)
