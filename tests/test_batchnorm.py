@@ -253,3 +253,14 @@ def test_every_model_of_a_padded_jax_pack_gets_its_own_exact_statistics(forward,
         np.testing.assert_allclose(outcome.weights[MEAN], h.mean(axis=0), rtol=1e-4, atol=1e-5)
         variance = sum(len(b) * h[b].var(axis=0) for b in batches) / len(h)
         np.testing.assert_allclose(outcome.weights[VARIANCE], variance, rtol=1e-4, atol=1e-5)
+
+
+def test_the_answer_in_words_says_an_unreliable_size_point_cannot_tell():
+    from widthvsprune import arms
+    from widthvsprune.analysis.hypothesis import words
+
+    headline = [c for c in compare.all_contrasts(runs_table(True)) if c.headline]
+    rows = compare.compare(runs_table(True), contrasts=headline)
+    phrases, ties = words._equal_sizes(rows, arms.get("pruned"), arms.get("narrow"))
+    assert phrases == ["at 90% sparsity a model was evaluated at chance although it trained, so the study cannot tell"]
+    assert not ties
