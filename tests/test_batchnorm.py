@@ -264,3 +264,29 @@ def test_the_answer_in_words_says_an_unreliable_size_point_cannot_tell():
     phrases, ties = words._equal_sizes(rows, arms.get("pruned"), arms.get("narrow"))
     assert phrases == ["at 90% sparsity a model was evaluated at chance although it trained, so the study cannot tell"]
     assert not ties
+
+
+def test_a_study_recalibrates_every_arm_by_default_and_the_field_off_keeps_the_moving_averages(tmp_path):
+    import io
+    import json
+
+    from conftest import tiny_study
+
+    from widthvsprune import run_study, store
+
+    splits = data.load("digits")
+    for recalibrate in (True, False):
+        study = tiny_study("bn", family="bn_mlp_test", widths=(32,), sparsities=(0.8,), seeds=(0,), engine="jax",
+                           recalibrate_batchnorm=recalibrate)
+        result = run_study(study, tmp_path / str(recalibrate), stream=io.StringIO(), workers=1)
+        assert not result.failed
+        runs = pd.read_csv(tmp_path / str(recalibrate) / "bn" / "runs.csv")
+        assert set(runs.arm) == {"baseline", "pruned", "narrow"} and not runs.broken_evaluation.any()
+        assert runs.train_accuracy.between(0.2, 1).all()
+        for row in runs.itertuples():
+            folder = store.seed_dir(tmp_path / str(recalibrate) / "bn", row.key, row.seed)
+            config = json.loads(store.config_json(folder).read_text())
+            assert ("batchnorm" in json.dumps(config)) == recalibrate
+            weights = store.read_weights(store.weights_npz(folder))
+            exact = np.allclose(weights[MEAN], hidden_inputs(splits, weights).mean(axis=0), rtol=1e-4, atol=1e-5)
+            assert exact == recalibrate, row.arm
