@@ -28,7 +28,7 @@ def build_bn_mlp(widths, input_shape, num_classes, keras):
                              keras.layers.Dense(num_classes)])
 
 
-register_family(Family("bn_mlp_test", (16,), None, build_bn_mlp, 1), overwrite=True)
+register_family(Family("bn_dense_test", (16,), None, build_bn_mlp, 1), overwrite=True)
 
 
 def timeseries_classifier(filters=64, length=40, classes=10):
@@ -66,7 +66,7 @@ def keras_accuracy(name, model, x, y):
     return float(model.evaluate(x, y, batch_size=256, verbose=0)[1])
 
 
-def train_one(name, splits, epochs=2, learning_rate=3e-3, recalibrate=True, prune=None, family="bn_mlp_test",
+def train_one(name, splits, epochs=2, learning_rate=3e-3, recalibrate=True, prune=None, family="bn_dense_test",
               widths=(16,)):
     pack = base.Pack((base.ModelSpec(family, tuple(widths), 0, learning_rate, prune=prune),), BATCH, "adam", epochs,
                      recalibrate_batchnorm=recalibrate)
@@ -98,7 +98,7 @@ def test_recalibrated_statistics_are_the_exact_statistics_of_the_layer_inputs_ov
     variance = sum(len(b) * h[b].var(axis=0) for b in batches) / len(h)
     np.testing.assert_allclose(outcome.weights[VARIANCE], variance, rtol=1e-4, atol=1e-5)
     # The stored weights evaluate as the engine did: the model reloaded from them scores the engine's test accuracy.
-    model = rebuilt(name, "bn_mlp_test", (16,), splits, outcome.weights)
+    model = rebuilt(name, "bn_dense_test", (16,), splits, outcome.weights)
     assert keras_accuracy(name, model, splits.x_test, splits.y_test) == pytest.approx(outcome.test_accuracy, abs=1e-6)
 
 
@@ -137,7 +137,7 @@ def test_recalibration_changes_only_the_moving_statistics_and_keeps_a_pruned_mod
     if name == "tf_keras":
         from widthvsprune.engines.tf_keras import training
 
-        model = rebuilt(name, "bn_mlp_test", (16,), splits, off.weights)
+        model = rebuilt(name, "bn_dense_test", (16,), splits, off.weights)
         assert training.recalibrate_batchnorm(model, splits.x_train, BATCH)
         after = model.get_weights()
         np.testing.assert_allclose(after[MEAN], on.weights[MEAN], rtol=1e-5, atol=1e-6)
@@ -172,7 +172,7 @@ def test_mnist1d_timeseries_classifier_evaluates_above_chance_only_when_recalibr
 def test_a_family_says_whether_it_normalizes_or_its_builder_is_read():
     assert families.batch_normalized("resnet") and families.batch_normalized("mobilenet")
     assert not any(families.batch_normalized(f) for f in ("mlp", "seed_cnn", "lenet5", "cnn1d", "gru"))
-    assert families.batch_normalized("bn_mlp_test")  # its builder names BatchNormalization
+    assert families.batch_normalized("bn_dense_test")  # its builder names BatchNormalization
     plain = families.get_family("mlp")
     assert not families.batch_normalized(Family("read_mlp", (8,), None, plain.build, None))
     assert families.batch_normalized(Family("said", (8,), None, plain.build, None, batchnorm=True))
@@ -187,7 +187,7 @@ def test_keys_of_models_without_batch_normalization_are_unchanged():
 
 
 def test_keys_of_models_with_batch_normalization_say_they_are_recalibrated_and_off_gives_the_old_keys():
-    fields = dict(name="bn", dataset="digits", family="bn_mlp_test", widths=(16,), sparsities=(0.5,),
+    fields = dict(name="bn", dataset="digits", family="bn_dense_test", widths=(16,), sparsities=(0.5,),
                   tuning=Tuning(oracle="random", trials=2, controls=True), engine="jax")
     on, off = Study(**fields), Study(**fields, recalibrate_batchnorm=False)
     config_on, config_off = baseline_arm.config(on), baseline_arm.config(off)
@@ -244,7 +244,7 @@ def test_every_model_of_a_padded_jax_pack_gets_its_own_exact_statistics(forward,
     from widthvsprune.engines import jax as jax_engine
 
     engine = jax_engine.create(forward=forward)
-    specs = tuple(base.ModelSpec("bn_mlp_test", (w,), seed, 3e-3) for w, seed in ((16, 0), (10, 1), (6, 2)))
+    specs = tuple(base.ModelSpec("bn_dense_test", (w,), seed, 3e-3) for w, seed in ((16, 0), (10, 1), (6, 2)))
     outcomes = engine.train(base.Pack(specs, BATCH, "adam", 2), splits)
     batches = base.recalibration_batches(len(splits.x_train), BATCH)
     for spec, outcome in zip(specs, outcomes):
@@ -276,7 +276,7 @@ def test_a_study_recalibrates_every_arm_by_default_and_the_field_off_keeps_the_m
 
     splits = data.load("digits")
     for recalibrate in (True, False):
-        study = tiny_study("bn", family="bn_mlp_test", widths=(32,), sparsities=(0.8,), seeds=(0,), engine="jax",
+        study = tiny_study("bn", family="bn_dense_test", widths=(32,), sparsities=(0.8,), seeds=(0,), engine="jax",
                            recalibrate_batchnorm=recalibrate)
         result = run_study(study, tmp_path / str(recalibrate), stream=io.StringIO(), workers=1)
         assert not result.failed
