@@ -29,6 +29,8 @@ COMPARISON_COLUMNS = [
 REQUIRED = ("arm", "target_sparsity", "seed", "test_accuracy", "test_examples", "nonzero_params", "total_params")
 #: Verdicts besides a winning arm's name.
 TIE, UNDERFILLED, MISSING, DIVERGED = "tie", "inconclusive-underfilled", "missing", "diverged"
+#: The verdict of a size point where a model's evaluation failed though it trained (``broken_evaluation``).
+UNRELIABLE = "unreliable"
 NO_FIT = SearchStatus.NO_FIT.value
 #: The ``role`` of a model that brackets an underfilled budget from above (runs.csv).
 BRACKET = "bracket"
@@ -124,6 +126,9 @@ def compare(runs, min_effect=0.01, size="nonzero_params", skipped=None, confiden
     - a model on either side ended at chance accuracy (``diverged``): the
       verdict is ``diverged``, as the difference would compare a failed
       recipe, not the method; ``delta`` and its interval are still given;
+    - a model on either side was evaluated at chance although it trained
+      (``broken_evaluation``): the verdict is ``unreliable``, whatever the
+      cause, as its accuracy says nothing about its weights;
     - the opponent fills less than ``UNDERFILLED_BELOW`` of its budget and
       its smallest model above the budget was trained too (rows with
       ``role == "bracket"``): the verdict brackets the budget
@@ -136,7 +141,8 @@ def compare(runs, min_effect=0.01, size="nonzero_params", skipped=None, confiden
             ``test_examples``, ``nonzero_params`` and ``total_params`` are
             required; ``tuning`` (default ``"tuned"``), ``budget`` (default:
             the arm's fewest nonzeros at the size point), ``widths``,
-            ``diverged`` (default: not diverged) and ``role`` (default
+            ``diverged`` (default: not diverged), ``broken_evaluation``
+            (default: not broken) and ``role`` (default
             ``"eval"``) are used when present. Rows of other arms are ignored.
         min_effect: the smallest difference that can name a winner.
         size: the size column reported as ``arm_size`` / ``opponent_size``.
@@ -166,6 +172,7 @@ def compare(runs, min_effect=0.01, size="nonzero_params", skipped=None, confiden
     if "tuning" not in runs.columns:
         runs["tuning"] = "tuned"
     runs["diverged"] = diverged(runs)
+    runs["broken_evaluation"] = flag(runs, "broken_evaluation")
     bracketing = is_bracket(runs)
     skipped = skipped or {}
     rows = []
@@ -189,9 +196,14 @@ def compare(runs, min_effect=0.01, size="nonzero_params", skipped=None, confiden
 
 def diverged(runs):
     """Whether each row's model ended at chance accuracy: the ``diverged`` column, missing values as False."""
-    if "diverged" not in runs.columns:
+    return flag(runs, "diverged")
+
+
+def flag(runs, column):
+    """A boolean column of a runs table as bools (``True``, ``1``, ``"true"``), missing column or values as False."""
+    if column not in runs.columns:
         return pd.Series(False, index=runs.index)
-    return runs["diverged"].map(lambda v: v is True or v == 1 or str(v).strip().lower() == "true").astype(bool)
+    return runs[column].map(lambda v: v is True or v == 1 or str(v).strip().lower() == "true").astype(bool)
 
 
 def is_bracket(runs):
@@ -247,6 +259,15 @@ def _row(contrast, target, mine, theirs, above, comparisons, min_effect, size, s
         winner = DIVERGED
         notes.insert(0, f"{' and '.join(broken)} ended at chance accuracy: the recipe failed, so this size point "
                         "says nothing about the method")
+    unreliable = [f"{count} of {len(side)} {name}" for count, side, name in
+                  ((int(mine.broken_evaluation.sum()), mine, f"{contrast.arm} model(s)"),
+                   (int(theirs.broken_evaluation.sum()), theirs, f"{contrast.opponent} model(s)"),
+                   (int(above.broken_evaluation.sum()), above, f"{contrast.opponent} model(s) above the budget"))
+                  if count]
+    if unreliable:
+        winner = UNRELIABLE
+        notes.insert(0, f"{' and '.join(unreliable)} evaluated at chance although they trained (a broken "
+                        "evaluation): their accuracy says nothing about their weights, so no verdict stands here")
     row["verdict"] = winner
     row["note"] = "; ".join(notes)
     return row
@@ -414,7 +435,7 @@ def sentence(comparison, contrast=None, min_effect=0.01, available=None):
         return f"{contrast}: no size point has both arms trained yet"
     arm, opponent = arms.get(rows.arm.iloc[0]), arms.get(rows.opponent.iloc[0])
     counts = rows.verdict.value_counts().to_dict()
-    compared = sum(counts.get(k, 0) for k in (arm.name, opponent.name, TIE, UNDERFILLED, DIVERGED))
+    compared = sum(counts.get(k, 0) for k in (arm.name, opponent.name, TIE, UNDERFILLED, DIVERGED, UNRELIABLE))
     if not compared:
         return f"{contrast}: no size point has both arms trained yet"
     ties = counts.get(TIE, 0)
@@ -426,6 +447,8 @@ def sentence(comparison, contrast=None, min_effect=0.01, available=None):
                      f"{stats.UNDERFILLED_BELOW:.0%} of its budget)")
     if counts.get(DIVERGED):
         extra.append(f"{counts[DIVERGED]} with a diverged model (at chance accuracy)")
+    if counts.get(UNRELIABLE):
+        extra.append(f"{counts[UNRELIABLE]} unreliable (a model evaluated at chance although it trained)")
     if counts.get(NO_FIT):
         extra.append(f"{counts[NO_FIT]} with no dense model small enough")
     text += "".join(f", {e}" for e in extra)

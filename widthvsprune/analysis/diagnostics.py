@@ -2,7 +2,11 @@
 
 A model that ended at chance accuracy (``diverged`` in runs.csv) failed
 whatever its arm: every report names them (:func:`divergence_warnings`),
-and a contrast involving one has the verdict ``diverged``.
+and a contrast involving one has the verdict ``diverged``. A model at chance
+whose training accuracy is high (``broken_evaluation``) trained, but its
+evaluation failed: the reports name it with both accuracies
+(:func:`broken_evaluation_warnings`), and a contrast involving one has the
+verdict ``unreliable``.
 
 A pruned model that lost accuracy to its own schedule makes the comparison
 say more about the schedule than about pruning. Every report checks, per
@@ -40,9 +44,9 @@ def divergence_warnings(runs):
     Returns:
         A list of strings.
     """
-    from widthvsprune.analysis.compare import diverged
+    from widthvsprune.analysis.compare import diverged, flag
 
-    runs = runs.assign(diverged=diverged(runs))
+    runs = runs.assign(diverged=diverged(runs) & ~flag(runs, "broken_evaluation"))  # those have their own warning
     if "tuning" not in runs.columns:
         runs = runs.assign(tuning="tuned")
     out = []
@@ -57,6 +61,30 @@ def divergence_warnings(runs):
                    f"{', '.join(f'{a:.1%}' for a in broken.test_accuracy)}): the recipe{rate} failed, whatever the "
                    "arm; its comparisons say `diverged` instead of a verdict. Lower the learning rate (or let the "
                    "search choose it)")
+    return out
+
+
+def broken_evaluation_warnings(runs):
+    """One warning per model evaluated at chance although it trained (``broken_evaluation``), naming it with its
+    training and test accuracy.
+
+    Args:
+        runs: a DataFrame with ``runs.csv``'s columns (without ``broken_evaluation``, no warning).
+
+    Returns:
+        A list of strings.
+    """
+    from widthvsprune.analysis.compare import flag
+
+    out = []
+    for _, row in runs[flag(runs, "broken_evaluation")].iterrows():
+        where = f" sparsity={row['target_sparsity']:g}" if row.get("target_sparsity") else ""
+        widths = f" widths={row['widths']}" if isinstance(row.get("widths"), str) else ""
+        name = f"{row['arm']} {row.get('tuning', 'tuned')}{where} seed={row['seed']}{widths}"
+        out.append(f"{name}: training accuracy {float(row.get('train_accuracy', float('nan'))):.1%} but test "
+                   f"accuracy {float(row['test_accuracy']):.1%} (chance): its evaluation, not its training, failed "
+                   "(batch normalization statistics that do not match the weights, say: leave "
+                   "recalibrate_batchnorm on); its comparisons say `unreliable` instead of a verdict")
     return out
 
 

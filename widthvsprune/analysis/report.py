@@ -167,7 +167,8 @@ def grid(study, comparison):
         if c is None:
             return "-"
         extra = [f"+{c[v]} {word}" for v, word in ((compare.UNDERFILLED, "inconclusive"),
-                                                    (compare.DIVERGED, "diverged")) if c.get(v)]
+                                                    (compare.DIVERGED, "diverged"),
+                                                    (compare.UNRELIABLE, "unreliable")) if c.get(v)]
         return (f"{c.get(head.arm, 0)} / {c.get(head.opponent, 0)} / {c.get(compare.TIE, 0)}"
                 + (f" ({', '.join(extra)})" if extra else ""))
 
@@ -402,7 +403,9 @@ def markdown(made, size, drawn=True):
         "smallest narrow model above the budget is trained too and the verdict brackets the budget (the arm beats "
         "the larger one: it wins; the smaller one beats the arm: it wins; tied with both: a tie; otherwise "
         "`inconclusive-underfilled`). A size point where a model ended at chance accuracy is `diverged`: its "
-        "recipe failed, and the difference says nothing about the method. docs/results.md gives every rule.",
+        "recipe failed, and the difference says nothing about the method; one where a model was evaluated at chance "
+        "although it trained is `unreliable`: its evaluation failed, not its weights. docs/results.md gives every "
+        "rule.",
     ]
     if size != "nonzero_params":
         lines.append(f"Sizes in the figure and the size columns are `{size}`.")

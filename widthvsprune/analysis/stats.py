@@ -319,6 +319,26 @@ def at_chance(accuracy, num_classes, n):
     return bool(accuracy <= chance + 3.0 * math.sqrt(chance * (1.0 - chance) / max(1, n)))
 
 
+#: How far from chance to 1 a model's training accuracy must be for an evaluation at chance to count as broken.
+TRAINED_FRACTION = 0.5
+
+
+def broken_evaluation(train_accuracy, accuracy, num_classes, n):
+    """Whether a model's evaluation failed rather than its training: at chance on ``n`` examples
+    (:func:`at_chance`) while its training accuracy is at least :data:`TRAINED_FRACTION` of the way from chance
+    to 1.
+
+    Such a model learned, but what it is evaluated with does not match its
+    weights (batch normalization's moving statistics, say): comparing it says
+    nothing about its weights.
+    """
+    if train_accuracy is None or accuracy is None or not math.isfinite(float(train_accuracy)):
+        return False
+    chance = 1.0 / num_classes
+    trained = float(train_accuracy) >= chance + TRAINED_FRACTION * (1.0 - chance)
+    return bool(trained and at_chance(accuracy, num_classes, n))
+
+
 def pareto_flags(sizes, scores):
     """True for each point that no other point beats: smaller-or-equal and more accurate,
     or smaller and at least as accurate."""

@@ -49,8 +49,8 @@ ROWS = ("eval", "bracket")
 
 def runs_frame(found):
     """``runs.csv``: one row per evaluated model that trained (:data:`widthvsprune.store.records.COLUMNS`)."""
-    rows = [{**records.ok_row(r), "diverged": diverged(r)} for r in found
-            if r.get("status") == RunStatus.OK and r.get("role", "eval") in ROWS]
+    rows = [{**records.ok_row(r), "diverged": diverged(r), "broken_evaluation": bool(r.get("broken_evaluation", False))}
+            for r in found if r.get("status") == RunStatus.OK and r.get("role", "eval") in ROWS]
     frame = pd.DataFrame(rows, columns=records.COLUMNS)
     return frame.sort_values(["arm", "tuning", "target_sparsity", "seed"], kind="stable").reset_index(drop=True)
 
@@ -135,7 +135,8 @@ def tables(root, size="nonzero_params"):
     iso = hypothesis.iso_table(runs, contrasts, study.tolerance, correct)
     answer = hypothesis.answer(tolerance, comparison, iso, arms.headline(study), study.tolerance)
     failures = [r for r in found if r.get("status") == RunStatus.FAILED]
-    warnings = (diagnostics.divergence_warnings(runs) + diagnostics.tuning_warnings(runs)
+    warnings = (diagnostics.divergence_warnings(runs) + diagnostics.broken_evaluation_warnings(runs)
+                + diagnostics.tuning_warnings(runs)
                 + diagnostics.schedule_warnings(runs))
     return Tables(Results(study, runs, comparison, frontier, tolerance, iso, answer), survey, failures, warnings,
                   search_compute(survey), configurations(survey))

@@ -35,6 +35,15 @@ def data_config(study):
     return {"dataset": study.dataset, "validation_fraction": study.validation_fraction, "data_seed": study.data_seed}
 
 
+def evaluation_fields(study):
+    """What a run key adds for how its model is evaluated: ``{"batchnorm": "recalibrated"}`` when the family has
+    batch normalization and the study recalibrates its statistics (:attr:`Study.recalibrate_batchnorm`), nothing
+    otherwise, so that every other run keeps the key it had before recalibration existed."""
+    if study.recalibrate_batchnorm and families.batch_normalized(study.family):
+        return {"batchnorm": "recalibrated"}
+    return {}
+
+
 def search_settings(study):
     """What every arm's search key hashes: the oracle, its trials, the search seed and the learning-rate range."""
     t = study.tuning
@@ -49,7 +58,8 @@ def config(study, tuning="untuned", learning_rate=None):
     if learning_rate is not None:
         recipe["learning_rate"] = float(learning_rate)
     return {"arm": NAME, "tuning": tuning, "engine": engine_of(study), "data": data_config(study),
-            "family": study.family, **families.key_fields(study.family), "widths": list(study.widths),
+            "family": study.family, **families.key_fields(study.family), **evaluation_fields(study),
+            "widths": list(study.widths),
             "recipe": recipe}
 
 

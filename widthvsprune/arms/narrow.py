@@ -62,6 +62,7 @@ def config(study, budget, tuning):
     out = {
         "arm": NAME, "tuning": tuning, "engine": baseline_arm.engine_of(study),
         "data": baseline_arm.data_config(study), "family": study.family, **families.key_fields(study.family),
+        **baseline_arm.evaluation_fields(study),
         "wide_widths": list(study.widths), "budget": int(budget),
         # The narrow model trains for as many optimizer steps as the pruned arm's baseline and fine-tune together.
         "recipe": {"batch_size": study.baseline.batch_size, "optimizer": study.baseline.optimizer,

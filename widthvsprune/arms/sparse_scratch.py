@@ -48,6 +48,7 @@ def config(study, target, tuning, shape_of):
     """The configuration of a sparse-from-scratch search (``tuning="search"``) or run."""
     out = {"arm": NAME, "tuning": tuning, "engine": baseline_arm.engine_of(study),
            "data": baseline_arm.data_config(study), "family": study.family, **families.key_fields(study.family),
+           **baseline_arm.evaluation_fields(study),
            "widths": list(study.widths),
            "target_sparsity": float(target), "shape_of": shape_of,
            "recipe": {"batch_size": study.baseline.batch_size, "optimizer": study.baseline.optimizer,

@@ -95,6 +95,12 @@ class Pack:
             validation accuracy is used (a search trial's score).
         test: evaluate on the test split (search trials do not).
         weights: return final weights and layers (search trials do not).
+        recalibrate_batchnorm: before any evaluation (the last epoch's
+            validation, the test split), re-estimate the moving statistics of
+            every ``BatchNormalization`` layer over the training split
+            (:func:`recalibration_batches`); the returned weights hold them.
+            ``False`` keeps Keras's momentum averages (the old behaviour).
+            Models without batch normalization are unaffected.
     """
 
     models: Tuple[ModelSpec, ...]
@@ -105,6 +111,7 @@ class Pack:
     validate: str = "every_epoch"
     test: bool = True
     weights: bool = True
+    recalibrate_batchnorm: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "models", tuple(self.models))
@@ -202,6 +209,40 @@ def batch_order(num_examples, epochs, seed):
     return np.stack([rng.permutation(int(num_examples)) for _ in range(int(epochs))]).astype("int32")
 
 
+#: The seed of the one order in which every engine visits the training split to recalibrate batch normalization.
+RECALIBRATION_SEED = 0
+
+
+def recalibration_order(num_examples):
+    """The order in which recalibration visits the training split (:func:`recalibration_batches`)."""
+    return batch_order(num_examples, 1, RECALIBRATION_SEED)[0]
+
+
+def recalibration_batches(num_examples, batch_size):
+    """The batches over which batch normalization's moving statistics are re-estimated: one fixed pass.
+
+    Every model, on every engine, uses the same batches: one permutation of
+    the training split (seed :data:`RECALIBRATION_SEED`, independent of the
+    model's own seed) cut into batches of ``batch_size``, the last one short
+    when ``batch_size`` does not divide the split. Each batch runs forward in
+    training mode (no weight update); the recalibrated moving mean is the mean
+    of the batch means, and the moving variance the mean of the batch
+    variances, each batch weighted by its size. So the moving mean is the
+    exact mean of the layer's inputs over the split, and the moving variance
+    what the layer normalized with while training, averaged.
+
+    Args:
+        num_examples: size of the training split.
+        batch_size: examples per batch (the pack's).
+
+    Returns:
+        A list of int32 index arrays.
+    """
+    order = recalibration_order(num_examples)
+    size = max(1, int(batch_size))
+    return [order[start : start + size] for start in range(0, int(num_examples), size)]
+
+
 class Engine(abc.ABC):
     """A training framework behind the seam.
 
@@ -251,5 +292,7 @@ __all__ = [
     "failed",
     "merge_outcomes",
     "one_line",
+    "recalibration_batches",
+    "recalibration_order",
     "steps_per_epoch",
 ]

@@ -13,6 +13,8 @@ import dataclasses
 from typing import Callable, Optional, Sequence, Tuple
 
 Shape = Tuple[int, ...]
+#: The Keras layers that normalize with moving statistics (:func:`batch_normalized`).
+BATCH_NORMALIZATIONS = ("BatchNormalization", "SyncBatchNormalization")
 #: What :attr:`Family.keras` may say: builds with any Keras, only Keras 2 (tf_keras), only Keras 3.
 KERAS = ("any", "2", "3")
 
@@ -48,6 +50,11 @@ class Family:
         digest: a hash of what the family builds (a derived family's config),
             part of every run key (:func:`key_fields`); ``None`` for a family
             whose name says it all.
+        batchnorm: whether its models have batch normalization layers, whose
+            moving statistics are recalibrated before evaluation (and whose
+            run keys say so, :func:`batch_normalized`); ``None`` (the
+            default): found by reading the builder's code for
+            ``BatchNormalization``. A derived family reads its model's config.
     """
 
     name: str
@@ -59,6 +66,7 @@ class Family:
     keras: str = "any"
     weights: Optional[tuple] = dataclasses.field(default=None, compare=False, repr=False)
     digest: Optional[str] = None
+    batchnorm: Optional[bool] = None
 
     def __post_init__(self):
         if self.keras not in KERAS:
@@ -268,6 +276,42 @@ def key_fields(name):
     return {"family_config": digest} if digest else {}
 
 
+def batch_normalized(family):
+    """Whether a family's models have batch normalization (:attr:`Family.batchnorm`).
+
+    A family that says is taken at its word. Otherwise the builder's code is
+    read, not run, as :func:`keras_of` reads it: a builder that names
+    ``BatchNormalization`` (or whose helpers in its module, or functions it
+    closes over, do) is taken to use it.
+    """
+    if isinstance(family, str):
+        family = get_family(family)
+    if family.batchnorm is not None:
+        return bool(family.batchnorm)
+    return _names_batchnorm(family.build, set())
+
+
+def _names_batchnorm(fn, seen, depth=0):
+    import types
+
+    code = getattr(fn, "__code__", None)
+    if code is None or id(fn) in seen or depth > 3:
+        return False
+    seen.add(id(fn))
+    names, codes = set(), [code]
+    while codes:
+        current = codes.pop()
+        names |= set(current.co_names)
+        codes += [c for c in current.co_consts if isinstance(c, types.CodeType)]
+    if names & set(BATCH_NORMALIZATIONS):
+        return True
+    values = [fn.__globals__[n] for n in names if n in fn.__globals__]
+    values += [cell.cell_contents for cell in (fn.__closure__ or ()) if _filled(cell)]
+    helpers = [v for v in values if isinstance(v, types.FunctionType)
+               and (v.__module__ == fn.__module__ or _closure_of(fn, v))]
+    return any(_names_batchnorm(helper, seen, depth + 1) for helper in helpers)
+
+
 def describe_widths(widths: Sequence[int]):
     """Canonical text form of a widths tuple, as written in the CSVs: ``300x100``."""
     return "x".join(str(int(w)) for w in widths)
@@ -276,15 +320,17 @@ def describe_widths(widths: Sequence[int]):
 def _register_shipped():
     from widthvsprune.families import conv1d, conv2d, dense, mobilenet, recurrent, resnet
 
-    register_family(Family("seed_cnn", (12,), conv2d.count_seed_cnn, conv2d.build_seed_cnn, 1, min_input_side=4))
-    register_family(Family("mlp", (300, 100), dense.count_mlp, dense.build_mlp, None))
-    register_family(Family("lenet5", (6, 16, 120, 84), conv2d.count_lenet5, conv2d.build_lenet5, 4, min_input_side=4))
-    register_family(Family("cnn1d", (25, 25, 25), conv1d.count_cnn1d, conv1d.build_cnn1d, 3))
-    register_family(Family("gru", (6,), recurrent.count_gru, recurrent.build_gru, 1))
+    register_family(Family("seed_cnn", (12,), conv2d.count_seed_cnn, conv2d.build_seed_cnn, 1, min_input_side=4,
+                           batchnorm=False))
+    register_family(Family("mlp", (300, 100), dense.count_mlp, dense.build_mlp, None, batchnorm=False))
+    register_family(Family("lenet5", (6, 16, 120, 84), conv2d.count_lenet5, conv2d.build_lenet5, 4, min_input_side=4,
+                           batchnorm=False))
+    register_family(Family("cnn1d", (25, 25, 25), conv1d.count_cnn1d, conv1d.build_cnn1d, 3, batchnorm=False))
+    register_family(Family("gru", (6,), recurrent.count_gru, recurrent.build_gru, 1, batchnorm=False))
     register_family(Family("resnet", (16, 32, 64), resnet.count_resnet, resnet.build_resnet, 3,
-                           min_input_side=resnet.MIN_SIDE))
+                           min_input_side=resnet.MIN_SIDE, batchnorm=True))
     register_family(Family("mobilenet", (32, 64, 128, 256, 512, 1024), mobilenet.count_mobilenet,
-                           mobilenet.build_mobilenet, 6, min_input_side=mobilenet.MIN_SIDE))
+                           mobilenet.build_mobilenet, 6, min_input_side=mobilenet.MIN_SIDE, batchnorm=True))
 
 
 _register_shipped()

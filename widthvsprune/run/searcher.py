@@ -55,7 +55,8 @@ def train_trials(study, splits, runner, contexts, proposals):
         groups.setdefault(fit, []).append(i)
     packs, order = [], []
     for fit, members in groups.items():
-        trials = fit.pack([made[i][1] for i in members], validate="last_epoch", test=False, weights=False)
+        trials = fit.pack([made[i][1] for i in members], validate="last_epoch", test=False, weights=False,
+                          recalibrate_batchnorm=study.recalibrate_batchnorm)
         for part in executors.split(trials, runner.executor.slots):
             packs.append(part)
             order += [(i, fit) for i in members[: len(part.models)]]

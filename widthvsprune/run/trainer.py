@@ -54,12 +54,16 @@ def write_done(folder, study, run, spec, outcome, splits, prior_seconds=0.0, sea
     if outcome.test_correct is not None:
         files["predictions.npz"] = store.write_arrays(store.predictions_npz(folder),
                                                       {"correct": outcome.test_correct.astype(bool)})
+    train_accuracy = float(outcome.history[-1]["accuracy"]) if outcome.history else float("nan")
     record = {
         **common_fields(study, run),
         **arm.record_fields(study, run, spec, outcome, splits, search, source, measured),
         **measured,
         "status": RunStatus.OK.value,
         "diverged": stats.at_chance(outcome.test_accuracy, splits.num_classes, len(splits.y_test)),
+        "train_accuracy": train_accuracy,
+        "broken_evaluation": stats.broken_evaluation(train_accuracy, outcome.test_accuracy, splits.num_classes,
+                                                     len(splits.y_test)),
         "test_accuracy": outcome.test_accuracy,
         "test_loss": outcome.test_loss,
         "test_examples": int(len(splits.y_test)),
@@ -141,7 +145,8 @@ class Trainer:
         more = f" (+{len(ready) - 1} more, trained together)" if len(ready) > 1 else ""
         r.progress.note(f"training {ready[0].label}{more} ...")
         try:
-            parts = executors.split(fit.pack(specs), r.executor.slots)
+            parts = executors.split(fit.pack(specs, recalibrate_batchnorm=r.study.recalibrate_batchnorm),
+                                    r.executor.slots)
             trained, seconds = r.train_packs(parts)
             outcomes = [o for part in trained for o in part]
         except store.DiskFullError:

@@ -30,8 +30,8 @@ class Column:
 
 RUN_COLUMNS = (
     Column("study", "study name"),
-    Column("arm", "`baseline`, `pruned` or `narrow` (`sparse_scratch` in a study with that control, or a "
-                  "registered arm's name)"),
+    Column("arm", "`baseline`, `pruned`, `dense_finetuned` (the baseline fine-tuned as long as the pruned arm, "
+                  "unpruned) or `narrow` (`sparse_scratch` in a study with that control, or a registered arm's name)"),
     Column("tuning", "`tuned` (the configuration its arm's search chose) or `untuned` (the recipe as written: the "
                      "controls)"),
     Column("role", "`eval`: a model of the comparison; `bracket`: the narrow arm's smallest model above a budget "
@@ -55,12 +55,20 @@ RUN_COLUMNS = (
     Column("budget", "narrow rows: the fewest nonzeros of the pruned models at this size point (every seed, tuned "
                      "and untuned); `total_params <= budget` always, except on `bracket` rows"),
     Column("fill", "narrow rows: `total_params / budget` (above 1 on `bracket` rows)"),
-    Column("test_accuracy", "test accuracy after training"),
+    Column("test_accuracy", "test accuracy after training (a model with batch normalization: with its statistics "
+                            "recalibrated on the training split, unless the study's `recalibrate_batchnorm` is False)"),
     Column("test_examples", "test examples the accuracy was measured on"),
     Column("val_accuracy", "validation accuracy after training"),
     Column("diverged", "the model ended at chance accuracy (within three standard errors of 1 / classes on the test "
                        "set): its recipe failed, whatever the arm. Records written before this column existed get "
                        "it from their test accuracy and output layer"),
+    Column("train_accuracy", "training accuracy of the last epoch, measured while it trained (running over its "
+                             "batches, in training mode)"),
+    Column("broken_evaluation", "the model is at chance on the test set (as `diverged`) although its training "
+                                "accuracy is at least halfway from chance to 1: its evaluation, not its weights, "
+                                "failed (batch normalization statistics that do not match the weights, say). No "
+                                "verdict stands on it (`unreliable`). False for records written before this column "
+                                "existed"),
     Column("epochs", "epochs the model cost in total (pruned: baseline + fine-tune; narrow: the same number of "
                      "optimizer steps at the baseline's batch size, so possibly fractional)"),
     Column("steps", "optimizer steps the model cost in total; equal for a pruned model and its narrow opponent"),
@@ -70,7 +78,8 @@ RUN_COLUMNS = (
                             "pruned search of this size point; the baseline search is on the baseline rows)"),
     Column("search_epochs", "tuned rows: epochs those trials trained in all"),
     Column("search_seconds", "tuned rows: wall time of those trials"),
-    Column("frequency", "pruned rows: steps between mask updates"),
+    Column("frequency", "pruned rows: steps between mask updates (resolved: with `Pruning.frequency` unset, the "
+                        "span's length over 16)"),
     Column("end_fraction", "pruned rows: share of the fine-tune after which masks stop changing"),
     Column("prune_output", "pruned rows: whether the output layer was pruned (if not, the other layers took its "
                            "share of the zeros)"),

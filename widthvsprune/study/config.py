@@ -62,6 +62,14 @@ class Study:
             default ones (``baseline``, ``pruned``, ``dense_finetuned``,
             ``narrow``); add ``"sparse_scratch"`` for the sparse-from-scratch
             control.
+        recalibrate_batchnorm: before a model with batch normalization is
+            evaluated (validation, test, a search trial's score), re-estimate
+            its layers' moving statistics over the training split (forward
+            passes in training mode, no weight update), in every arm alike;
+            the stored weights hold them. ``False`` evaluates with Keras's
+            momentum averages, which lag far behind after a few epochs. Runs
+            of models without batch normalization are the same either way and
+            keep their keys.
 
     Example:
 
@@ -91,6 +99,9 @@ class Study:
     # Only the reports read it; declared as an added field, so a study that leaves it at 0.01 has the canonical
     # configuration of the releases before it (no run key holds the Study, see plan/keys.py).
     tolerance: float = keys.added_field(0.01)
+    # Declared as an added field whose absent value is False: a study recorded before recalibration existed
+    # evaluated with the moving averages. Models without batch normalization keep their run keys either way.
+    recalibrate_batchnorm: bool = keys.added_field(True, absent=False)
 
     def __post_init__(self):
         if self.arms is None:
@@ -185,6 +196,8 @@ class Study:
         elif family is not None and engines.mismatch(self.engine, self.family):
             out.append(engines.mismatch(self.engine, self.family))
         out += self._arm_problems()
+        if not isinstance(self.recalibrate_batchnorm, bool):
+            out.append(problem("recalibrate_batchnorm", "True or False", self.recalibrate_batchnorm))
         if not isinstance(self.tensorboard, bool):
             out.append(problem("tensorboard", "True or False", self.tensorboard))
         elif self.tensorboard and self.engine == "jax":

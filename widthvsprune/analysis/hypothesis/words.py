@@ -59,6 +59,9 @@ def _equal_sizes(rows, arm, opponent):
             phrases.append(f"at {where} sparsity {winner.title} is ahead by {by} points")
         elif verdict == compare.DIVERGED:
             phrases.append(f"at {where} sparsity a model ended at chance accuracy, so the study cannot tell")
+        elif verdict == compare.UNRELIABLE:
+            phrases.append(f"at {where} sparsity a model was evaluated at chance although it trained, so the study "
+                           "cannot tell")
         elif verdict == compare.UNDERFILLED:
             phrases.append(f"at {where} sparsity the study cannot tell ({opponent.title} models could not fill "
                            "the budget)")

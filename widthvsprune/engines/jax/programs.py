@@ -27,6 +27,11 @@ What one step does for each model, in tfmot's and tf_keras's order:
 At the end of an epoch the kernels are multiplied by their masks again
 (tfmot's ``UpdatePruningStep.on_epoch_end``).
 
+Before a pack's models are evaluated, :meth:`Program.statistics` re-estimates
+the moving statistics of their ``BatchNormalization`` layers over the training
+split (one fixed pass, :func:`~widthvsprune.engines.base.recalibration_batches`):
+forward passes in training mode, no weight update.
+
 The last batch of an epoch is short when the batch size does not divide the
 training set. It is padded to the full batch with weight-0 examples, and the
 loss is the mean over its real examples, as Keras computes it; models that
@@ -40,9 +45,11 @@ import time
 
 import jax
 import jax.numpy as jnp
+import keras
 import numpy as np
 
 from widthvsprune.engines.jax import batched
+from widthvsprune.engines.jax.models import flat_layers
 from widthvsprune.engines.jax.optimizers import OPTIMIZERS
 
 
@@ -138,6 +145,19 @@ def layerwise_mask(weight, kept, block=None):
     return mask if block is None else mask * block
 
 
+def normalizations(model):
+    """``(moving mean, moving variance, 1 - momentum)`` positions in ``model.non_trainable_variables`` of each layer
+    whose statistics recalibration re-estimates: every trainable ``BatchNormalization`` (nested models included)
+    whose momentum is below 1 (one that is not trainable normalizes with its moving statistics even in training,
+    and keeps them)."""
+    index = {id(v): j for j, v in enumerate(model.non_trainable_variables)}
+    out = []
+    for layer in flat_layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable and float(layer.momentum) < 1.0:
+            out.append((index[id(layer.moving_mean)], index[id(layer.moving_variance)], 1.0 - float(layer.momentum)))
+    return tuple(out)
+
+
 class Program:
     """The training and evaluation programs of one template model and :class:`Config`.
 
@@ -152,6 +172,7 @@ class Program:
         self.update, self.n_slots = OPTIMIZERS[config.optimizer]
         self.prunable = layout.prunable
         self.forward = batched.Forward(model) if config.batched else None
+        self.norms = normalizations(model)
 
     # -- one model ---------------------------------------------------------
 
@@ -286,6 +307,56 @@ class Program:
             masked = jax.vmap(self._mask)(params, masks)
             params = tuple(jnp.where(end_epoch, a, b) for a, b in zip(masked, params))
         return (tuple(params), frozen, slots, masks, step), loss_sum, correct_sum
+
+    def statistics(self, params, frozen, x_all, order):
+        """``frozen`` with every batch normalization's moving statistics re-estimated over the training split.
+
+        The split is visited once in ``order`` (a permutation), in batches of
+        the program's batch size, the last one at its own size. Each batch runs
+        forward in training mode with the moving statistics set to zero, so
+        that the layers' own update (``moving * momentum + batch * (1 -
+        momentum)``) gives ``batch * (1 - momentum)``: each layer's batch mean
+        and variance. The result is their mean over the batches, each batch
+        weighted by its size. No weight changes.
+
+        Args:
+            params, frozen: stacked over models, as in :meth:`segment`.
+            x_all: the training inputs.
+            order: ``(num_examples,)`` the order in which the examples are visited.
+
+        Returns:
+            The new ``frozen`` tuple.
+        """
+        cfg = self.config
+        bs, n = cfg.batch_size, cfg.num_examples
+        models = jax.tree_util.tree_leaves(params)[0].shape[0]
+
+        def batch_statistics(x):
+            zeroed = list(frozen)
+            for mean, variance, _ in self.norms:
+                zeroed[mean], zeroed[variance] = jnp.zeros_like(frozen[mean]), jnp.zeros_like(frozen[variance])
+            if cfg.batched:
+                _, new = self.forward(params, tuple(zeroed), jnp.broadcast_to(x, (models,) + x.shape), training=True)
+            else:
+                def one(p, f):
+                    return tuple(self.model.stateless_call(list(p), list(f), x, training=True)[1])
+
+                new = self._per_model(one, (0, 0), params, tuple(zeroed))
+            return tuple((new[mean] / rate, new[variance] / rate) for mean, variance, rate in self.norms)
+
+        def add(sums, x, size):
+            return jax.tree_util.tree_map(lambda s, t: s + t * size, sums, batch_statistics(x))
+
+        sums = tuple((jnp.zeros_like(frozen[m]), jnp.zeros_like(frozen[v])) for m, v, _ in self.norms)
+        full = n // bs
+        sums = jax.lax.fori_loop(
+            0, full, lambda i, s: add(s, x_all[jax.lax.dynamic_slice_in_dim(order, i * bs, bs)], bs), sums)
+        if n > full * bs:
+            sums = add(sums, x_all[order[full * bs :]], n - full * bs)
+        out = list(frozen)
+        for (mean, variance, _), (mean_sum, variance_sum) in zip(self.norms, sums):
+            out[mean], out[variance] = mean_sum / n, variance_sum / n
+        return tuple(out)
 
     def evaluate(self, params, frozen, x, y):
         """Per-example loss and correctness of every model on ``(x, y)``: two ``(models, examples)`` arrays."""

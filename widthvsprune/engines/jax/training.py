@@ -256,6 +256,8 @@ class GroupRun:
             losses = loss_sum / count
             accuracies = correct_sum / (cfg.num_examples if count == steps else count * cfg.batch_size)
             validated = pack.validate == "every_epoch" or epoch == epochs - 1
+            if epoch == epochs - 1 and pack.recalibrate_batchnorm:
+                self.recalibrate()
             val_loss, val_accuracy, _ = self.evaluate(self.data.val) if validated else (None, None, None)
             for i in range(len(members)):
                 if errors[i] is not None:
@@ -269,6 +271,17 @@ class GroupRun:
             if all(e is not None for e in errors):
                 break
         return histories, errors
+
+    def recalibrate(self):
+        """Re-estimates every member's batch normalization statistics over the training split
+        (:meth:`~widthvsprune.engines.jax.programs.Program.statistics`); nothing for a model without any."""
+        if not self.program.norms:
+            return
+        params, frozen, slots, masks, counter = self.state
+        order = _put(base.recalibration_order(self.config.num_examples), np.int32)
+        frozen = self.cache.call(("statistics", self.group.key, self.config), self.program.statistics,
+                                 (params, frozen, self.data.train[0], order))
+        self.state = (params, tuple(frozen), slots, masks, counter)
 
     def evaluate(self, chunks):
         """``(loss, accuracy, correct)`` per model slot on a split's chunks."""

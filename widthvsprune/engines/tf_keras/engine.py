@@ -64,13 +64,18 @@ class TfKerasEngine(base.Engine):
 
     def _outcome(self, pack, spec, branch, history, splits, seconds, targets):
         outcome = base.Outcome(history=history, seconds=seconds)
-        if not pack.test and not pack.weights:
+        recalibrating = pack.recalibrate_batchnorm and bool(training.normalizations(branch))
+        if not pack.test and not pack.weights and not recalibrating:
             last = history[-1] if history else {}
             outcome.val_accuracy = float(last.get("val_accuracy", float("nan")))
             outcome.val_loss = float(last.get("val_loss", float("nan")))
             return outcome
         model = pruning.strip(branch) if spec.prune is not None else branch
+        if recalibrating:
+            training.recalibrate_batchnorm(model, splits.x_train, pack.batch_size)
         outcome.val_loss, outcome.val_accuracy, _ = training.evaluate(model, splits.x_val, splits.y_val)
+        if recalibrating and history:  # the last epoch's validation is the recalibrated model's, as on every engine
+            history[-1].update(val_loss=outcome.val_loss, val_accuracy=outcome.val_accuracy)
         if pack.test:
             outcome.test_loss, outcome.test_accuracy, outcome.test_correct = training.evaluate(
                 model, splits.x_test, splits.y_test)
@@ -97,4 +102,5 @@ class TfKerasEngine(base.Engine):
 
 def _recipe(pack):
     return {"batch_size": pack.batch_size, "optimizer": pack.optimizer, "epochs": pack.epochs,
-            "max_steps": pack.max_steps, "validate": pack.validate, "test": pack.test, "weights": pack.weights}
+            "max_steps": pack.max_steps, "validate": pack.validate, "test": pack.test, "weights": pack.weights,
+            "recalibrate_batchnorm": pack.recalibrate_batchnorm}

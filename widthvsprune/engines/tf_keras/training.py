@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from widthvsprune.engines.base import batch_order, steps_per_epoch
+from widthvsprune.engines.base import batch_order, recalibration_batches, steps_per_epoch
 from widthvsprune.engines.tf_keras.backend import keras, tf
 
 
@@ -136,6 +136,58 @@ def evaluate(model, x, y, batch_size=2048):
         hits.append(np.argmax(logits.numpy(), axis=-1) == labels)
     correct = np.concatenate(hits) if hits else np.zeros(0, dtype=bool)
     return total_loss / len(x), int(correct.sum()) / len(x), correct
+
+
+def normalizations(model):
+    """The ``BatchNormalization`` layers of ``model`` (nested models included) whose statistics recalibration
+    re-estimates: the trainable ones with a momentum below 1 (one that is not trainable normalizes with its moving
+    statistics even in training, and keeps them)."""
+    return [layer for layer in model.submodules
+            if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable and float(layer.momentum) < 1.0]
+
+
+def recalibrate_batchnorm(model, x, batch_size):
+    """Re-estimates the moving statistics of ``model``'s batch normalization over ``x``; no weight changes.
+
+    One pass over :func:`~widthvsprune.engines.base.recalibration_batches`:
+    each batch runs forward in training mode with every layer's momentum set
+    to 0, so that its own update stores that batch's mean and variance; the
+    moving statistics become their means over the batches, each batch weighted
+    by its size. The momenta are restored afterwards.
+
+    Args:
+        model: a plain tf_keras model (pruning wrappers stripped: a wrapper in
+            training mode may update its masks).
+        x: the training inputs.
+        batch_size: examples per batch.
+
+    Returns:
+        Whether the model has layers to recalibrate (``False``: nothing changed).
+    """
+    layers = normalizations(model)
+    if not layers:
+        return False
+    momenta = [layer.momentum for layer in layers]
+    sums = [[np.zeros(layer.moving_mean.shape, np.float64), np.zeros(layer.moving_variance.shape, np.float64)]
+            for layer in layers]
+    try:
+        for layer in layers:
+            layer.momentum = 0.0
+        for batch in recalibration_batches(len(x), batch_size):
+            for layer in layers:  # from zero, the update "moving - (moving - batch) * 1" is the batch's exactly
+                layer.moving_mean.assign(tf.zeros_like(layer.moving_mean))
+                layer.moving_variance.assign(tf.zeros_like(layer.moving_variance))
+            model(x[batch], training=True)
+            for layer, (mean, variance) in zip(layers, sums):
+                mean += layer.moving_mean.numpy() * len(batch)
+                variance += layer.moving_variance.numpy() * len(batch)
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+    for layer, (mean, variance) in zip(layers, sums):
+        layer.moving_mean.assign((mean / len(x)).astype(np.float32))
+        layer.moving_variance.assign((variance / len(x)).astype(np.float32))
+    return True
 
 
 class _EagerValidation(keras.callbacks.Callback):

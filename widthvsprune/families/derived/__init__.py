@@ -207,6 +207,7 @@ def family_from_model(model, name=None, use_weights=False):
         keras=major,
         weights=weights,
         digest=config_digest(kind, config, major),
+        batchnorm=any(n.kind in families.BATCH_NORMALIZATIONS for n in nodes),
     )
 
 
