@@ -435,3 +435,12 @@ def test_a_builder_that_raises_gives_failed_records_and_a_finished_study(tmp_pat
     assert all(r["error"].startswith("ValueError: no model narrower than 4 units") for r in failed)
     runs = pd.read_csv(root / "runs.csv")  # the rest of the study is there
     assert set(runs.arm) == {"baseline", "pruned", "narrow"} and (root / "report.md").exists()
+
+
+def test_the_tf_keras_engine_gives_the_same_runs_with_one_or_two_workers(tmp_path):
+    path = study_file(tmp_path, "tf")
+    for workers in (1, 2):
+        result = cli("run", path, "--out", tmp_path / str(workers), "--engine", "tf_keras", "--workers", workers)
+        assert result.returncode == 0, result.stderr
+    assert set(pd.read_csv(tmp_path / "1" / "tf" / "runs.csv").engine) == {"tf_keras"}
+    assert_same_runs(tmp_path / "1" / "tf" / "runs.csv", tmp_path / "2" / "tf" / "runs.csv")
