@@ -186,12 +186,35 @@ def test_kill_9_then_resume_keeps_finished_runs(tmp_path, finished):
     assert result.returncode == 0, result.stderr
     assert not list(root.glob("runs/**/.*.tmp"))  # what the kill left mid-write is cleared on resume
     assert {p: p.stat().st_mtime_ns for p in before} == before  # finished runs kept, not retrained
+    assert "the record is kept" not in result.stdout + result.stderr  # a pack trained again reproduced its records
     complete(root)
     # The same study, never interrupted, has the same runs.csv, bit for bit: packs are the plan's, so the models
     # trained again after the kill trained beside the same models as before.
     assert_same_runs(root / "runs.csv", finished[1] / "runs.csv")
     comparison = pd.read_csv(root / "comparison.csv")
     assert list(comparison.target_sparsity) == [0.5, 0.9]
+
+
+def test_a_pack_cut_short_trains_again_whole_and_records_only_its_missing_run(tmp_path, finished):
+    path, out = copy_of(finished, tmp_path)
+    root = out / "finished"
+    records = done_records(root)
+    # What a kill between two records of one pack leaves: a tuned pruned run (in a pack of the stage's 4) without
+    # its record, which is written last.
+    missing = next(p for p, r in sorted(records.items()) if r["arm"] == "pruned" and r["tuning"] == "tuned")
+    expected = records.pop(missing)
+    missing.unlink()
+    before = {p: p.stat().st_mtime_ns for p in records}
+    result = cli("run", path, "--out", out, "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    assert "(+3 more, trained together)" in result.stdout  # the whole pack trained again
+    assert {p: p.stat().st_mtime_ns for p in before} == before  # the others' records are kept as they were
+    assert "the record is kept" not in result.stdout + result.stderr  # and their models reproduced them
+    again = json.loads(missing.read_text())
+    # The same record, its files' hashes included; only the wall time differs.
+    assert {k: v for k, v in again.items() if k != "train_seconds"} == \
+        {k: v for k, v in expected.items() if k != "train_seconds"}
+    assert_same_runs(root / "runs.csv", finished[1] / "runs.csv")
 
 
 def test_one_or_two_workers_give_the_same_runs_bit_for_bit(tmp_path, finished):
