@@ -80,3 +80,23 @@ def without_imports(folder, names=TENSORFLOW):
         "            raise ImportError(f'{name} cannot be imported here')\n\n\n"
         "sys.meta_path.insert(0, _Blocked())\n")
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")])}
+
+
+def runs_rows(path):
+    """The rows of a ``runs.csv`` as written (text, cell for cell), sorted by key and seed, without the columns
+    that may differ between two runs of one study: its name and the wall-time columns (``*_seconds``)."""
+    import pandas as pd
+
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    kept = [c for c in table.columns if c != "study" and not c.endswith("_seconds")]
+    return table.sort_values(["key", "seed"])[kept].values.tolist(), kept
+
+
+def assert_same_runs(path, reference):
+    """Asserts that two ``runs.csv`` files hold the same rows, bit for bit (:func:`runs_rows`)."""
+    (rows, columns), (expected, expected_columns) = runs_rows(path), runs_rows(reference)
+    assert columns == expected_columns
+    assert len(rows) == len(expected)
+    for row, wanted in zip(rows, expected):
+        differ = {c: (a, b) for c, a, b in zip(columns, row, wanted) if a != b}
+        assert not differ, f"run {row[columns.index('key')]} seed {row[columns.index('seed')]}: {differ}"

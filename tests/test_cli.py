@@ -12,6 +12,7 @@ import time
 
 import pandas as pd
 import pytest
+from conftest import assert_same_runs
 
 STUDY = """
 from widthvsprune import Pruning, Recipe, Study, Tuning
@@ -61,10 +62,11 @@ def cli(*args, **kwargs):
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    """A study run once to the end, never interrupted: ``(study file, results folder)``. Read it; copy to change it."""
+    """A study run once to the end by two processes, never interrupted: ``(study file, results folder)``. Read it;
+    copy to change it."""
     base = tmp_path_factory.mktemp("finished")
     path = study_file(base, "finished")
-    result = cli("run", path, "--out", base / "out")
+    result = cli("run", path, "--out", base / "out", "--workers", "2")
     assert result.returncode == 0, result.stderr
     return path, base / "out" / "finished"
 
@@ -184,20 +186,43 @@ def test_kill_9_then_resume_keeps_finished_runs(tmp_path, finished):
     assert result.returncode == 0, result.stderr
     assert not list(root.glob("runs/**/.*.tmp"))  # what the kill left mid-write is cleared on resume
     assert {p: p.stat().st_mtime_ns for p in before} == before  # finished runs kept, not retrained
-    runs = pd.read_csv(root / "runs.csv")
+    assert "the record is kept" not in result.stdout + result.stderr  # a pack trained again reproduced its records
     complete(root)
-    # The same study, never interrupted, has the same rows, and its untuned runs the same keys, budgets and
-    # nonzeros. The tuned ones may differ: a model trained again after the kill trains beside other models than
-    # before, which moves the jax engine's float sums in the last bit, and a search may then choose otherwise.
-    reference = pd.read_csv(finished[1] / "runs.csv")
-    rows = ["arm", "tuning", "target_sparsity", "seed", "role"]
-    assert sorted(runs[rows].fillna(-1).values.tolist()) == sorted(reference[rows].fillna(-1).values.tolist())
-    columns = ["arm", "target_sparsity", "seed", "key", "budget", "nonzero_params"]
-    untuned, reference_untuned = runs[runs.tuning == "untuned"], reference[reference.tuning == "untuned"]
-    assert untuned[columns].fillna(-1).sort_values(columns).values.tolist() == \
-        reference_untuned[columns].fillna(-1).sort_values(columns).values.tolist()
+    # The same study, never interrupted, has the same runs.csv, bit for bit: packs are the plan's, so the models
+    # trained again after the kill trained beside the same models as before.
+    assert_same_runs(root / "runs.csv", finished[1] / "runs.csv")
     comparison = pd.read_csv(root / "comparison.csv")
     assert list(comparison.target_sparsity) == [0.5, 0.9]
+
+
+def test_a_pack_cut_short_trains_again_whole_and_records_only_its_missing_run(tmp_path, finished):
+    path, out = copy_of(finished, tmp_path)
+    root = out / "finished"
+    records = done_records(root)
+    # What a kill between two records of one pack leaves: a tuned pruned run (in a pack of the stage's 4) without
+    # its record, which is written last.
+    missing = next(p for p, r in sorted(records.items()) if r["arm"] == "pruned" and r["tuning"] == "tuned")
+    expected = records.pop(missing)
+    missing.unlink()
+    before = {p: p.stat().st_mtime_ns for p in records}
+    result = cli("run", path, "--out", out, "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    assert "(+3 more, trained together)" in result.stdout  # the whole pack trained again
+    assert {p: p.stat().st_mtime_ns for p in before} == before  # the others' records are kept as they were
+    assert "the record is kept" not in result.stdout + result.stderr  # and their models reproduced them
+    again = json.loads(missing.read_text())
+    # The same record, its files' hashes included; only the wall time differs.
+    assert {k: v for k, v in again.items() if k != "train_seconds"} == \
+        {k: v for k, v in expected.items() if k != "train_seconds"}
+    assert_same_runs(root / "runs.csv", finished[1] / "runs.csv")
+
+
+def test_one_or_two_workers_give_the_same_runs_bit_for_bit(tmp_path, finished):
+    path, out = study_file(tmp_path, "alone"), tmp_path / "out"
+    result = cli("run", path, "--out", out, "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    complete(out / "alone")
+    assert_same_runs(out / "alone" / "runs.csv", finished[1] / "runs.csv")  # the fixture ran with two
 
 
 def completed_trials(root):
@@ -208,7 +233,7 @@ def completed_trials(root):
     return out
 
 
-def test_kill_9_during_the_narrow_search_continues_it(tmp_path):
+def test_kill_9_during_the_narrow_search_continues_it_to_the_same_runs(tmp_path):
     path, out = study_file(tmp_path, "search"), tmp_path / "out"
     path.write_text(path.read_text().replace('oracle="random", trials=2', 'oracle="bayesian", trials=4'))
     root = out / "search"
@@ -223,6 +248,10 @@ def test_kill_9_during_the_narrow_search_continues_it(tmp_path):
     assert len(completed_trials(root)) == 2 * 4  # two searches of 4 trials, none started over
     narrow = pd.read_csv(root / "runs.csv").query("arm == 'narrow'")
     assert set(narrow.search_trials) == {4}
+    # The same study never interrupted (and by one process) chooses the same configurations: the same runs.csv.
+    result = cli("run", path, "--out", tmp_path / "whole", "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    assert_same_runs(root / "runs.csv", tmp_path / "whole" / "search" / "runs.csv")
 
 
 def test_ctrl_c_stops_cleanly_and_the_next_run_finishes(tmp_path):
@@ -429,3 +458,12 @@ def test_a_builder_that_raises_gives_failed_records_and_a_finished_study(tmp_pat
     assert all(r["error"].startswith("ValueError: no model narrower than 4 units") for r in failed)
     runs = pd.read_csv(root / "runs.csv")  # the rest of the study is there
     assert set(runs.arm) == {"baseline", "pruned", "narrow"} and (root / "report.md").exists()
+
+
+def test_the_tf_keras_engine_gives_the_same_runs_with_one_or_two_workers(tmp_path):
+    path = study_file(tmp_path, "tf")
+    for workers in (1, 2):
+        result = cli("run", path, "--out", tmp_path / str(workers), "--engine", "tf_keras", "--workers", workers)
+        assert result.returncode == 0, result.stderr
+    assert set(pd.read_csv(tmp_path / "1" / "tf" / "runs.csv").engine) == {"tf_keras"}
+    assert_same_runs(tmp_path / "1" / "tf" / "runs.csv", tmp_path / "2" / "tf" / "runs.csv")

@@ -11,7 +11,7 @@ import time
 
 import pandas as pd
 import pytest
-from conftest import without_imports
+from conftest import assert_same_runs, without_imports
 
 from widthvsprune.store import results
 
@@ -33,7 +33,7 @@ def trained(stdout):
     return [m.group(1) for m in map(PROGRESS.match, stdout.splitlines()) if m]
 
 
-def test_the_quickstart_on_ray_has_the_same_runs_and_keys_as_on_this_machine(tmp_path):
+def test_the_quickstart_on_ray_has_the_same_runs_bit_for_bit_as_on_this_machine(tmp_path):
     local = cli("run", QUICKSTART, "--out", tmp_path / "local", "--workers", "1", *SMALLER)
     assert local.returncode == 0, local.stderr
     ray = cli("run", QUICKSTART, "--out", tmp_path / "ray", "--executor", "ray", *SMALLER)
@@ -42,6 +42,8 @@ def test_the_quickstart_on_ray_has_the_same_runs_and_keys_as_on_this_machine(tmp
     b = pd.read_csv(tmp_path / "ray" / "quickstart" / "runs.csv")
     assert len(a) == len(b) == 2 * (2 + 2 * 2 + 2 * 2)  # tuned and untuned: baselines, pruned, narrow
     assert sorted(zip(a.key, a.seed)) == sorted(zip(b.key, b.seed))
+    # Packs are the plan's, not cut to Ray's slots: every model trained beside the same models, to the same bits.
+    assert_same_runs(tmp_path / "ray" / "quickstart" / "runs.csv", tmp_path / "local" / "quickstart" / "runs.csv")
     # Every progress line says where the model trained: a Ray worker, not the driver.
     lines = [line for line in ray.stdout.splitlines() if PROGRESS.match(line)]
     assert lines and all(re.search(r"  on=\S+:\d+  ", line) for line in lines)

@@ -213,3 +213,94 @@ def test_a_bayesian_search_proposes_a_batch_at_a_time_after_its_first_trials(tmp
     assert rounds[0][1] == {"learning_rate": 3e-3, "share_1": 1.0}
     proposed = [tuple(sorted(v.items())) for r in rounds for v in r]
     assert len(set(proposed)) == 8  # a batch's proposals differ: the pending ones count at a pessimistic estimate
+
+
+class Stop(Exception):
+    """Stands for a kill: the search stops here, with its files as they are."""
+
+
+def beside(proposals):
+    """Scores that depend, in their last bits, on the trials each trial trains beside (its search's round), as a
+    model's float sums depend on its pack."""
+    return [(synthetic(p.values) + 1e-12 * sum(int(q.trial) + 1 for q in proposals if q.job == p.job), {})
+            for p in proposals]
+
+
+def two_searches(folder, oracle):
+    """Two searches of 5 trials. Rounds (Bayesian): the recipe, the given trial and a random point; then two
+    model-guided trials. Their trials end in this order: a0 a1 a2 b0 b1 b2, then a3 a4 b3 b4."""
+    first = ({"learning_rate": 3e-3},)
+    return [tuning.SearchJob(str(folder / name), synthetic_space, oracle, 5, seed=seed, first=first, batch=2)
+            for name, seed in (("a", 10_000), ("b", 20_000))]
+
+
+def saved_trials(folder):
+    """``{trial id: (values, score, status)}`` of a search's trial files."""
+    out = {}
+    for path in sorted(folder.glob("trial_*/trial.json")):
+        state = json.loads(path.read_text())
+        out[state["trial_id"]] = (state["hyperparameters"]["values"], state["score"], state["status"])
+    return out
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """``{oracle: (folder, results)}`` of the two searches run once without a stop."""
+    out = {}
+    for oracle in ("bayesian", "random"):
+        folder = tmp_path_factory.mktemp(oracle)
+        out[oracle] = folder, tuning.search_many(two_searches(folder, oracle), beside)
+    return out
+
+
+@pytest.mark.parametrize("oracle,where,at", [
+    ("bayesian", "train", 2),  # the second round proposed and listed, not trained
+    ("bayesian", "trial", 2),  # a0 and a1 ended, a2 not: the round is cut short
+    ("bayesian", "trial", 3),  # a's first round ended, b's not begun to
+    ("bayesian", "trial", 7),  # a3 ended, a4 not
+    ("random", "trial", 4),  # b0 ended, b1..b4 not
+])
+def test_a_search_stopped_anywhere_resumes_to_the_same_trials_and_scores(tmp_path, uninterrupted, oracle, where, at):
+    whole, found = uninterrupted[oracle]
+    calls = {"train": 0, "trial": 0}
+
+    def count(kind):
+        calls[kind] += 1
+        if kind == where and calls[kind] == at:
+            raise Stop()
+
+    def train(proposals):
+        count("train")
+        return beside(proposals)
+
+    with pytest.raises(Stop):
+        tuning.search_many(two_searches(tmp_path, oracle), train, lambda *a: count("trial"))
+    rounds = []
+
+    def resumed_train(proposals):
+        rounds.append(proposals)
+        return beside(proposals)
+
+    again = tuning.search_many(two_searches(tmp_path, oracle), resumed_train)
+    assert again == found
+    for name in ("a", "b"):
+        assert saved_trials(tmp_path / name) == saved_trials(whole / name)
+        assert not (tmp_path / name / tuning.ROUND).exists()
+    # A round cut short after some of its trials ended trains again whole: those trials beside the others.
+    assert any(p.replay for p in rounds[0]) == (where == "trial" and at != 3)
+
+
+def test_equal_scores_choose_the_first_trial_after_a_resume_too(tmp_path):
+    job = tuning.SearchJob(str(tmp_path / "s"), synthetic_space, "random", 5, seed=10_000)
+    ended = []
+
+    def stop_after_three(*args):
+        ended.append(args)
+        if len(ended) == 3:
+            raise Stop()
+
+    with pytest.raises(Stop):
+        tuning.search_many([job], lambda proposals: [(0.5, {}) for _ in proposals], stop_after_three)
+    [result] = tuning.search_many([job], lambda proposals: [(0.5, {}) for _ in proposals])
+    assert result["trials"] == 5
+    assert result["values"] == {"learning_rate": 1e-3, "share_1": 1.0}  # trial 0: the recipe as written

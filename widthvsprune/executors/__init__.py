@@ -4,10 +4,12 @@
 - ``ray`` (:mod:`.raycluster`): tasks on a Ray cluster (the ``ray`` extra).
 
 Each declares its options (:class:`~widthvsprune.executors.base.Option`);
-the command line's choices and flags come from here.
+the command line's choices and flags come from here. An executor trains the
+packs it is given as they are: which models share a pack is the plan's
+(:mod:`widthvsprune.plan.packs`), never the executor's or the number of its
+slots, so a model's result does not depend on where it trained.
 """
 
-import dataclasses
 import importlib
 
 from widthvsprune.errors import StudyError, problem
@@ -56,14 +58,4 @@ def create(name, engine_name, verbose=False, **options):
     return cls(engine_name, verbose=verbose, **given)
 
 
-def split(pack, parts):
-    """``pack`` cut into at most ``parts`` packs of consecutive models (a pack trains as its models would alone)."""
-    n = len(pack.models)
-    parts = max(1, min(int(parts), n))
-    if parts == 1:
-        return [pack]
-    bounds = [round(i * n / parts) for i in range(parts + 1)]
-    return [dataclasses.replace(pack, models=pack.models[a:b]) for a, b in zip(bounds, bounds[1:])]
-
-
-__all__ = ["EXECUTORS", "Executor", "Option", "all_options", "create", "executor_class", "names", "split"]
+__all__ = ["EXECUTORS", "Executor", "Option", "all_options", "create", "executor_class", "names"]

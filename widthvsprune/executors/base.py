@@ -57,7 +57,8 @@ class Executor(abc.ABC):
     Attributes:
         name: its registry name (``--executor``).
         options: the :class:`Option` s it accepts.
-        slots: how many packs it trains at once (a stage is cut into this many).
+        slots: how many packs it trains at once (the runner hands it up to this many in one call; it never
+            changes what a pack holds).
         processes: whether ``--workers`` helper processes may share a study
             with it (each with an executor of its own).
     """
@@ -69,7 +70,7 @@ class Executor(abc.ABC):
 
     @abc.abstractmethod
     def train(self, packs, splits):
-        """One list of :class:`~widthvsprune.engines.base.Outcome` per pack, in order."""
+        """One list of :class:`~widthvsprune.engines.base.Outcome` per pack, in order; each pack trains whole."""
 
     @abc.abstractmethod
     def count_params(self, family, widths, input_shape, num_classes):

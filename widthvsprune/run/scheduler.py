@@ -2,14 +2,21 @@
 
 A process repeatedly surveys the results folder (:func:`widthvsprune.store.results.survey`),
 takes the lowest stage that still has unsettled work (a stage starts once
-every run of the earlier stages is settled, so that each process takes an
-even share in one pack), claims its share of what nobody else holds, and
-does it: runs are trained in packs through the executor
+every run of the earlier stages is settled), claims its share of what nobody
+else holds, and does it: runs are trained in packs through the executor
 (:class:`~widthvsprune.run.trainer.Trainer`), searches run their trials in
-rounds (:class:`~widthvsprune.run.searcher.Searcher`). Each run and search is claimed under an OS file lock on its
-folder, with one mechanism (:meth:`Runner.claim`), so several processes (or
-several ``widthvsprune run`` commands) share a study and nothing is trained
-twice. A run that fails is tried once per ``run`` command (its session).
+rounds (:class:`~widthvsprune.run.searcher.Searcher`).
+
+Which runs share a pack is a function of the plan alone
+(:func:`widthvsprune.plan.packs.stage_packs`), the same for every executor and
+number of processes, so a run's record does not depend on how the study was
+run. A process claims whole packs: the locks of every run of a pack. A pack
+of which some runs are recorded (a study interrupted mid-pack) trains again
+whole; only its unsettled runs get records. Each search is claimed under the
+lock of its folder. One mechanism (:meth:`Runner.claim`) takes the locks, so
+several processes (or several ``widthvsprune run`` commands) share a study
+and nothing is trained twice. A run that fails is tried once per ``run``
+command (its session).
 """
 
 import dataclasses
@@ -17,7 +24,8 @@ import math
 import time
 import uuid
 
-from widthvsprune import store
+from widthvsprune import arms, store
+from widthvsprune.plan import packs
 from widthvsprune.plan.status import RunStatus
 from widthvsprune.run.progress import Stopwatch
 from widthvsprune.run.searcher import Searcher
@@ -112,6 +120,16 @@ class Runner:
         stage = min(stages)
         return [r for r in runs if r.stage == stage], [s for s in searches if s.stage == stage]
 
+    def packs(self, survey, runs):
+        """The packs holding ``runs`` (unsettled runs of one stage): every run of that stage cut into packs by
+        :func:`widthvsprune.plan.packs.stage_packs`, settled ones included."""
+        if not runs:
+            return []
+        n_train, stage, wanted = len(self.splits.x_train), runs[0].stage, {r.id for r in runs}
+        stage_packs = packs.stage_packs([r for r in survey.plan.runs if r.stage == stage],
+                                        lambda run: arms.get(run.arm).fit(self.study, n_train))
+        return [p for p in stage_packs if any(r.id in wanted for r in p)]
+
     def left(self, survey):
         """Models still to train in the whole study (an upper bound: search trials included)."""
         return survey.plan.left(lambda r: self.settled(r, survey.states[r.id]),
@@ -137,33 +155,47 @@ class Runner:
             if work is None:
                 return self.result
             runs, searches = work
-            held_runs = self.claim(runs, lambda r: store.seed_dir(self.root, r.key, r.seed), self._run_settled)
+            held_runs = self.claim(self.packs(survey, runs), self._run_folders, self._pack_settled)
             if held_runs:
                 self._release_after(held_runs, self.trainer.train, survey)
-            held_searches = self.claim(searches, lambda s: store.run_dir(self.root, s.key), self._search_settled)
+            held_searches = self.claim(searches, lambda s: [store.run_dir(self.root, s.key)], self._search_settled)
             if held_searches:
                 self._release_after(held_searches, self.searcher.search, survey)
             if not held_runs and not held_searches:
                 with self.watch("waiting"):
                     time.sleep(POLL_SECONDS)  # another process holds all that is left of this stage
 
-    def claim(self, items, folder_of, settled_now):
+    def claim(self, items, folders_of, settled_now):
         """Locks this process's share of ``items`` that nobody else holds and that are still unsettled.
 
-        Returns ``[(item, lock), ...]``. With several workers each claims a
-        share of what is free, so that the others find work too.
+        An item (a pack of runs, a search) is held with the locks of all of
+        its folders, or not at all.
+
+        Args:
+            items: packs or searches.
+            folders_of: ``f(item) -> [folder, ...]``, the folders to lock.
+            settled_now: ``f(item) -> bool``, read again once the locks are held.
+
+        Returns:
+            ``[(item, locks), ...]``. With several workers each claims a share
+            of what is free, so that the others find work too.
         """
         held, share = [], max(1, math.ceil(len(items) / self.workers))
         for item in items:
             if len(held) >= share:
                 break
-            lock = store.Lock(folder_of(item))
-            if not lock.acquire(blocking=False):
-                continue  # another process holds it
-            if settled_now(item):
+            locks = []
+            for folder in folders_of(item):
+                lock = store.Lock(folder)
+                if not lock.acquire(blocking=False):
+                    break  # another process holds it
+                locks.append(lock)
+            else:
+                if not settled_now(item):
+                    held.append((item, locks))
+                    continue
+            for lock in locks:
                 lock.release()
-                continue
-            held.append((item, lock))
         return held
 
     @staticmethod
@@ -171,8 +203,15 @@ class Runner:
         try:
             work([item for item, _ in held], *args)
         finally:
-            for _, lock in held:
-                lock.release()
+            for _, locks in held:
+                for lock in locks:
+                    lock.release()
+
+    def _run_folders(self, pack):
+        return [store.seed_dir(self.root, run.key, run.seed) for run in pack]
+
+    def _pack_settled(self, pack):
+        return all(self._run_settled(run) for run in pack)
 
     def _run_settled(self, run):
         folder = store.seed_dir(self.root, run.key, run.seed)

@@ -5,16 +5,20 @@ study's search seed, which is never an evaluation seed. What a search tunes
 and how a trial becomes a model is its arm's
 (:meth:`widthvsprune.arms.base.Arm.space` and :meth:`~widthvsprune.arms.base.Arm.trial`);
 the oracles are driven side by side (:func:`widthvsprune.run.tuning.search_many`),
-and the trials of one round train in one pack per fit, split over the
-executor's slots. A search that needs no trials (the narrow control, or a
-size point where not even the smallest model fits) is settled by its arm
+and each search's trials of one round train in a pack of their own (per fit,
+at most :data:`~widthvsprune.plan.packs.PACK_MODELS` trials, in trial
+order), so a trial's score does not depend on which other searches a process
+runs beside it; the packs of a round go to the executor together. A search
+that needs no trials (the narrow control, or a size point where not even the
+smallest model fits) is settled by its arm
 (:meth:`~widthvsprune.arms.base.Arm.settle`).
 """
 
 import dataclasses
 import time
 
-from widthvsprune import arms, executors, store
+from widthvsprune import arms, store
+from widthvsprune.plan import packs as plan_packs
 from widthvsprune.plan.status import SearchStatus
 from widthvsprune.run import tuning
 
@@ -39,7 +43,11 @@ class Session:
 
 
 def train_trials(study, splits, runner, contexts, proposals):
-    """Trains proposals (:class:`widthvsprune.run.tuning.Proposal`) side by side, one pack per fit.
+    """Trains proposals (:class:`widthvsprune.run.tuning.Proposal`): each job's in packs of their own, per fit.
+
+    A job's proposals of one fit, in the order given (trial order), are cut
+    into packs by :func:`widthvsprune.plan.packs.chunks`; every pack goes to
+    the executor in one call.
 
     Returns:
         ``[(val_accuracy, info), ...]`` in order; ``info`` holds ``seconds``
@@ -52,15 +60,13 @@ def train_trials(study, splits, runner, contexts, proposals):
         made.append(arms.get(context.search.arm).trial(study, splits, context, p.values))
     groups = {}
     for i, (fit, _, _) in enumerate(made):
-        groups.setdefault(fit, []).append(i)
+        groups.setdefault((proposals[i].job, fit), []).append(i)
     packs, order = [], []
-    for fit, members in groups.items():
-        trials = fit.pack([made[i][1] for i in members], validate="last_epoch", test=False, weights=False,
-                          recalibrate_batchnorm=study.recalibrate_batchnorm)
-        for part in executors.split(trials, runner.executor.slots):
-            packs.append(part)
-            order += [(i, fit) for i in members[: len(part.models)]]
-            members = members[len(part.models):]
+    for (_, fit), members in groups.items():
+        for part in plan_packs.chunks(members):
+            packs.append(fit.pack([made[i][1] for i in part], validate="last_epoch", test=False, weights=False,
+                                  recalibrate_batchnorm=study.recalibrate_batchnorm))
+            order += [(i, fit) for i in part]
     out = [None] * len(made)
     trained, seconds = runner.train_packs(packs)
     outcomes = [o for group in trained for o in group]

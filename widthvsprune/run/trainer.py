@@ -1,8 +1,9 @@
-"""Training runs: a stage's runs in packs through the executor, then one record each.
+"""Training runs: a stage's packs through the executor, then one record per unsettled run.
 
 A run's arm turns it into a :class:`~widthvsprune.engines.base.ModelSpec`
-(:meth:`widthvsprune.arms.base.Arm.model_spec`); the runs of one fit train
-together; each outcome becomes a record, written last (the "done" marker),
+(:meth:`widthvsprune.arms.base.Arm.model_spec`); the runs of one pack
+(:func:`widthvsprune.plan.packs.stage_packs`) train together, recorded ones
+included; each new outcome becomes a record, written last (the "done" marker),
 after the run's history, weights and test predictions. A run whose model
 failed, or whose needed run did not train, gets a failure record with the
 reason in one line.
@@ -12,7 +13,7 @@ import traceback
 
 import pandas as pd
 
-from widthvsprune import arms, executors, sizes, store
+from widthvsprune import arms, sizes, store
 from widthvsprune.analysis import stats
 from widthvsprune.arms.baseline import engine_of
 from widthvsprune.plan.status import RunStatus
@@ -54,16 +55,12 @@ def write_done(folder, study, run, spec, outcome, splits, prior_seconds=0.0, sea
     if outcome.test_correct is not None:
         files["predictions.npz"] = store.write_arrays(store.predictions_npz(folder),
                                                       {"correct": outcome.test_correct.astype(bool)})
-    train_accuracy = float(outcome.history[-1]["accuracy"]) if outcome.history else float("nan")
     record = {
         **common_fields(study, run),
         **arm.record_fields(study, run, spec, outcome, splits, search, source, measured),
         **measured,
         "status": RunStatus.OK.value,
         "diverged": stats.at_chance(outcome.test_accuracy, splits.num_classes, len(splits.y_test)),
-        "train_accuracy": train_accuracy,
-        "broken_evaluation": stats.broken_evaluation(train_accuracy, outcome.test_accuracy, splits.num_classes,
-                                                     len(splits.y_test)),
         "test_accuracy": outcome.test_accuracy,
         "test_loss": outcome.test_loss,
         "test_examples": int(len(splits.y_test)),
@@ -108,59 +105,100 @@ class Trainer:
                                                                                              seed)))
         return self.weights_cache[run_id]
 
-    def train(self, runs, survey):
-        """Trains ``runs`` in one pack per fit and records each."""
-        r = self.runner
-        groups = {}
-        for run in runs:
-            groups.setdefault(arms.get(run.arm).fit(r.study, len(r.splits.x_train)), []).append(run)
-        for fit, group in groups.items():
-            r.check()
-            self._train_group(fit, group, survey)
+    def train(self, packs, survey):
+        """Trains claimed packs (tuples of runs, :func:`widthvsprune.plan.packs.stage_packs`) and records their
+        unsettled runs.
 
-    def _train_group(self, fit, group, survey):
+        Every run of a pack trains, so that each model trains beside the same
+        models however the study was run; a run recorded before (a pack cut
+        short by an interruption) keeps its record, and its result this time
+        is only compared with the record (a difference is reported).
+        """
         r = self.runner
+        slots = max(1, int(r.executor.slots))
+        for start in range(0, len(packs), slots):  # as many packs at a time as the executor trains at once
+            r.check()
+            prepared = []
+            for pack in packs[start:start + slots]:
+                todo = {run.id for run in pack if not r._run_settled(run)}
+                prepared.append(self._prepare(pack, todo, survey))
+            prepared = [p for p in prepared if p is not None]
+            if prepared:
+                self._train_prepared(prepared, survey)
+
+    def _train_prepared(self, prepared, survey):
+        r = self.runner
+        for _, ready, _, _, _ in prepared:
+            more = f" (+{len(ready) - 1} more, trained together)" if len(ready) > 1 else ""
+            r.progress.note(f"training {ready[0].label}{more} ...")
+        try:
+            trained, seconds = r.train_packs([fit.pack(specs, recalibrate_batchnorm=r.study.recalibrate_batchnorm)
+                                              for fit, _, specs, _, _ in prepared])
+        except store.DiskFullError:
+            raise
+        except Exception as error:  # recorded for every unsettled run of the packs; the study goes on
+            for _, ready, _, _, todo in prepared:
+                for run in ready:
+                    if run.id in todo:
+                        self.fail(run, error, survey)
+            return
+        models = sum(len(ready) for _, ready, _, _, _ in prepared)
+        for (_, ready, specs, sources, todo), outcomes in zip(prepared, trained):
+            for run, spec, outcome in zip(ready, specs, outcomes):
+                with r.watch("records"):
+                    if run.id not in todo:
+                        self._compare(run, outcome, survey)
+                    elif not outcome.ok:
+                        self.fail(run, outcome.error, survey)
+                    else:
+                        self._record(run, spec, outcome, survey, sources[run.id], (models, seconds))
+
+    def _prepare(self, pack, todo, survey):
+        """``(fit, runs, specs, sources, todo)`` of the runs of ``pack`` that can train; ``None`` if none can.
+
+        An unsettled run whose needed run did not train, or whose arm cannot
+        make its model, gets a failure record here.
+        """
+        r = self.runner
+        fit = arms.get(pack[0].arm).fit(r.study, len(r.splits.x_train))
         ready, specs, sources = [], [], {}
-        for run in group:
+        for run in pack:
             folder = store.seed_dir(r.root, run.key, run.seed)
-            store.write_json(store.config_json(folder), results.run_config(r.study, run))
-            r.attempted.add(run.id)
+            if run.id in todo:
+                store.write_json(store.config_json(folder), results.run_config(r.study, run))
+                r.attempted.add(run.id)
             arm, weights, source = arms.get(run.arm), None, None
             if run.needs:
                 source = survey.states[run.needs[0]]
                 if not source.done:
-                    self.fail(run, f"the {source_name(survey, run)} of seed {run.seed} did not train", survey)
+                    if run.id in todo:
+                        self.fail(run, f"the {source_name(survey, run)} of seed {run.seed} did not train", survey)
                     continue
                 weights = self.weights(run.needs[0]) if arm.loads_weights else None
-            log_dir = store.tensorboard_dir(folder) if r.study.tensorboard else None
+            log_dir = store.tensorboard_dir(folder) if r.study.tensorboard and run.id in todo else None
             try:
                 specs.append(arm.model_spec(r.study, run, r.splits, weights, source and source.record, log_dir))
             except Exception as error:  # a configuration the arm cannot train: recorded, the study goes on
-                self.fail(run, error, survey)
+                if run.id in todo:
+                    self.fail(run, error, survey)
                 continue
             ready.append(run)
             sources[run.id] = source.record if source else None
-        if not ready:
+        if not any(run.id in todo for run in ready):
+            return None
+        return fit, ready, specs, sources, todo
+
+    def _compare(self, run, outcome, survey):
+        """Reports a recorded run whose model, trained again in its pack, did not reproduce its record."""
+        record = survey.states[run.id].record or {}
+        if record.get("status") != RunStatus.OK.value or not outcome.ok:
             return
-        more = f" (+{len(ready) - 1} more, trained together)" if len(ready) > 1 else ""
-        r.progress.note(f"training {ready[0].label}{more} ...")
-        try:
-            parts = executors.split(fit.pack(specs, recalibrate_batchnorm=r.study.recalibrate_batchnorm),
-                                    r.executor.slots)
-            trained, seconds = r.train_packs(parts)
-            outcomes = [o for part in trained for o in part]
-        except store.DiskFullError:
-            raise
-        except Exception as error:  # recorded for every run of the pack; the study goes on
-            for run in ready:
-                self.fail(run, error, survey)
-            return
-        for run, spec, outcome in zip(ready, specs, outcomes):
-            with r.watch("records"):
-                if not outcome.ok:
-                    self.fail(run, outcome.error, survey)
-                    continue
-                self._record(run, spec, outcome, survey, sources[run.id], (len(ready), seconds))
+        for name in ("val_accuracy", "test_accuracy"):
+            again, kept = getattr(outcome, name), record.get(name)
+            if kept is not None and again is not None and float(again) != float(kept):
+                self.runner.progress.note(f"{run.label}: trained again beside its pack, {name} {again!r} against "
+                                          f"its record's {kept!r}; the record is kept")
+                return
 
     def _record(self, run, spec, outcome, survey, source, pack):
         r = self.runner

@@ -11,6 +11,17 @@ build-and-fit path rejects tf_keras models, keras-team/keras-tuner#1039): in
 each round the next trials of every unfinished search are proposed and
 handed to ``train``, which trains them side by side and returns their
 validation scores. Nothing here trains a model or knows the engine.
+
+A search gives the same trials and scores however often it is interrupted.
+Before a round trains, its trials are listed in ``round.json`` in the
+search's folder; a round cut short is trained again whole, the trials that
+had finished only beside the others (their scores are kept), so that every
+trial trains beside the same trials. A trial file that the oracle's state
+does not know (a kill between the two writes that create a trial) is
+removed, so that the oracle proposes it again from the same state; Bayesian
+optimization's random state is saved with the oracle's. Trials are read back
+in trial order, and the best trial is the one with the highest score, the
+lowest trial number among equal scores.
 """
 
 import contextlib
@@ -71,10 +82,20 @@ class SearchJob:
 
 @dataclasses.dataclass(frozen=True)
 class Proposal:
-    """A trial to train: its job's index and hyperparameter values."""
+    """A trial to train.
+
+    Attributes:
+        job: its job's index.
+        values: its hyperparameter values.
+        trial: its trial id (``"00"``, ``"01"``...); a round's proposals of one job come in trial order.
+        replay: the trial finished before (its round was cut short): it trains beside the round's other trials
+            again, and its score is not used.
+    """
 
     job: int
     values: dict
+    trial: str = ""
+    replay: bool = False
 
 
 def _atomic(cls):
@@ -122,9 +143,24 @@ def _fast_acquisition(cls):
     search draws them. KerasTuner's Bayesian optimization does not check, and
     in a one-dimensional space it often proposes a bound of the range again
     and again; a search trains with one seed, so a repeat only repeats a score.
+    The random state is saved with the oracle's state (KerasTuner starts it
+    again from the seed on a reload), so a resumed search proposes what it
+    would have proposed uninterrupted.
     """
 
     class FastAcquisition(cls):
+        def get_state(self):
+            state = super().get_state()
+            name, keys, pos, has_gauss, cached = self._random_state.get_state()
+            state["random_state"] = [name, [int(k) for k in keys], int(pos), int(has_gauss), float(cached)]
+            return state
+
+        def set_state(self, state):
+            super().set_state(state)
+            if "random_state" in state:  # a resumed search draws what it would have drawn uninterrupted
+                name, keys, pos, has_gauss, cached = state["random_state"]
+                self._random_state.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+
         def populate_space(self, trial_id):
             kt = _kt()
             completed = [t for t in self.trials.values() if t.status == "COMPLETED"]
@@ -197,10 +233,13 @@ def make_oracle(job):
         max_trials=job.max_trials, num_initial_points=min(3, job.max_trials), **common)
 
 
+ROUND = "round.json"
+
+
 def state_problem(project):
     """Why a search's saved state cannot be resumed (a file and what is wrong with it), or ``""``."""
     project = pathlib.Path(project)
-    for path in [project / "oracle.json", *sorted(project.glob("trial_*/trial.json"))]:
+    for path in [project / "oracle.json", project / ROUND, *sorted(project.glob("trial_*/trial.json"))]:
         if not path.exists():
             continue
         try:
@@ -218,12 +257,33 @@ def _attach(oracle, job, on_reset):
     if problem and on_reset is not None:
         on_reset(job, problem)
     if (job.overwrite or problem) and path.exists():
-        for state in [path / "oracle.json", *path.glob("trial_*/trial.json")]:
-            state.unlink()
+        for state in [path / "oracle.json", path / ROUND, *path.glob("trial_*/trial.json")]:
+            state.unlink(missing_ok=True)
     if (path / "oracle.json").exists():
         oracle.reload()
+        _forget_unknown(oracle, path)
         _keep_finished(oracle)
     return oracle
+
+
+def _trial_order(trial_id):
+    return (0, int(trial_id), "") if str(trial_id).isdigit() else (1, 0, str(trial_id))
+
+
+def _forget_unknown(oracle, path):
+    """Trials in trial order; a trial file that the oracle's state does not list is removed.
+
+    KerasTuner writes a new trial's file, then the oracle's state: a kill
+    between the two leaves a trial the oracle never made. Removed, it is
+    proposed again from the same state, as it was the first time. A reload
+    reads the trial files in the file system's order; the oracle's fits and
+    ties see them in trial order.
+    """
+    known = set(oracle.start_order)
+    for trial_id in [t for t in oracle.trials if t not in known]:
+        del oracle.trials[trial_id]
+        (path / f"trial_{trial_id}" / "trial.json").unlink(missing_ok=True)
+    oracle.trials = dict(sorted(oracle.trials.items(), key=lambda item: _trial_order(item[0])))
 
 
 def _keep_finished(oracle):
@@ -304,28 +364,26 @@ def search_many(jobs, train, on_trial=None, on_reset=None, verbose=False):
         active = list(range(len(jobs)))
         idle_rounds = 0
         while active:
-            batch = []
+            batch, rounds = [], []
             for i in list(active):
-                oracle, stopped, got = oracles[i], False, 0
-                for j in range(_concurrency(oracle, jobs[i].batch)):
-                    trial = oracle.create_trial(f"tuner0-{j}")
-                    if trial.status == status.STOPPED:
-                        stopped = True
-                        break
-                    if trial.status == status.IDLE:
-                        break
-                    batch.append((i, trial))
-                    got += 1
-                if stopped and not got:
+                trials, replays, stopped = _next_round(oracles[i], jobs[i], status)
+                if stopped and not trials:
                     active.remove(i)
+                if trials:
+                    rounds.append(i)
+                    batch += [(i, trial, trial.trial_id in replays)
+                              for trial in sorted(trials, key=lambda t: _trial_order(t.trial_id))]
             if not batch:
                 idle_rounds += 1
                 if active and idle_rounds > 100:
                     raise RuntimeError("a search's oracle stopped proposing trials")
                 continue
             idle_rounds = 0
-            results = train([Proposal(i, dict(trial.hyperparameters.values)) for i, trial in batch])
-            for (i, trial), (score, info) in zip(batch, results):
+            results = train([Proposal(i, dict(trial.hyperparameters.values), trial.trial_id, replay)
+                             for i, trial, replay in batch])
+            for (i, trial, replay), (score, info) in zip(batch, results):
+                if replay:
+                    continue  # finished before: its score is kept
                 score = float(score) if score is not None and math.isfinite(score) else 0.0
                 cost = {name: float(info[name]) for name in COST if name in info}
                 oracles[i].update_trial(trial.trial_id, {OBJECTIVE: score, **cost})
@@ -334,12 +392,47 @@ def search_many(jobs, train, on_trial=None, on_reset=None, verbose=False):
                 if on_trial is not None:
                     number = int(trial.trial_id) + 1 if trial.trial_id.isdigit() else len(oracles[i].trials)
                     on_trial(jobs[i], number, trial.hyperparameters.values, score, info)
+            for i in rounds:
+                pathlib.Path(jobs[i].directory, ROUND).unlink(missing_ok=True)
     return [_result(oracle) for oracle in oracles]
 
 
+def _next_round(oracle, job, status):
+    """``(trials, replays, stopped)``: the next round of one search.
+
+    A round cut short (trials the oracle still lists as running after a
+    reload) is trained again whole: its running trials, and as ``replays``
+    the ids of those of its trials (``round.json``) that had finished.
+    Otherwise the oracle proposes the next trials (:func:`_concurrency`), and
+    they are listed in ``round.json`` before they train. ``stopped``: the
+    oracle proposes no more.
+    """
+    path = pathlib.Path(job.directory, ROUND)
+    if oracle._retry_queue:  # a round cut short
+        trials = [oracle.create_trial(f"tuner0-{j}") for j in range(len(oracle._retry_queue))]
+        listed = store.read_json(path)["trials"] if path.exists() else []
+        running = {t.trial_id for t in trials}
+        replays = {t for t in listed if t not in running and t in oracle.trials
+                   and oracle.trials[t].status == status.COMPLETED} if running & set(listed) else set()
+        return trials + [oracle.trials[t] for t in sorted(replays, key=_trial_order)], replays, False
+    path.unlink(missing_ok=True)  # the last round ended
+    trials, stopped = [], False
+    for j in range(_concurrency(oracle, job.batch)):
+        trial = oracle.create_trial(f"tuner0-{j}")
+        if trial.status == status.STOPPED:
+            stopped = True
+            break
+        if trial.status == status.IDLE:
+            break
+        trials.append(trial)
+    if trials:
+        store.write_json(path, {"trials": [t.trial_id for t in trials]})
+    return trials, set(), stopped
+
+
 def _result(oracle):
-    best = oracle.get_best_trials(1)[0]
     completed = [t for t in oracle.trials.values() if t.status == "COMPLETED"]
+    best = min(completed, key=lambda t: (-float(t.score), _trial_order(t.trial_id)))  # ties: the first trial
     cost = {name: sum(float(t.metrics.get_last_value(name) or 0.0) for t in completed if t.metrics.exists(name))
             for name in COST}
     return {"values": dict(best.hyperparameters.values), "score": float(best.score), "trials": len(completed),
