@@ -128,3 +128,31 @@ def test_the_reference_is_the_best_wide_dense_configuration_on_validation():
                         + _rows("dense_finetuned", "tuned", 0.65, 0.0) + _rows("dense_finetuned", "untuned", 0.9, 0.0))
     assert (reference_point(runs).arm, reference_point(runs).tuning) == ("dense_finetuned", "untuned")
     assert (trained_baseline(runs).arm, trained_baseline(runs).tuning) == ("baseline", "untuned")
+
+
+def test_each_search_chooses_the_best_mean_of_its_best_trials_trained_again_on_a_second_seed(weak):
+    import json
+
+    study, root, runs, _ = weak
+    assert study.tuning.rescored == 2 and study.rescore_seed not in (*study.seeds, study.search_seed)
+    results = [json.loads(p.read_text()) for p in sorted(root.glob("runs/*/search/result.json"))]
+    searched = [r for r in results if r.get("rescored")]
+    assert len(searched) == 4  # baseline, dense reference, and the pruned and narrow searches of the size point
+    for result in searched:
+        means = [sum(entry["scores"]) / 2 for entry in result["rescored"]]
+        best = result["rescored"][means.index(max(means))]
+        assert result["values"] == best["values"] and result["val_accuracy"] == pytest.approx(max(means))
+        assert result["trials"] == study.tuning.trials + len(result["rescored"])
+    saved = sorted(root.glob("runs/*/search/rescore.json"))
+    assert len(saved) == 4 and all(json.loads(p.read_text())["seed"] == study.rescore_seed for p in saved)
+
+
+def test_the_choice_among_rescored_trials_is_the_best_mean_ties_to_the_first():
+    from widthvsprune.run import rescoring
+
+    ranked = [{"trial": "3", "values": {"a": 3}, "score": 0.92}, {"trial": "0", "values": {"a": 0}, "score": 0.90},
+              {"trial": "1", "values": {"a": 1}, "score": 0.50}]
+    assert rescoring.choose(ranked, {"3": 0.84, "0": 0.91}) == (ranked[1], pytest.approx(0.905))
+    assert rescoring.choose(ranked, {"3": 0.88, "0": 0.90})[0] is ranked[0]  # 0.90 each: the first on its seed
+    assert rescoring.choose(ranked, {"3": float("nan"), "0": 0.2})[0] is ranked[1]  # a failed model scores 0
+    assert rescoring.choose(ranked, {}) == (ranked[0], 0.92)

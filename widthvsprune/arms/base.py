@@ -170,7 +170,7 @@ class Arm:
         """Models this arm trains at one size point (what a skipped size point saves)."""
         if not self.at_each_size:
             return 0
-        return study.tuning.trials + len(study.seeds) * self.configurations(study)
+        return study.tuning.trainings + len(study.seeds) * self.configurations(study)
 
     def evaluated(self, study):
         """Evaluated models (one per seed of each configuration) this arm has in the whole study."""
@@ -272,5 +272,8 @@ class Arm:
 
 def common_result(study, found):
     """The fields every search result has: its score, trials, compute, seed and values."""
-    return {"status": "ok", "val_accuracy": found["score"], "trials": found["trials"], "epochs": found["epochs"],
-            "seconds": found["seconds"], "seed": study.search_seed, "values": found["values"]}
+    out = {"status": "ok", "val_accuracy": found["score"], "trials": found["trials"], "epochs": found["epochs"],
+           "seconds": found["seconds"], "seed": study.search_seed, "values": found["values"]}
+    if found.get("rescored"):
+        out["rescored"] = found["rescored"]
+    return out

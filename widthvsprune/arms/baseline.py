@@ -48,8 +48,9 @@ def search_settings(study):
     """What every arm's search key hashes: the oracle, its trials, the search seed and the learning-rate range."""
     t = study.tuning
     batch = {} if t.batch == 1 else {"batch": t.batch}  # one at a time: as searches ran before batches existed
+    rescore = {"rescore": t.rescore, "rescore_seed": study.rescore_seed} if t.rescored else {}  # 0: as before
     return {"oracle": t.oracle, "trials": t.trials, "seed": study.search_seed,
-            "learning_rate": [t.learning_rate_min, t.learning_rate_max], **batch}
+            "learning_rate": [t.learning_rate_min, t.learning_rate_max], **batch, **rescore}
 
 
 def config(study, tuning="untuned", learning_rate=None):
@@ -122,7 +123,7 @@ class Baseline(Arm):
     def max_trainings(self, study):
         # The search, the tuned runs and the recipe's (which may serve the tuned pruned arm too), each also at the
         # search seed.
-        return study.tuning.trials + 2 * len(study.seeds) + 2
+        return study.tuning.trainings + 2 * len(study.seeds) + 2
 
     def label(self, run):
         from widthvsprune.families import describe_widths

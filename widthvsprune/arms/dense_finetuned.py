@@ -75,7 +75,7 @@ class DenseFinetuned(Arm):
                          search.key)
 
     def max_trainings(self, study):
-        return study.tuning.trials + len(study.seeds) * self.configurations(study)
+        return study.tuning.trainings + len(study.seeds) * self.configurations(study)
 
     def widths(self, run):
         return tuple(run.config["baseline"]["widths"])

@@ -158,7 +158,7 @@ class Narrow(Arm):
             for tuning in ("tuned", "untuned") if study.tuning.controls else ("tuned",):
                 search, result = builder.add_search(NAME, tuning, target, config(study, budget, tuning), 4,
                                                     f"narrow-{budget}", budget, tuple(r.id for r in pruned),
-                                                    study.tuning.trials if tuning == "tuned" else 0)
+                                                    study.tuning.trainings if tuning == "tuned" else 0)
                 if result is None:
                     continue
                 if result["status"] == SearchStatus.NO_FIT:

@@ -191,7 +191,7 @@ class Builder:
 
     def add_search(self, arm, tuning, target, config, stage, prefix, budget=None, needs=(), trials=None):
         """Adds a search; returns ``(search, result)`` (``result`` is ``None`` until it finished)."""
-        trials = self.study.tuning.trials if trials is None else trials
+        trials = self.study.tuning.trainings if trials is None else trials
         search = Search(arm, tuning, float(target), keys.run_key(config, prefix), config, budget, tuple(needs),
                         stage, trials)
         self.found.append(search)

@@ -20,7 +20,7 @@ import time
 from widthvsprune import arms, store
 from widthvsprune.plan import packs as plan_packs
 from widthvsprune.plan.status import SearchStatus
-from widthvsprune.run import tuning
+from widthvsprune.run import rescoring, tuning
 
 
 @dataclasses.dataclass
@@ -79,6 +79,11 @@ def train_trials(study, splits, runner, contexts, proposals):
     return out
 
 
+def _number(trial):
+    """A trial id as the progress lines number it (from 1)."""
+    return int(trial) + 1 if str(trial).isdigit() else trial
+
+
 class Searcher:
     """Runs (or resumes) claimed searches side by side for a :class:`~widthvsprune.run.scheduler.Runner`."""
 
@@ -132,6 +137,18 @@ class Searcher:
         before = sum(r.watch.parts.get(part, 0.0) for part in ("training", "compiling", "records"))
         start = time.perf_counter()
         found = tuning.search_many(jobs, train, on_trial, on_reset, r.verbose)
+
+        def train_again(second, proposals):
+            r.check()
+            return train_trials(second, splits, r, contexts, proposals)
+
+        def on_again(job, trial, values, score, info):
+            shown = arms.get(job.tag.arm).trial_shown(values, info)
+            text = " ".join(f"{k}={v}" for k, v in shown.items())
+            r.progress.line(f"{job.tag.label} trial {_number(trial)} again (seed {study.rescore_seed}) {text}",
+                            info["pack"], val_acc=score)
+
+        found = rescoring.rescore(study, jobs, found, train_again, on_again)
         trained = sum(r.watch.parts.get(part, 0.0) for part in ("training", "compiling", "records")) - before
         r.watch.add("proposals", time.perf_counter() - start - trained)
         for job, context, result in zip(jobs, contexts, found):

@@ -432,8 +432,10 @@ def _next_round(oracle, job, status):
 
 def _result(oracle):
     completed = [t for t in oracle.trials.values() if t.status == "COMPLETED"]
-    best = min(completed, key=lambda t: (-float(t.score), _trial_order(t.trial_id)))  # ties: the first trial
+    ranked = sorted(completed, key=lambda t: (-float(t.score), _trial_order(t.trial_id)))  # ties: the first trial
+    best = ranked[0]
     cost = {name: sum(float(t.metrics.get_last_value(name) or 0.0) for t in completed if t.metrics.exists(name))
             for name in COST}
     return {"values": dict(best.hyperparameters.values), "score": float(best.score), "trials": len(completed),
-            **cost}
+            "ranked": [{"trial": t.trial_id, "values": dict(t.hyperparameters.values), "score": float(t.score)}
+                       for t in ranked], **cost}

@@ -237,6 +237,15 @@ class Study:
         return seed
 
     @property
+    def rescore_seed(self):
+        """The seed a search's best trials are trained again with (``tuning.rescore``): the smallest integer above
+        the search seed that is not an evaluation seed."""
+        seed = self.search_seed + 1
+        while seed in self.seeds:
+            seed += 1
+        return seed
+
+    @property
     def frequencies(self):
         """The mask-update frequencies the pruned search chooses from (none when ``pruning.frequency`` is unset: the
         schedule's length sets it)."""

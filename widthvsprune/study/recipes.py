@@ -170,6 +170,12 @@ class Tuning:
             pending ones counted at a pessimistic estimate (KerasTuner's own
             rule for concurrent trials), and they train together. The same
             for every arm; 1 proposes one at a time.
+        rescore: the best trials of every search trained again on a second
+            seed (:attr:`Study.rescore_seed`), the choice then the best mean
+            of both seeds' validation accuracy: a single seed's score picks
+            the luckiest trial as often as the best one. The same for every
+            arm; each search then trains ``trials + rescore`` models. 0 chooses
+            on the one seed, as searches did before this setting.
         variants: the earlier name of ``allocations``, still accepted.
     """
 
@@ -185,6 +191,7 @@ class Tuning:
     controls: bool = True
     seed: Optional[int] = None
     batch: int = keys.added_field(2, absent=1)
+    rescore: int = keys.added_field(2, absent=0)
     variants: Optional[Tuple[str, ...]] = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self):
@@ -198,6 +205,16 @@ class Tuning:
                 object.__setattr__(self, field, tuple(getattr(self, field)))
         if isinstance(self.allocations, tuple):  # "layerwise" is "uniform"
             object.__setattr__(self, "allocations", tuple(allocations.canonical(a) for a in self.allocations))
+
+    @property
+    def rescored(self):
+        """Trials of a search trained again on the second seed."""
+        return min(self.rescore, self.trials) if self.trials > 1 else 0
+
+    @property
+    def trainings(self):
+        """Models one search trains: its trials, and those trained again on the second seed."""
+        return self.trials + self.rescored
 
     def problems(self, prefix="tuning"):
         out = []
@@ -231,4 +248,6 @@ class Tuning:
             out.append(problem(f"{prefix}.seed", "None or an integer >= 0", self.seed))
         if not is_int(self.batch) or self.batch < 1:
             out.append(problem(f"{prefix}.batch", "an integer >= 1", self.batch))
+        if not is_int(self.rescore) or self.rescore < 0:
+            out.append(problem(f"{prefix}.rescore", "an integer >= 0 (0: choose on one seed)", self.rescore))
         return out
