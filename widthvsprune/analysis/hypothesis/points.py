@@ -1,6 +1,7 @@
 """The measured size points of an arm, and the names and columns the hypothesis tables share."""
 
 import dataclasses
+import itertools
 from typing import Optional, Tuple
 
 import numpy as np
@@ -160,4 +161,7 @@ def reference_point(runs, correct=None):
 def trained_baseline(runs, correct=None):
     """The better configuration of the first reference arm alone (the baseline as trained), or ``None``."""
     candidates = reference_candidates(runs, correct)
-    return best_of([p for p in candidates if p.arm in {candidates[0].arm}])
+    if not candidates:
+        return None
+    _, first = next(itertools.groupby(candidates, key=lambda p: p.arm))  # the first reference arm's points
+    return best_of(list(first))
