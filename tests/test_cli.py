@@ -38,7 +38,7 @@ def study_file(tmp_path, name="cli", epochs=2, lr=1e-3, optimizer="adam", tuning
     return path
 
 
-TUNED_ROWS = 2 + 4 + 4  # runs.csv's tuned rows: baselines, pruned, narrow (2 seeds, 2 sparsities)
+TUNED_ROWS = 2 + 4 + 2 + 4  # runs.csv's tuned rows: baselines, pruned, dense reference, narrow (2 seeds, 2 sparsities)
 
 
 def complete(root):
@@ -139,7 +139,7 @@ def test_dry_run_without_the_dataset_lists_the_planned_runs(tmp_path):
     path = study_file(tmp_path)
     result = cli("run", path, "--out", tmp_path / "out", "--dry-run", "--set", f"dataset=npz:{tmp_path / 'no.npz'}")
     assert result.returncode == 0, result.stderr
-    assert "baseline search: to search" in result.stdout and "at most 24 models" in result.stdout
+    assert "baseline search: to search" in result.stdout and "at most 40 models" in result.stdout
     assert "note: the dataset is not here" in result.stdout and "Expected an existing .npz file" in result.stdout
 
 
@@ -169,8 +169,10 @@ def test_dry_run_lists_runs_and_trains_nothing(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "baseline search: to search" in result.stdout
     assert "every search: 2 random trials with search seed 10000" in result.stdout
-    # 2 trials + the recipe's and the tuned baselines (2 seeds each, and one each at the search seed) + 2 x 2 x (2 + 2)
-    assert "at most 24 models; nothing was trained" in result.stdout
+    # Every search trains 2 trials and the 2 best again on a second seed. The baseline's search, the recipe's and the
+    # tuned baselines (2 seeds each, and one each at the search seed): 10; the pruned and narrow arms: 2 x 2 x (4 + 2);
+    # the dense reference: its search and 2 seeds: 6.
+    assert "at most 40 models; nothing was trained" in result.stdout
     assert not (tmp_path / "out" / "cli").exists()
 
 
@@ -192,14 +194,15 @@ def test_kill_9_then_resume_keeps_finished_runs(tmp_path, finished):
     # trained again after the kill trained beside the same models as before.
     assert_same_runs(root / "runs.csv", finished[1] / "runs.csv")
     comparison = pd.read_csv(root / "comparison.csv")
-    assert list(comparison.target_sparsity) == [0.5, 0.9]
+    assert list(comparison[comparison.contrast == "best vs best"].target_sparsity) == [0.5, 0.9]
 
 
 def test_a_pack_cut_short_trains_again_whole_and_records_only_its_missing_run(tmp_path, finished):
     path, out = copy_of(finished, tmp_path)
     root = out / "finished"
     records = done_records(root)
-    # What a kill between two records of one pack leaves: a tuned pruned run (in a pack of the stage's 4) without
+    # What a kill between two records of one pack leaves: a tuned pruned run (in a pack of the stage's 6: the tuned
+    # pruned runs and the dense reference's, which train alike) without
     # its record, which is written last.
     missing = next(p for p, r in sorted(records.items()) if r["arm"] == "pruned" and r["tuning"] == "tuned")
     expected = records.pop(missing)
@@ -207,7 +210,7 @@ def test_a_pack_cut_short_trains_again_whole_and_records_only_its_missing_run(tm
     before = {p: p.stat().st_mtime_ns for p in records}
     result = cli("run", path, "--out", out, "--workers", "1")
     assert result.returncode == 0, result.stderr
-    assert "(+3 more, trained together)" in result.stdout  # the whole pack trained again
+    assert "(+5 more, trained together)" in result.stdout  # the whole pack trained again
     assert {p: p.stat().st_mtime_ns for p in before} == before  # the others' records are kept as they were
     assert "the record is kept" not in result.stdout + result.stderr  # and their models reproduced them
     again = json.loads(missing.read_text())
@@ -247,7 +250,7 @@ def test_kill_9_during_the_narrow_search_continues_it_to_the_same_runs(tmp_path)
     assert {p: p.stat().st_mtime_ns for p in models_before} == models_before
     assert len(completed_trials(root)) == 2 * 4  # two searches of 4 trials, none started over
     narrow = pd.read_csv(root / "runs.csv").query("arm == 'narrow'")
-    assert set(narrow.search_trials) == {4}
+    assert set(narrow.search_trials) == {4 + 2}  # and its 2 best trained again on a second seed
     # The same study never interrupted (and by one process) chooses the same configurations: the same runs.csv.
     result = cli("run", path, "--out", tmp_path / "whole", "--workers", "1")
     assert result.returncode == 0, result.stderr
@@ -330,7 +333,8 @@ def test_a_partial_run_keeps_the_rest_of_the_study_in_the_reports(tmp_path, fini
     assert {p: p.stat().st_mtime_ns for p in done_records(root)} == before  # all of it was done already
     result = cli("report", root)
     assert result.returncode == 0, result.stderr
-    assert list(pd.read_csv(root / "comparison.csv").target_sparsity) == [0.5, 0.9]
+    comparison = pd.read_csv(root / "comparison.csv")
+    assert list(comparison[comparison.contrast == "best vs best"].target_sparsity) == [0.5, 0.9]
     complete(root)
     assert len(list((root / "history").glob("*.json"))) == 2
 
