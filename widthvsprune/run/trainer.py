@@ -55,12 +55,16 @@ def write_done(folder, study, run, spec, outcome, splits, prior_seconds=0.0, sea
     if outcome.test_correct is not None:
         files["predictions.npz"] = store.write_arrays(store.predictions_npz(folder),
                                                       {"correct": outcome.test_correct.astype(bool)})
+    train_accuracy = float(outcome.history[-1]["accuracy"]) if outcome.history else float("nan")
     record = {
         **common_fields(study, run),
         **arm.record_fields(study, run, spec, outcome, splits, search, source, measured),
         **measured,
         "status": RunStatus.OK.value,
         "diverged": stats.at_chance(outcome.test_accuracy, splits.num_classes, len(splits.y_test)),
+        "train_accuracy": train_accuracy,
+        "broken_evaluation": stats.broken_evaluation(train_accuracy, outcome.test_accuracy, splits.num_classes,
+                                                     len(splits.y_test)),
         "test_accuracy": outcome.test_accuracy,
         "test_loss": outcome.test_loss,
         "test_examples": int(len(splits.y_test)),
