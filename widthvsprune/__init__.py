@@ -30,6 +30,7 @@ __all__ = [
     "apply_overrides",
     "compare",
     "compare_studies",
+    "export_model",
     "family_from_file",
     "family_from_model",
     "get_family",
@@ -39,6 +40,20 @@ __all__ = [
     "register_family",
     "run_study",
 ]
+
+
+def export_model(folder, arm, sparsity=None, seed=None, tuning=None, path=None):
+    """One evaluated model of a finished study as a plain Keras model; see :func:`widthvsprune.export.export_model`.
+
+    Example:
+
+    ```python
+    model = export_model("results/quickstart", arm="pruned", sparsity=0.9, seed=0, path="pruned.keras")
+    ```
+    """
+    from widthvsprune import export
+
+    return export.export_model(folder, arm, sparsity=sparsity, seed=seed, tuning=tuning, path=path)
 
 
 def run_study(study, out="results", **options):
