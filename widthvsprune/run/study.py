@@ -30,6 +30,8 @@ def preflight(study, out, load_data=True):
     problems = list(study.problems()) + store.check_writable(out) + engines.problems(study.engine)
     if not study.name:
         problems.append(problem("name", "a non-empty study name", study.name))
+    if families.is_recorded(study.family):  # read from a results folder; its builder is not in this process
+        raise StudyError(families.not_here(study.family))
     splits = None
     try:
         splits = data.load(study.dataset, study.validation_fraction, study.data_seed) if load_data else None

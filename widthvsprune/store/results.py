@@ -36,7 +36,48 @@ def load_study(root):
             f"DIR: Expected a readable study.json. Received: DIR={str(root)!r}, whose study.json is unreadable "
             f"({type(error).__name__})"
         ) from None
+    _know_family(root, data)
     return study_from_dict(data)
+
+
+def _know_family(root, data):
+    """Registers a stand-in for the study's family when this process cannot build it
+    (:func:`widthvsprune.families.recorded_family`): its reports need only what the records hold."""
+    from widthvsprune import families
+    from widthvsprune.errors import StudyError
+
+    name = data.get("family")
+    if not isinstance(name, str) or not data.get("widths"):
+        return
+    try:
+        if families.known(name):
+            return
+    except (StudyError, ValueError):  # a model:PATH file that is gone: the records still describe its runs
+        pass
+    families.recorded_family(name, data["widths"], _recorded_digest(root, name))
+
+
+def _recorded_digest(root, name):
+    """The ``family_config`` the run configurations of ``root`` record for family ``name`` (``None`` if none)."""
+    def find(config):
+        if isinstance(config, dict):
+            if config.get("family") == name and "family_config" in config:
+                return config["family_config"]
+            for value in config.values():
+                found = find(value)
+                if found:
+                    return found
+        return None
+
+    runs = paths.runs_dir(root)
+    for path in sorted(runs.glob("*/config.json")) + sorted(runs.glob("*/seed-*/config.json")):
+        try:
+            found = find(files.read_json(path))
+        except (OSError, ValueError):
+            continue
+        if found:
+            return found
+    return None
 
 
 def is_study_folder(path):
