@@ -32,6 +32,10 @@ def preflight(study, out, load_data=True):
         problems.append(problem("name", "a non-empty study name", study.name))
     if families.is_recorded(study.family):  # read from a results folder; its builder is not in this process
         raise StudyError(families.not_here(study.family))
+    if study.name:
+        clash = results.conflict(store.study_dir(out, study.name), study)  # one study per folder
+        if clash:
+            raise StudyError(clash)
     splits = None
     try:
         splits = data.load(study.dataset, study.validation_fraction, study.data_seed) if load_data else None
