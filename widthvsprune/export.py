@@ -132,7 +132,7 @@ def export_model(folder, arm, sparsity=None, seed=None, tuning=None, path=None):
     model.save("pruned.keras")
     ```
     """
-    from widthvsprune import data, families
+    from widthvsprune import families
     from widthvsprune.store import results
 
     folder = pathlib.Path(folder)
@@ -153,7 +153,9 @@ def export_model(folder, arm, sparsity=None, seed=None, tuning=None, path=None):
     except ValueError as error:
         raise StudyError(f"family: {error} (register it in this process, or export from the script that "
                          f"registered it)") from None
-    splits = data.load(study.dataset, study.validation_fraction, study.data_seed)
+    from widthvsprune.run.study import load_splits
+
+    splits = load_splits(study)
     widths = tuple(int(w) for w in str(row["widths"]).split("x"))
     with quiet.native_output_hidden():  # Keras imports TensorFlow, where installed, to save a model
         keras = _keras_for(family)

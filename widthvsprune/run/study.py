@@ -25,7 +25,6 @@ def preflight(study, out, load_data=True):
     Raises:
         StudyError: listing every problem, one line each.
     """
-    from widthvsprune import data
 
     problems = list(study.problems()) + store.check_writable(out) + engines.problems(study.engine)
     if not study.name:
@@ -38,13 +37,35 @@ def preflight(study, out, load_data=True):
             raise StudyError(clash)
     splits = None
     try:
-        splits = data.load(study.dataset, study.validation_fraction, study.data_seed) if load_data else None
+        splits = load_splits(study) if load_data else None
     except DataError as error:
         problems += str(error).splitlines()
     if splits is not None:
         problems += _shape_problems(study, splits)
     if problems:
         raise StudyError(problems)
+    return splits
+
+
+def load_splits(study):
+    """The study's dataset as its family takes it: a family derived from a model whose input has a channel axis
+    of 1 that the data lacks (images of shape ``(28, 28)`` for a model built on ``(28, 28, 1)``) gets it added,
+    as the shipped image families add it themselves.
+
+    Raises:
+        DataError: as :func:`widthvsprune.data.load`.
+    """
+    import dataclasses
+
+    import numpy as np
+
+    from widthvsprune import data
+
+    splits = data.load(study.dataset, study.validation_fraction, study.data_seed)
+    model_input = getattr(families.get_family(study.family).build, "model_input", None)
+    if model_input is not None and len(model_input) == len(splits.input_shape) + 1 and model_input[-1] == 1:
+        splits = dataclasses.replace(splits, **{name: np.expand_dims(getattr(splits, name), -1)
+                                                for name in ("x_train", "x_val", "x_test")})
     return splits
 
 
@@ -102,11 +123,9 @@ def _helper(study_dict, study_file, out, verbose, workers, session, queue, index
         if study_file:
             study_files.load_study(study_file)  # registers the families the file defines
         study = study_from_dict(study_dict)
-        from widthvsprune import data
-
         executor = executors.create("local", study.engine, verbose)
         executor.engine.limit_threads(workers)
-        splits = data.load(study.dataset, study.validation_fraction, study.data_seed)
+        splits = load_splits(study)
         root = store.study_dir(out, study.name)
         runner = Runner(study, root, splits, executor, reporter, verbose=verbose, workers=workers, session=session)
         with processes.single_threaded_blas():
