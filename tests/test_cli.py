@@ -105,15 +105,27 @@ def done_records(root):
     ("baseline.epochs=0", "baseline.epochs"),
     ("colour=red", "--set"),
     ("dataset=npz:/nonexistent/x.npz", "dataset"),
+    ("family=model:nothere.keras", "family"),
+    ("sparsities=0.5", "sparsities"),
 ])
-def test_bad_input_stops_before_training_with_one_line(tmp_path, override, field):
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
+def test_bad_input_stops_before_training_with_one_line(tmp_path, override, field, dry_run):
+    if dry_run and field == "dataset":
+        pytest.skip("a dry run without the dataset lists the runs it plans")
     path = study_file(tmp_path)
-    result = cli("run", path, "--out", tmp_path / "out", "--set", override)
+    result = cli("run", path, "--out", tmp_path / "out", "--set", override, *dry_run)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"error: {field}: Expected") and "Received: " in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_version_names_the_release():
+    import widthvsprune
+
+    result = cli("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"widthvsprune {widthvsprune.__version__}"
 
 
 @pytest.mark.parametrize("override,suggested", [("sparsitys=[0.5]", "sparsities"),

@@ -30,7 +30,7 @@ def _hint_name(hint):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         return f"None or {_hint_name(args[0])}"
     if origin in (tuple, Tuple):
-        return f"a list of {_hint_name(typing.get_args(hint)[0])}s"
+        return f"a list of {_hint_name(typing.get_args(hint)[0])}s (in brackets, [x] for one)"
     return getattr(hint, "__name__", str(hint))
 
 
@@ -43,7 +43,9 @@ def _coerce(value, hint):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         return _coerce(value, args[0])
     if origin in (tuple, Tuple):
-        items = value if isinstance(value, (list, tuple)) else (value,)
+        if not isinstance(value, (list, tuple)):  # one value is a list of one: [0.5], never a bare 0.5
+            return False, value
+        items = value
         item = typing.get_args(hint)[0]
         converted = []
         for v in items:
