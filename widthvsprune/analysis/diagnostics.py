@@ -123,8 +123,8 @@ def schedule_warnings(runs):
             if neighbours and p.loss - max(neighbours) > max(OUTLIER_MARGIN, max(neighbours)):
                 out.append(
                     f"{where}: lost {100 * p.loss:.1f} points against its baseline, much more than the neighbouring "
-                    f"sizes ({', '.join(f'{100 * d:.1f}' for d in neighbours)} points); check its schedule and fine-tune before "
-                    "reading its verdict")
+                    f"sizes ({', '.join(f'{100 * d:.1f}' for d in neighbours)} points); check its schedule and "
+                    "fine-tune before reading its verdict")
             if not math.isnan(p.kept) and p.kept < FEW_OUTPUT_WEIGHTS:
                 used = _allocations(group[group.target_sparsity == target])
                 out.append(
