@@ -63,3 +63,14 @@ def test_training_with_a_family_known_only_from_records_is_refused_in_one_line(f
         "it, or an existing model:PATH file) to build models. Received: family='my_mlp', known here only from a "
         "finished study's records"]
     assert not records[0].exists()
+
+
+def test_export_of_a_script_registered_family_names_the_study_file_option(finished, tmp_path):
+    root = finished / "out" / "mine"
+    refused = cli("export", root, "--arm", "pruned", "--sparsity", "0.9", "-o", tmp_path / "m.keras", cwd=finished)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "--study FILE" in refused.stderr and not (tmp_path / "m.keras").exists()
+    done = cli("export", root, "--arm", "pruned", "--sparsity", "0.9", "-o", tmp_path / "m.keras",
+               "--study", "mine.py", cwd=finished)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "m.keras").is_file()

@@ -76,6 +76,9 @@ def _parser():
     export.add_argument("--tuning", default=None, choices=("tuned", "untuned"),
                         help="the arm's tuned configuration (the default where there is one) or its recipe")
     export.add_argument("-o", "--output", required=True, metavar="FILE.keras", help="where to save the model")
+    export.add_argument("--study", default=None, metavar="FILE",
+                        help="the study file or script, for a family it registers (a shipped family or model:PATH "
+                             "needs none)")
     return parser
 
 
@@ -178,6 +181,10 @@ def main(argv=None):
         if args.command == "export":
             from widthvsprune.export import export_model, select_run
 
+            if args.study:
+                from widthvsprune.study import files
+
+                files.load_study(args.study, need_study=False)  # registers the families the file defines
             row = select_run(args.dir, args.arm, args.sparsity, args.seed, args.tuning)
             export_model(args.dir, args.arm, args.sparsity, args.seed, args.tuning, path=args.output)
             print(f"{args.output}: {row['arm']} {row['tuning']} sparsity={row['target_sparsity']} "

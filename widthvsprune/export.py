@@ -148,11 +148,11 @@ def export_model(folder, arm, sparsity=None, seed=None, tuning=None, path=None):
     if not weights_file.is_file() or files.sha256(weights_file) != record.get("files", {}).get("weights.npz"):
         raise ResultsError(f"weights.npz: Expected the weights its record vouches for. Received: "
                            f"weights.npz={str(weights_file)!r}, missing or changed")
-    try:
-        family = families.get_family(study.family)
-    except ValueError as error:
-        raise StudyError(f"family: {error} (register it in this process, or export from the script that "
-                         f"registered it)") from None
+    family = families.get_family(study.family)
+    if families.is_recorded(study.family):
+        raise StudyError(f"family: Expected a family registered in this process to build the model (from Python, "
+                         f"register it first; on the command line, --study FILE names the study file that does). "
+                         f"Received: family={study.family!r}, known here only from the study's records")
     from widthvsprune.run.study import load_splits
 
     splits = load_splits(study)

@@ -146,10 +146,12 @@ def _keyword_hint(error):
     return suggest(match.group(1), fields)
 
 
-def load_study(path):
+def load_study(path, need_study=True):
     """Loads ``STUDY`` from a Python study file.
 
-    A study whose ``name`` is empty is named after the file.
+    A study whose ``name`` is empty is named after the file. With
+    ``need_study=False`` the file only has to import cleanly (the families it
+    registers are then registered), and the result is its ``STUDY`` or ``None``.
 
     Raises:
         StudyError: if the file does not exist, raises on import, or does not
@@ -176,6 +178,8 @@ def load_study(path):
     finally:
         sys.modules.pop(module_name, None)
     study = getattr(module, "STUDY", None)
+    if not need_study and not isinstance(study, Study):
+        return None
     if not isinstance(study, Study):
         raise StudyError(
             f"study: Expected the file to define STUDY = Study(...). Received: study={str(path)!r}, "
