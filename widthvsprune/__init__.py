@@ -9,6 +9,7 @@ study trains.
 from widthvsprune.analysis.compare import compare
 from widthvsprune.analysis.summary import compare_studies
 from widthvsprune.analysis.tables import load_results
+from widthvsprune.data import register_dataset
 from widthvsprune.errors import DataError, ResultsError, StudyError, WidthVsPruneError
 from widthvsprune.families import Family, get_family, register_family
 from widthvsprune.families.derived import family_from_file, family_from_model
@@ -37,6 +38,7 @@ __all__ = [
     "load_results",
     "load_study",
     "register_allocation",
+    "register_dataset",
     "register_family",
     "run_study",
 ]

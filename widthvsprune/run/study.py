@@ -5,7 +5,7 @@ import sys
 import time
 import uuid
 
-from widthvsprune import arms, engines, executors, families, store
+from widthvsprune import arms, data, engines, executors, families, store
 from widthvsprune.errors import DataError, StudyError, WidthVsPruneError, problem
 from widthvsprune.families import budgets
 from widthvsprune.run import elsewhere, processes, progress
@@ -58,8 +58,6 @@ def load_splits(study):
     import dataclasses
 
     import numpy as np
-
-    from widthvsprune import data
 
     splits = data.load(study.dataset, study.validation_fraction, study.data_seed)
     model_input = getattr(families.get_family(study.family).build, "model_input", None)
@@ -125,8 +123,9 @@ def _helper(study_dict, study_file, out, verbose, workers, session, queue, index
         study = study_from_dict(study_dict)
         executor = executors.create("local", study.engine, verbose)
         executor.engine.limit_threads(workers)
-        splits = load_splits(study)
         root = store.study_dir(out, study.name)
+        data.use_materialised(root, study.dataset)  # a registered dataset: the arrays the first process wrote
+        splits = load_splits(study)
         runner = Runner(study, root, splits, executor, reporter, verbose=verbose, workers=workers, session=session)
         with processes.single_threaded_blas():
             result = runner.run()
@@ -213,6 +212,7 @@ def _run(study, out, splits, trainer, force, verbose, stream, workers, study_fil
     if trainer.engine is not None:
         trainer.engine.limit_threads(workers)
     results.record_study(root, study)
+    data.materialise(root, study.dataset)  # a registered dataset's arrays, once, for the helpers to read
     session = uuid.uuid4().hex
     display = progress.Display(stream, workers)
     helpers, queue, drain = [], None, None

@@ -43,9 +43,16 @@ def load_study(root):
 def _know_family(root, data):
     """Registers a stand-in for the study's family when this process cannot build it
     (:func:`widthvsprune.families.recorded_family`): its reports need only what the records hold."""
+    from widthvsprune import data as datasets
     from widthvsprune import families
     from widthvsprune.errors import StudyError
 
+    dataset = data.get("dataset")
+    if isinstance(dataset, str) and not datasets.registered(dataset) and _recorded_value(root, "dataset", dataset,
+                                                                                          "fingerprint"):
+        datasets.recorded_dataset(dataset, _recorded_value(root, "dataset", dataset, "fingerprint"))
+    if datasets.is_recorded(dataset):
+        datasets.use_materialised(root, dataset)  # no loader here: the arrays a run wrote into the folder
     name = data.get("family")
     if not isinstance(name, str) or not data.get("widths"):
         return
@@ -54,15 +61,16 @@ def _know_family(root, data):
             return
     except (StudyError, ValueError):  # a model:PATH file that is gone: the records still describe its runs
         pass
-    families.recorded_family(name, data["widths"], _recorded_digest(root, name))
+    families.recorded_family(name, data["widths"], _recorded_value(root, "family", name, "family_config"))
 
 
-def _recorded_digest(root, name):
-    """The ``family_config`` the run configurations of ``root`` record for family ``name`` (``None`` if none)."""
+def _recorded_value(root, field, name, wanted):
+    """The ``wanted`` value the run configurations of ``root`` record beside ``field == name`` (``None`` if none):
+    a family's ``family_config``, a registered dataset's ``fingerprint``."""
     def find(config):
         if isinstance(config, dict):
-            if config.get("family") == name and "family_config" in config:
-                return config["family_config"]
+            if config.get(field) == name and wanted in config:
+                return config[wanted]
             for value in config.values():
                 found = find(value)
                 if found:

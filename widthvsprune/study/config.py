@@ -10,7 +10,7 @@ import re
 from typing import Optional, Tuple
 
 from widthvsprune import arms, engines, families
-from widthvsprune.data import DATASETS, mnist1d_samples
+from widthvsprune.data import DATASETS, mnist1d_samples, registered
 from widthvsprune.engines import CHOICES as ENGINE_CHOICES
 from widthvsprune.errors import StudyError, problem, suggest
 from widthvsprune.plan import keys
@@ -121,11 +121,11 @@ class Study:
             )
         if not isinstance(self.dataset, str) or not (
             self.dataset in DATASETS or (self.dataset.startswith("npz:") and len(self.dataset) > 4)
-            or mnist1d_samples(self.dataset) is not None
+            or mnist1d_samples(self.dataset) is not None or registered(self.dataset)
         ):
             out.append(
-                problem("dataset", f"one of {list(DATASETS)}, 'mnist1d:N' (N sequences, from 1000 to 1000000) or "
-                                   "'npz:PATH'", self.dataset)
+                problem("dataset", f"one of {list(DATASETS)}, 'mnist1d:N' (N sequences, from 1000 to 1000000), "
+                                   "'npz:PATH' or a name given to register_dataset", self.dataset)
             )
         family = self._family()
         if family is None:
