@@ -160,6 +160,11 @@ def test_a_registered_dataset_trains_with_two_workers_that_read_it_from_the_stud
                              "2"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "w2 " in result.stdout  # a helper process trained some of it
+    import re
+
+    counted = [int(n) for n in re.findall(r"^\[(\d+) left \| ", result.stdout, re.M)]
+    steps = {a - b for a, b in zip(counted, counted[1:])}
+    assert counted[-1] == 0 and counted.count(0) == 1 and steps <= {0, 1}  # one down per model, no skip
     assert len(set((tmp_path / "calls.txt").read_text().split())) == 1  # the loader ran in one process only
     root = tmp_path / "out" / "mine"
     with np.load(root / "data" / "my_digits.npz") as f:
