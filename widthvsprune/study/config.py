@@ -31,8 +31,9 @@ class Study:
         name: folder name of the results (``results/<name>/``); a study file
             that leaves it empty is named after the file.
         dataset: ``"digits"``, ``"mnist1d"`` (``"mnist1d:N"`` for N
-            sequences), ``"mnist"``, ``"fashion_mnist"``, ``"cifar10"`` or
-            ``"npz:PATH"``.
+            sequences), ``"mnist"``, ``"fashion_mnist"``, ``"cifar10"``,
+            ``"npz:PATH"``, or a name given to
+            :func:`~widthvsprune.register_dataset`.
         family: a registered model family (``seed_cnn``, ``mlp``, ``lenet5``).
         widths: the wide (baseline) model's widths; ``None`` for the family's.
         sparsities: target sparsities of the pruned arm, each in [0, 1).
