@@ -149,7 +149,7 @@ def test_dry_run_without_the_dataset_lists_the_planned_runs(tmp_path):
     path = study_file(tmp_path)
     result = cli("run", path, "--out", tmp_path / "out", "--dry-run", "--set", f"dataset=npz:{tmp_path / 'no.npz'}")
     assert result.returncode == 0, result.stderr
-    assert "baseline search: to search" in result.stdout and "at most 24 models" in result.stdout
+    assert "baseline search: to search" in result.stdout and "at most 28 models" in result.stdout
     assert "note: the dataset is not here" in result.stdout and "Expected an existing .npz file" in result.stdout
 
 
@@ -180,7 +180,8 @@ def test_dry_run_lists_runs_and_trains_nothing(tmp_path):
     assert "baseline search: to search" in result.stdout
     assert "every search: 2 random trials with search seed 10000" in result.stdout
     # 2 trials + the recipe's and the tuned baselines (2 seeds each, and one each at the search seed) + 2 x 2 x (2 + 2)
-    assert "at most 24 models; nothing was trained" in result.stdout
+    # + the dense reference's search (2 trials) and its 2 seeds
+    assert "at most 28 models; nothing was trained" in result.stdout
     assert not (tmp_path / "out" / "cli").exists()
 
 
@@ -209,7 +210,7 @@ def test_kill_9_then_resume_keeps_finished_runs(tmp_path, finished):
     assert untuned[columns].fillna(-1).sort_values(columns).values.tolist() == \
         reference_untuned[columns].fillna(-1).sort_values(columns).values.tolist()
     comparison = pd.read_csv(root / "comparison.csv")
-    assert list(comparison.target_sparsity) == [0.5, 0.9]
+    assert list(comparison[comparison.contrast == "best vs best"].target_sparsity) == [0.5, 0.9]
 
 
 def completed_trials(root):
