@@ -99,3 +99,34 @@ def test_counts_are_monotone_in_every_width():
             for i in range(n):
                 wider = tuple(w + (j == i) for j, w in enumerate(widths))
                 assert family.count_params(wider, shapes[0], 10) > base
+
+
+def refusing(below):
+    """A family counted by ``count`` that raises for a first width under ``below`` (as a builder may)."""
+    family = families.Family("refusing", (128,), None, lambda *a: None)
+
+    def count(name, widths, input_shape, num_classes):
+        if widths[0] < below:
+            raise ValueError(f"no model narrower than {below} units (widths={widths})")
+        return dense.count_mlp(widths, input_shape, num_classes)
+
+    return family, count
+
+
+def test_widths_a_family_cannot_build_are_infeasible_and_the_solver_keeps_the_rest():
+    family, count = refusing(40)
+    # 75w + 10 parameters (64 inputs, 10 classes): 4810 fits 64 units, which build.
+    match = budgets.solve_widths(family, 4810, (128,), (64,), 10, count)
+    assert match.widths == (64,) and match.params == 4810 and match.error == ""
+    exact = budgets.counter(family, (64,), 10, count)
+    assert exact((39,)) == budgets.INFEASIBLE and exact((40,)) == 3010
+    assert exact.errors == {(39,): "ValueError: no model narrower than 40 units (widths=(39,))"}
+    assert budgets.smallest_params(family, 1, (64,), 10, count) == budgets.INFEASIBLE
+
+
+def test_a_budget_no_buildable_model_fits_names_the_familys_error():
+    family, count = refusing(40)
+    match = budgets.solve_widths(family, 970, (128,), (64,), 10, count)  # 12 units would fit; 40 cost 3010
+    assert not match.fits and match.params == 0
+    assert match.error.startswith("ValueError: no model narrower than 40 units")
+    assert match.failed[0] < 40 and match.error in match.note

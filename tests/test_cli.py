@@ -107,15 +107,27 @@ def done_records(root):
     ("baseline.epochs=0", "baseline.epochs"),
     ("colour=red", "--set"),
     ("dataset=npz:/nonexistent/x.npz", "dataset"),
+    ("family=model:nothere.keras", "family"),
+    ("sparsities=0.5", "sparsities"),
 ])
-def test_bad_input_stops_before_training_with_one_line(tmp_path, override, field):
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
+def test_bad_input_stops_before_training_with_one_line(tmp_path, override, field, dry_run):
+    if dry_run and field == "dataset":
+        pytest.skip("a dry run without the dataset lists the runs it plans")
     path = study_file(tmp_path)
-    result = cli("run", path, "--out", tmp_path / "out", "--set", override)
+    result = cli("run", path, "--out", tmp_path / "out", "--set", override, *dry_run)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"error: {field}: Expected") and "Received: " in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_version_names_the_release():
+    import widthvsprune
+
+    result = cli("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"widthvsprune {widthvsprune.__version__}"
 
 
 @pytest.mark.parametrize("override,suggested", [("sparsitys=[0.5]", "sparsities"),
@@ -461,7 +473,7 @@ def test_a_builder_that_raises_gives_failed_records_and_a_finished_study(tmp_pat
     assert len(failed) == 2 and all(r["arm"] == "narrow" and r["target_sparsity"] == 0.97 for r in failed)
     assert all(r["error"].startswith("ValueError: no model narrower than 4 units") for r in failed)
     runs = pd.read_csv(root / "runs.csv")  # the rest of the study is there
-    assert set(runs.arm) == {"baseline", "pruned", "narrow"} and (root / "report.md").exists()
+    assert set(runs.arm) == {"baseline", "pruned", "dense_finetuned", "narrow"} and (root / "report.md").exists()
 
 
 def test_the_tf_keras_engine_gives_the_same_runs_with_one_or_two_workers(tmp_path):
@@ -471,3 +483,39 @@ def test_the_tf_keras_engine_gives_the_same_runs_with_one_or_two_workers(tmp_pat
         assert result.returncode == 0, result.stderr
     assert set(pd.read_csv(tmp_path / "1" / "tf" / "runs.csv").engine) == {"tf_keras"}
     assert_same_runs(tmp_path / "1" / "tf" / "runs.csv", tmp_path / "2" / "tf" / "runs.csv")
+
+
+WIDE_ONLY = """
+from widthvsprune import Family, Recipe, Study, Tuning, register_family
+from widthvsprune.families import dense
+
+
+def build(widths, input_shape, num_classes, keras):
+    if widths[0] < 40:
+        raise ValueError(f"no model narrower than 40 units (widths={{widths}})")
+    return dense.build_mlp(widths, input_shape, num_classes, keras)
+
+
+register_family(Family("wide_only", (128,), None, build))  # counted by building: the budget solver meets the error
+STUDY = Study(name="wide_only", dataset="digits", family="wide_only", sparsities=(0.5, 0.9), seeds=(0,),
+              baseline=Recipe(epochs=1, batch_size=64), finetune=Recipe(epochs=1, batch_size=64),
+              tuning=Tuning(oracle="random", trials=2, controls=False))
+"""
+
+
+def test_widths_a_builder_refuses_are_infeasible_for_the_budget_solver_and_the_study_finishes(tmp_path):
+    path = tmp_path / "wide_only.py"
+    path.write_text(WIDE_ONLY.replace("{{", "{").replace("}}", "}"))
+    result = cli("run", path, "--out", tmp_path / "out", "--workers", "1")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines() == ["1 run(s) failed; run the same command again to retry them."]
+    assert "Traceback" not in result.stdout + result.stderr
+    root = tmp_path / "out" / "wide_only"
+    failed = [r for r in done_records(root).values() if r["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["arm"] == "narrow" and failed[0]["target_sparsity"] == 0.9
+    assert failed[0]["error"].startswith("ValueError: no model narrower than 40 units")
+    assert "FAILED narrow sparsity=0.9 seed=0" in result.stdout and "no model narrower than 40 units" in result.stdout
+    runs = pd.read_csv(root / "runs.csv")  # the narrow model at 50% builds (64 units) and is compared
+    narrow = runs[runs.arm == "narrow"]
+    assert list(narrow.target_sparsity) == [0.5] and (narrow.total_params <= narrow.budget).all()
+    assert (root / "report.md").exists()

@@ -77,7 +77,9 @@ def test_a_schedule_with_two_mask_updates_and_little_recovery_is_warned_about_wi
     assert schedule.startswith("pruned untuned sparsity=0.8: masks changed 2 time(s) and 3% of the fine-tune")
     assert "lower pruning.frequency" in schedule and "pruning.end_fraction" in schedule
     [outlier] = [w for w in warnings if "neighbouring" in w]
-    assert outlier.startswith("pruned untuned sparsity=0.8: lost 12.0% against its baseline")
+    assert outlier.startswith("pruned untuned sparsity=0.8: lost 12.0 points against its baseline")
+    assert "neighbouring sizes (1.0, 3.0 points)" in outlier and "%" not in outlier
+    assert schedule.endswith("(drop against its baseline: +12.0 points)")
 
 
 def test_a_good_schedule_gives_no_warning():

@@ -93,6 +93,8 @@ def test_overriding_the_family_takes_its_default_widths():
     ("finetune.epochs=2.5", "finetune.epochs", "finetune.epochs=2.5"),
     ("tensorboard=1", "tensorboard", "tensorboard=1"),
     ("sparsities=[0.5, 1.5]", "sparsities", "sparsities=(0.5, 1.5)"),
+    ("sparsities=0.5", "sparsities", "sparsities=0.5"),  # a list of one is [0.5]
+    ("seeds=0", "seeds", "seeds=0"),
     ("noequals", "--set", "--set='noequals'"),
 ])
 def test_bad_overrides_name_the_field(override, field, received):

@@ -87,3 +87,91 @@ def test_keras_cache_files_are_read_without_a_framework(tmp_path, monkeypatch):
     assert len(splits.x_train) == 27 and len(splits.x_test) == 10
     assert splits.x_test.dtype == np.float32 and splits.x_test.max() <= 1.0
     np.testing.assert_allclose(splits.x_test[3], x[3] / 255.0)
+
+
+def small_arrays(shift=0.0):
+    rng = np.random.default_rng(0)
+    x = rng.random((80, 6)).astype("float32") + np.float32(shift)
+    return x[:60], np.arange(60) % 3, x[60:], np.arange(20) % 3
+
+
+def test_a_registered_datasets_fingerprint_is_in_every_run_key_and_changes_with_its_content():
+    from widthvsprune import Recipe, Study, Tuning, register_dataset
+    from widthvsprune.plan import planner
+
+    def keys(shift):
+        register_dataset("shifting", lambda: small_arrays(shift), overwrite=True)
+        study = Study(name="k", dataset="shifting", family="mlp", widths=(8,), sparsities=(0.5,),
+                      baseline=Recipe(epochs=1), finetune=Recipe(epochs=1), tuning=Tuning(trials=2), engine="jax")
+        return {r.key for r in planner.plan(study).runs}, data.fingerprint("shifting")
+
+    same, fingerprint = keys(0.0)
+    assert keys(0.0) == (same, fingerprint) and len(fingerprint) == 16
+    changed, other = keys(1e-3)
+    assert other != fingerprint and same and changed and not same & changed  # no run key is shared
+    splits = data.load("shifting")
+    assert splits.num_classes == 3 and len(splits.x_train) + len(splits.x_val) == 60
+    np.testing.assert_array_equal(splits.x_test, small_arrays(1e-3)[2])
+
+
+def test_a_loader_that_returns_bad_arrays_is_one_line_naming_the_dataset():
+    from widthvsprune import register_dataset
+
+    register_dataset("bad_labels", lambda: (np.zeros((5, 2)), np.array([0.5] * 5), np.zeros((2, 2)), np.zeros(2)),
+                     overwrite=True)
+    with pytest.raises(DataError, match=r"^dataset: Expected integer labels in y_train. Received: dataset='bad_"):
+        data.load("bad_labels")
+    with pytest.raises(ValueError, match="not a shipped dataset"):
+        register_dataset("digits", small_arrays)
+
+
+STUDY_WITH_DATA = """
+import os
+
+import numpy as np
+from sklearn.datasets import load_digits
+
+from widthvsprune import Recipe, Study, Tuning, register_dataset
+
+
+def load():
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "calls.txt"), "a") as f:
+        f.write(f"{os.getpid()}\\n")
+    x, y = load_digits(return_X_y=True)
+    x = (x / 16.0).astype("float32")
+    return x[:1400], y[:1400], x[1400:], y[1400:]
+
+
+register_dataset("my_digits", load)
+STUDY = Study(name="mine", dataset="my_digits", family="mlp", widths=(24, 12), sparsities=(0.5, 0.9), seeds=(0, 1),
+              baseline=Recipe(epochs=1, batch_size=64), finetune=Recipe(epochs=1, batch_size=64),
+              tuning=Tuning(oracle="random", trials=2, controls=False))
+"""
+
+
+def test_a_registered_dataset_trains_with_two_workers_that_read_it_from_the_study_folder(tmp_path):
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    (tmp_path / "mine.py").write_text(STUDY_WITH_DATA)
+    result = subprocess.run([sys.executable, "-m", "widthvsprune", "run", "mine.py", "--out", "out", "--workers",
+                             "2"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "w2 " in result.stdout  # a helper process trained some of it
+    import re
+
+    counted = [int(n) for n in re.findall(r"^\[(\d+) left \| ", result.stdout, re.M)]
+    steps = {a - b for a, b in zip(counted, counted[1:])}
+    assert counted[-1] == 0 and counted.count(0) == 1 and steps <= {0, 1}  # one down per model, no skip
+    assert len(set((tmp_path / "calls.txt").read_text().split())) == 1  # the loader ran in one process only
+    root = tmp_path / "out" / "mine"
+    with np.load(root / "data" / "my_digits.npz") as f:
+        assert f["x_test"].shape == (397, 64) and len(str(f["fingerprint"])) == 16
+    runs = pd.read_csv(root / "runs.csv")
+    assert set(runs.dataset) == {"my_digits"} and (runs.test_examples == 397).all()
+    status = subprocess.run([sys.executable, "-m", "widthvsprune", "status", root], capture_output=True, text=True,
+                            timeout=300, cwd=tmp_path / "out")  # from records alone: no loader registered there
+    assert status.returncode == 0, status.stderr
+    assert all(", 0 failed, 0 missing" in line for line in status.stdout.splitlines() if " done, " in line)

@@ -247,3 +247,25 @@ def test_what_cannot_be_derived_is_refused_in_one_line_naming_the_layer(case):
     with pytest.raises(StudyError, match=message) as raised:
         family_from_model(make())
     assert "\n" not in str(raised.value) and str(raised.value).startswith("Expected ")
+
+
+def test_data_without_the_channel_axis_a_saved_model_has_gets_it_added(tmp_path):
+    """A model built on (8, 8, 1), studied on npz images of shape (N, 8, 8): the channel axis is added, as the
+    shipped image families add it."""
+    from widthvsprune import Study, data
+    from widthvsprune.run.study import preflight
+
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(6, 3, activation="relu"),
+                              keras.layers.Flatten(), keras.layers.Dense(10)])
+    model.save(tmp_path / "cnn.keras")
+    digits = data.load("digits")
+    np.savez(tmp_path / "flat.npz", x_train=digits.x_train[..., 0], y_train=digits.y_train,
+             x_test=digits.x_test[..., 0], y_test=digits.y_test)
+    assert digits.x_train[..., 0].shape[1:] == (8, 8)
+    study = Study(name="channels", dataset=f"npz:{tmp_path / 'flat.npz'}", family=f"model:{tmp_path / 'cnn.keras'}",
+                  sparsities=(0.5,), engine="jax")
+    splits = preflight(study, tmp_path / "out")
+    assert splits.input_shape == (8, 8, 1) and splits.x_test.shape == (len(digits.x_test), 8, 8, 1)
+    np.testing.assert_array_equal(splits.x_test[..., 0], digits.x_test[..., 0])
+    built = families.get_family(study.family).build((3,), splits.input_shape, splits.num_classes, keras)
+    assert built.count_params() == 9 * 3 + 3 + 6 * 6 * 3 * 10 + 10

@@ -73,3 +73,23 @@ def test_where_the_time_went_sums_the_workers_parts():
     assert display.timings == {"training": 5.0, "waiting": 1.0, "compiling": 4.0}
     assert progress.breakdown(display.timings) == ["  training        5.0 s", "  compiling       4.0 s",
                                                    "  waiting         1.0 s"]
+
+
+def test_with_the_studys_totals_the_counter_goes_down_one_per_model_while_other_workers_events_are_in_flight():
+    stream = io.StringIO()
+    display = progress.Display(stream, workers=2, live=False)
+    first, second = Reporter(display, 1), Reporter(display, 2)
+    first.remaining(10, total=14, never=0)  # 4 models were done before this command: 10 left
+    second.line("model 1", (1, 0.1))
+    first.remaining(7, total=14, never=0)  # surveyed after the helper finished 2 more, not shown yet
+    second.line("model 2", (1, 0.1))
+    second.line("model 3", (1, 0.1))
+    first.line("model 4", (1, 0.1))
+    first.remaining(6, total=15, never=0)  # a model above an underfilled budget is planned: one more
+    first.line("model 5", (1, 0.1))
+    second.remaining(3, total=15, never=2)  # a search stopped two trials short
+    first.line("model 6", (1, 0.1))
+    assert counters(stream.getvalue()) == [9, 8, 7, 6, 6, 3]
+    display.done += 3
+    second.remaining(0, total=15, never=2)
+    assert display.left == 0

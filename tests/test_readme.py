@@ -115,6 +115,7 @@ def test_the_keras_model_example_runs_with_import_keras_and_no_keras_backend_set
     assert "warning: pruning.frequency" not in result.stdout
     assert (runs[runs.arm == "pruned"].mask_updates >= 10).all()
     assert "little chance to recover" not in report
+    assert (tmp_path / "my_cnn_pruned.keras").is_file()  # the pruned model, taken home
 
 
 @pytest.mark.parametrize("page", sorted(re.findall(r"\]\((docs/[\w-]+\.md)\)", README)))

@@ -195,3 +195,27 @@ def test_summary_of_a_folder_that_is_no_study_is_refused_in_one_line(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == (f"error: DIR: Expected a study results folder holding study.json. Received: "
                                    f"DIR={str(tmp_path)!r}")
+
+
+def test_the_figure_legends_show_the_baseline_markers_and_hide_no_point(finished):
+    import matplotlib.lines
+
+    from widthvsprune import load_results
+    from widthvsprune.analysis import plots
+
+    study, root, _ = finished
+    found = load_results(root)
+    fig = plots.draw_frontier_figure(study, found.frontier, found.comparison, "nonzero_params", found.tolerance)
+    top, bottom = fig.axes[0], fig.axes[1]
+    fig.canvas.draw()
+    entries = dict(zip(*reversed(plots.merged_legend(top))))
+    baseline = [label for label in entries if label.endswith("%")]  # "baseline: 91.25%", its untuned control
+    assert len(baseline) >= 2
+    for label in baseline:  # the baseline's line and its marker, in one entry
+        handle = entries[label]
+        assert isinstance(handle, tuple) and any(isinstance(h, matplotlib.lines.Line2D) and h.get_marker() not in
+                                                 (None, "None", "") for h in handle)
+    legend = bottom.get_legend().get_window_extent()
+    points = [tuple(p) for line in bottom.lines for p in line.get_transform().transform(line.get_xydata())]
+    assert points and not any(legend.contains(x, y) for x, y in points)
+    assert legend.x0 > bottom.get_window_extent().x1  # beside the panel

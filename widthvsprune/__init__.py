@@ -9,6 +9,7 @@ study trains.
 from widthvsprune.analysis.compare import compare
 from widthvsprune.analysis.summary import compare_studies
 from widthvsprune.analysis.tables import load_results
+from widthvsprune.data import register_dataset
 from widthvsprune.errors import DataError, ResultsError, StudyError, WidthVsPruneError
 from widthvsprune.families import Family, get_family, register_family
 from widthvsprune.families.derived import family_from_file, family_from_model
@@ -30,15 +31,31 @@ __all__ = [
     "apply_overrides",
     "compare",
     "compare_studies",
+    "export_model",
     "family_from_file",
     "family_from_model",
     "get_family",
     "load_results",
     "load_study",
     "register_allocation",
+    "register_dataset",
     "register_family",
     "run_study",
 ]
+
+
+def export_model(folder, arm, sparsity=None, seed=None, tuning=None, path=None):
+    """One evaluated model of a finished study as a plain Keras model; see :func:`widthvsprune.export.export_model`.
+
+    Example:
+
+    ```python
+    model = export_model("results/quickstart", arm="pruned", sparsity=0.9, seed=0, path="pruned.keras")
+    ```
+    """
+    from widthvsprune import export
+
+    return export.export_model(folder, arm, sparsity=sparsity, seed=seed, tuning=tuning, path=path)
 
 
 def run_study(study, out="results", **options):

@@ -28,6 +28,9 @@ def _parser():
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    from widthvsprune import __version__
+
+    parser.add_argument("--version", action="version", version=f"widthvsprune {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="train every missing run of a study and write the reports")
@@ -64,6 +67,18 @@ def _parser():
                                              "a figure")
     summary.add_argument("dirs", nargs="+", metavar="DIR", help="study results folders (results/<study>)")
     summary.add_argument("--out", default=None, help="where to write (default: the folders' common parent)")
+
+    export = sub.add_parser("export", help="save one studied model as a plain Keras model (.keras)")
+    export.add_argument("dir", help="a finished study's results folder (results/<study>)")
+    export.add_argument("--arm", required=True, help="baseline, pruned, narrow (or another arm of the study)")
+    export.add_argument("--sparsity", type=float, default=None, help="the size point (the pruned arm's target)")
+    export.add_argument("--seed", type=int, default=None, help="the evaluation seed")
+    export.add_argument("--tuning", default=None, choices=("tuned", "untuned"),
+                        help="the arm's tuned configuration (the default where there is one) or its recipe")
+    export.add_argument("-o", "--output", required=True, metavar="FILE.keras", help="where to save the model")
+    export.add_argument("--study", default=None, metavar="FILE",
+                        help="the study file or script, for a family it registers (a shipped family or model:PATH "
+                             "needs none)")
     return parser
 
 
@@ -162,6 +177,19 @@ def main(argv=None):
             from widthvsprune.analysis import summary
 
             summary.compare_studies(args.dirs, args.out, stream=sys.stdout)
+            return 0
+        if args.command == "export":
+            from widthvsprune.export import export_model, select_run
+
+            if args.study:
+                from widthvsprune.study import files
+
+                files.load_study(args.study, need_study=False)  # registers the families the file defines
+            row = select_run(args.dir, args.arm, args.sparsity, args.seed, args.tuning)
+            export_model(args.dir, args.arm, args.sparsity, args.seed, args.tuning, path=args.output)
+            print(f"{args.output}: {row['arm']} {row['tuning']} sparsity={row['target_sparsity']} "
+                  f"seed={int(row['seed'])} widths={row['widths']}  nonzero={int(row['nonzero_params'])}  "
+                  f"test_acc={row['test_accuracy']:.4f}")
             return 0
     except DiskFullError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -10,6 +10,7 @@ and downloaded there from Keras's own addresses when missing.
 
 import dataclasses
 import gzip
+import hashlib
 import os
 import pathlib
 import pickle
@@ -308,6 +309,173 @@ def validate_arrays(arrays, field):
     return problems
 
 
+# --------------------------------------------------------------------------
+# Datasets registered from Python: register_dataset(name, loader).
+
+_REGISTERED = {}  # name -> loader
+_ARRAYS = {}  # name -> (x_train, y_train, x_test, y_test), loaded once per process
+_FINGERPRINTS = {}  # name -> the SHA-256 (16 hex digits) of its arrays
+_RECORDED = set()  # names known only from a finished study's records (recorded_dataset)
+
+
+def register_dataset(name, loader, overwrite=False):
+    """Adds a dataset that a study can name, from arrays your own Python code returns.
+
+    ``loader()`` returns ``x_train, y_train, x_test, y_test`` (NumPy arrays,
+    or anything ``np.asarray`` takes); they are checked as an ``npz:`` file's
+    are, ``uint8`` images divided by 255. The loader runs once per process,
+    when a study first needs the data; a study's run then writes the arrays
+    once into its results folder (``data/<name>.npz``), where its helper
+    processes read them. Every run key holds a fingerprint of the arrays'
+    content, so changed data never reuses the runs of other data.
+
+    A ``tf.data.Dataset`` or a ``keras.utils.PyDataset`` is materialised to
+    arrays first, for example
+    ``x, y = map(np.concatenate, zip(*[(a.numpy(), b.numpy()) for a, b in ds]))``.
+
+    Args:
+        name: the name a study gives as ``dataset`` (letters, digits, ``_``,
+            ``-``; not a shipped dataset's name).
+        loader: ``f() -> (x_train, y_train, x_test, y_test)``.
+        overwrite: replace a dataset registered under the same name.
+
+    Returns:
+        ``name``.
+
+    Raises:
+        ValueError: for a name that is taken or malformed.
+
+    Example:
+
+    ```python
+    register_dataset("my_data", lambda: (x_train, y_train, x_test, y_test))
+    STUDY = Study(name="mine", dataset="my_data", family="mlp")
+    ```
+    """
+    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "_-" for c in name) \
+            or name in DATASETS or mnist1d_samples(name) is not None:
+        raise ValueError(f"Expected a dataset name of letters, digits, '_' and '-' that is not a shipped dataset's. "
+                         f"Received: name={name!r}")
+    if not callable(loader):
+        raise ValueError(f"Expected a loader, f() -> (x_train, y_train, x_test, y_test). Received: loader={loader!r}")
+    if name in _REGISTERED and not overwrite and name not in _RECORDED:
+        raise ValueError(f"Expected a dataset name that is not registered yet (or overwrite=True). Received: "
+                         f"name={name!r}")
+    _REGISTERED[name] = loader
+    _RECORDED.discard(name)
+    _ARRAYS.pop(name, None)
+    _FINGERPRINTS.pop(name, None)
+    return name
+
+
+def registered(name):
+    """Whether ``name`` is a dataset registered with :func:`register_dataset` (or known from a study's records)."""
+    return isinstance(name, str) and name in _REGISTERED
+
+
+def is_recorded(name):
+    """Whether ``name`` is known in this process only from a study's records (no loader here)."""
+    return name in _RECORDED
+
+
+def recorded_dataset(name, fingerprint):
+    """Registers a stand-in for a dataset known only from a finished study's records (its fingerprint): its
+    reports need no data; loading it is refused in one line."""
+    if name in _REGISTERED:
+        return
+
+    def missing():
+        raise DataError(f"dataset: Expected a dataset registered in this process (register_dataset in the script "
+                        f"that defines it). Received: dataset={name!r}, known here only from a study's records")
+
+    _REGISTERED[name] = missing
+    _RECORDED.add(name)
+    if fingerprint:
+        _FINGERPRINTS[name] = fingerprint
+
+
+def _registered_arrays(name):
+    if name not in _ARRAYS:
+        try:
+            loaded = _REGISTERED[name]()
+        except DataError:
+            raise
+        except Exception as error:
+            raise DataError(f"dataset: Expected a loader that returns x_train, y_train, x_test, y_test. Received: "
+                            f"dataset={name!r}, whose loader raised {type(error).__name__}: {error}") from None
+        if not isinstance(loaded, (tuple, list)) or len(loaded) != 4:
+            raise DataError(f"dataset: Expected a loader that returns 4 arrays: x_train, y_train, x_test, y_test. "
+                            f"Received: dataset={name!r}, whose loader returned {type(loaded).__name__}")
+        arrays = dict(zip(NPZ_KEYS, (np.asarray(a) for a in loaded)))
+        problems = validate_arrays(arrays, name)
+        if problems:
+            raise DataError("\n".join(problems))
+        _ARRAYS[name] = tuple(arrays[k] for k in NPZ_KEYS)
+        _FINGERPRINTS[name] = _digest(_ARRAYS[name])
+    return _ARRAYS[name]
+
+
+def _digest(arrays):
+    digest = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.dtype.str}{a.shape}".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def fingerprint(name):
+    """The fingerprint of a registered dataset's arrays (16 hex digits); ``None`` for the other datasets."""
+    if not registered(name):
+        return None
+    if name not in _FINGERPRINTS:
+        _registered_arrays(name)
+    return _FINGERPRINTS[name]
+
+
+def key_fields(name):
+    """What a run key adds for a dataset beyond its name: a registered dataset's fingerprint (nothing otherwise)."""
+    value = fingerprint(name)
+    return {"fingerprint": value} if value else {}
+
+
+def materialised(root, name):
+    """Where a study keeps a registered dataset's arrays: ``<root>/data/<name>.npz``."""
+    return pathlib.Path(root) / "data" / f"{name}.npz"
+
+
+def materialise(root, name):
+    """Writes a registered dataset's arrays once into a study's folder, for its helper processes to read."""
+    if not registered(name) or name in _RECORDED:
+        return None
+    path = materialised(root, name)
+    arrays = _registered_arrays(name)
+    if path.is_file() and _file_fingerprint(path) == _FINGERPRINTS[name]:
+        return path
+    named = dict(zip(NPZ_KEYS, arrays), fingerprint=np.array(_FINGERPRINTS[name]))
+    store_files.write_arrays(path, named)
+    return path
+
+
+def _file_fingerprint(path):
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return str(f["fingerprint"])
+    except Exception:
+        return None
+
+
+def use_materialised(root, name):
+    """In a helper process: takes a registered dataset's arrays from the study's folder instead of its loader."""
+    path = materialised(root, name)
+    if not registered(name) or name in _ARRAYS or not path.is_file():
+        return False
+    with np.load(path, allow_pickle=False) as f:
+        _ARRAYS[name] = tuple(f[k] for k in NPZ_KEYS)
+        _FINGERPRINTS[name] = str(f["fingerprint"])
+    return True
+
+
 def load(name, validation_fraction=0.1, data_seed=0):
     """Loads a dataset as :class:`Splits`.
 
@@ -338,9 +506,15 @@ def load(name, validation_fraction=0.1, data_seed=0):
         x_train, y_train, x_test, y_test = _keras_dataset(name)
     elif isinstance(name, str) and name.startswith("npz:"):
         x_train, y_train, x_test, y_test = _npz(name[4:])
+    elif registered(name):
+        x_train, y_train, x_test, y_test = _registered_arrays(name)
+        uint8 = x_train.dtype == np.uint8
+        x_train, x_test = x_train.astype("float32"), x_test.astype("float32")
+        if uint8:
+            x_train, x_test = x_train / 255.0, x_test / 255.0
     else:
-        raise DataError(f"dataset: Expected one of {list(DATASETS)}, 'mnist1d:N' (N from 1000 to 1000000) or "
-                        f"'npz:PATH'. Received: dataset={name!r}")
+        raise DataError(f"dataset: Expected one of {list(DATASETS)}, 'mnist1d:N' (N from 1000 to 1000000), "
+                        f"'npz:PATH' or a registered dataset {sorted(_REGISTERED)}. Received: dataset={name!r}")
     y_train = np.asarray(y_train).reshape(-1).astype("int32")
     y_test = np.asarray(y_test).reshape(-1).astype("int32")
     order = np.random.default_rng(data_seed).permutation(len(x_train))

@@ -146,13 +146,13 @@ def schedule_warnings(runs):
                     f"{where}: masks changed {int(p.updates)} time(s) and {p.recovery:.0%} of the fine-tune was "
                     "left at the final sparsity, so the model had little chance to recover; lower "
                     "pruning.frequency (more, smaller steps) or pruning.end_fraction (more recovery), or fine-tune "
-                    f"for more epochs (drop against its baseline: {p.loss:+.1%})")
+                    f"for more epochs (drop against its baseline: {100 * p.loss:+.1f} points)")
             neighbours = [max(0.0, points.loc[t].loss) for t in targets[max(0, i - 1): i + 2] if t != target]
             if neighbours and p.loss - max(neighbours) > max(OUTLIER_MARGIN, max(neighbours)):
                 out.append(
-                    f"{where}: lost {p.loss:.1%} against its baseline, much more than the neighbouring sizes "
-                    f"({', '.join(f'{d:.1%}' for d in neighbours)}); check its schedule and fine-tune before "
-                    "reading its verdict")
+                    f"{where}: lost {100 * p.loss:.1f} points against its baseline, much more than the neighbouring "
+                    f"sizes ({', '.join(f'{100 * d:.1f}' for d in neighbours)} points); check its schedule and "
+                    "fine-tune before reading its verdict")
             if not math.isnan(p.kept) and p.kept < FEW_OUTPUT_WEIGHTS:
                 used = _allocations(group[group.target_sparsity == target])
                 out.append(

@@ -123,7 +123,7 @@ def _baselines(ax, frontier, size, study, tolerance, compact):
         shift = transforms.offset_copy(ax.transData, fig=ax.figure, x=0 if tuned else 9, units="points")
         ax.plot([row[size]], [100 * row["mean"]], marker=arm.marker if tuned else "D", color=arm.color,
                 linestyle="none", markersize=10 if tuned else 6, markerfacecolor=arm.color if tuned else "white",
-                zorder=5, transform=shift)
+                zorder=5, transform=shift, label=label)  # one legend entry with its line (merged_legend)
         if tuned and math.isfinite(row["ci_low"]):
             ax.axhspan(100 * row["ci_low"], 100 * row["ci_high"], color=arm.color, alpha=0.06, linewidth=0,
                        zorder=0)
@@ -175,8 +175,19 @@ def _difference(ax, study, comparison, size):
         ax.set_title(f"{arm.title} minus {opponent.title} ({head.name}), {level:.2%} intervals (Bonferroni); "
                      f"colour: the winner, gray: no winner", fontsize=8)
     ax.set_ylabel("difference (points)", fontsize=9)
-    ax.legend(loc="lower left", fontsize=7)
+    # Beside the panel, as the upper panel's: a legend inside it can hide a size point.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, frameon=False)
     ax.grid(True, which="major", alpha=0.3)
+
+
+def merged_legend(ax):
+    """``(handles, labels)`` of ``ax``'s legend, the artists that share a label in one entry (a baseline's line and
+    its marker)."""
+    handles, labels = ax.get_legend_handles_labels()
+    merged = {}
+    for handle, label in zip(handles, labels):
+        merged.setdefault(label, []).append(handle)
+    return [tuple(h) if len(h) > 1 else h[0] for h in merged.values()], list(merged)
 
 
 def _legend_rank(label):
@@ -197,6 +208,14 @@ def frontier_figure(study, frontier, comparison, size, root, tolerance=None):
         root: the study folder.
         tolerance: ``tolerance.csv``'s table (draws the tolerance line), or ``None``.
     """
+    fig = draw_frontier_figure(study, frontier, comparison, size, tolerance)
+    for fmt in FORMATS:
+        store.write_bytes(store.table(root, f"frontier.{fmt}"), render(fig, fmt))
+    plt.close(fig)
+
+
+def draw_frontier_figure(study, frontier, comparison, size, tolerance=None):
+    """The study's figure (the frontier above, the headline's difference below), not written anywhere."""
     fig, (ax, dx) = plt.subplots(2, 1, sharex=True, figsize=(10.5, 7.2), dpi=120,
                                  gridspec_kw={"height_ratios": [3, 1.25], "hspace": 0.1})
     low, high = draw_frontier(ax, study, frontier, size, tolerance)
@@ -206,7 +225,7 @@ def frontier_figure(study, frontier, comparison, size, root, tolerance=None):
     fig.suptitle(f"{study.name}: {study.family} on {study.dataset}, {len(study.seeds)} seed(s); bands and bars: 95% "
                  "interval of the mean", fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
-    handles, labels = ax.get_legend_handles_labels()
+    handles, labels = merged_legend(ax)
     order = sorted(range(len(labels)), key=lambda i: _legend_rank(labels[i]))
     ax.legend([handles[i] for i in order], [labels[i] for i in order], loc="upper left", bbox_to_anchor=(1.02, 1.0),
               fontsize=7.5, frameon=False)
@@ -214,9 +233,7 @@ def frontier_figure(study, frontier, comparison, size, root, tolerance=None):
     dx.set_xlabel(f"{_LABELS.get(size, size)} (log scale)")
     dx.tick_params(axis="x", which="major", labelbottom=True)
     fig.subplots_adjust(left=0.08, right=0.7, top=0.87, bottom=0.08)
-    for fmt in FORMATS:
-        store.write_bytes(store.table(root, f"frontier.{fmt}"), render(fig, fmt))
-    plt.close(fig)
+    return fig
 
 
 def summary_figure(studies, out, size="nonzero_params"):
@@ -241,7 +258,7 @@ def summary_figure(studies, out, size="nonzero_params"):
         ax.set_ylabel("test accuracy (%)", fontsize=8)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+    handles, labels = merged_legend(axes.flat[0])
     keep = [(h, lab.split(":")[0]) for h, lab in zip(handles, labels)]
     fig.legend([h for h, _ in keep], [lab for _, lab in keep], loc="lower center", ncol=min(4, len(keep)),
                fontsize=7)

@@ -32,7 +32,11 @@ def engine_of(study):
 
 
 def data_config(study):
-    return {"dataset": study.dataset, "validation_fraction": study.validation_fraction, "data_seed": study.data_seed}
+    """What every run key holds of the data: its name, split and, for a registered dataset, its fingerprint."""
+    from widthvsprune import data
+
+    return {"dataset": study.dataset, **data.key_fields(study.dataset),
+            "validation_fraction": study.validation_fraction, "data_seed": study.data_seed}
 
 
 def evaluation_fields(study):

@@ -124,7 +124,8 @@ def bracket_above(study, match, proportions, input_shape, num_classes, count=Non
     widths = list(match.widths)
     i = min(range(len(widths)), key=lambda j: (widths[j] / proportions[j], j))
     widths[i] += 1
-    return {"widths": widths, "params": budgets.counter(study.family, input_shape, num_classes, count)(widths)}
+    params = budgets.counter(study.family, input_shape, num_classes, count)(widths)
+    return None if params == budgets.INFEASIBLE else {"widths": widths, "params": int(params)}
 
 
 def bracket_config(resolved, above):
@@ -222,17 +223,28 @@ class Narrow(Arm):
         return declare
 
     def settle(self, study, search, splits, count=None):
-        """No trials where not even the smallest model fits, or for the untuned control."""
-        smallest = budgets.smallest_params(families.get_family(study.family), len(study.widths), splits.input_shape,
-                                           splits.num_classes, count)
-        if smallest > search.budget:
+        """No trials where not even the smallest model fits, or for the untuned control.
+
+        Widths the family cannot build are infeasible for the budget solver;
+        where nothing within the budget builds, the size point's narrow runs
+        get the widest widths the budget would have given, and fail with the
+        family's error, recorded in their records (the rest of the study goes
+        on).
+        """
+        match = budgets.solve_widths(study.family, search.budget, study.widths, splits.input_shape,
+                                     splits.num_classes, count)
+        if not match.fits and match.error:
+            return {"status": "ok", "widths": list(match.failed), "params": 0,
+                    "learning_rate": study.baseline.learning_rate, "note": match.note, "error": match.error,
+                    "trials": 0, "epochs": 0.0, "seconds": 0.0}
+        if not match.fits:
+            smallest = budgets.smallest_params(families.get_family(study.family), len(study.widths),
+                                               splits.input_shape, splits.num_classes, count)
             return {"status": SearchStatus.NO_FIT.value,
                     "note": f"no-narrow-fits: the smallest {study.family} (every width 1) has {smallest} parameters, "
                             f"more than the budget of {search.budget}"}
         if search.tuning == "tuned":
             return None
-        match = budgets.solve_widths(study.family, search.budget, study.widths, splits.input_shape,
-                                     splits.num_classes, count)
         out = {"status": "ok", "widths": list(match.widths), "params": match.params,
                "learning_rate": study.baseline.learning_rate, "note": match.note, "trials": 0, "epochs": 0.0,
                "seconds": 0.0}
@@ -245,20 +257,28 @@ class Narrow(Arm):
     def trial(self, study, splits, context, values):
         match = shape_for(study, values, context.search.budget, splits.input_shape, splits.num_classes,
                           context.count)
-        model = ModelSpec(study.family, match.widths, study.search_seed, float(values["learning_rate"]))
-        return self.fit(study, len(splits.x_train)), model, {"widths": match.widths}
+        widths = _widths_of(match, study)  # a split the family cannot build within the budget: a failed trial
+        model = ModelSpec(study.family, widths, study.search_seed, float(values["learning_rate"]))
+        return self.fit(study, len(splits.x_train)), model, {"widths": widths}
 
     def result(self, study, search, found, splits, context):
         proportions = proportions_for(study, found["values"])
         match = budgets.solve_widths(study.family, search.budget, proportions, splits.input_shape, splits.num_classes,
                                      context.count)
-        out = {**common_result(study, found), "widths": list(match.widths), "params": match.params,
+        out = {**common_result(study, found), "widths": list(_widths_of(match, study)), "params": match.params,
                "learning_rate": float(found["values"]["learning_rate"]), "note": match.note}
+        if not match.fits:
+            return {**out, "error": match.error}
         return _with_bracket(out, bracket_above(study, match, proportions, splits.input_shape, splits.num_classes,
                                                 context.count))
 
     def trial_shown(self, values, info):
         return {"widths": "x".join(map(str, info["widths"])), "lr": f"{values['learning_rate']:.2g}"}
+
+
+def _widths_of(match, study):
+    """The widths a match gives; where nothing within the budget builds, the widths that failed to."""
+    return match.widths or match.failed or (1,) * len(study.widths)
 
 
 def _with_bracket(result, above):

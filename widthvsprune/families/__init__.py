@@ -77,6 +77,7 @@ class Family:
 
 
 _FAMILIES = {}
+_RECORDED = set()  # names of stand-ins registered by recorded_family: a real family may replace them
 
 
 def register_family(family, overwrite=False):
@@ -116,13 +117,60 @@ def register_family(family, overwrite=False):
             "Expected a widthvsprune.Family. "
             f"Received: family={family!r} (of type {type(family).__name__})"
         )
-    if family.name in _FAMILIES and not overwrite:
+    if family.name in _FAMILIES and not overwrite and family.name not in _RECORDED:
         raise ValueError(
             "Expected a family name that is not registered yet (or overwrite=True). "
             f"Received: name={family.name!r}"
         )
     _FAMILIES[family.name] = family
+    _RECORDED.discard(family.name)
     return family
+
+
+class _NotHere:
+    """The builder of a recorded family: it refuses to build, naming where the family must come from."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __call__(self, widths, input_shape, num_classes, keras):
+        from widthvsprune.errors import StudyError
+
+        raise StudyError(not_here(self.name))
+
+
+def not_here(name):
+    """The one line that says a family is known only from a study's records."""
+    return (f"family: Expected a family registered in this process (register_family in the script that defines "
+            f"it, or an existing model:PATH file) to build models. Received: family={name!r}, known here only "
+            f"from a finished study's records")
+
+
+def recorded_family(name, widths, digest=None):
+    """Registers a stand-in for a family that this process does not know, read from a study's records.
+
+    A finished study's ``status``, ``report`` and ``summary`` need its family
+    only for its name and its run keys' ``family_config`` (``digest``), which
+    the records hold; a family registered in the script that ran the study is
+    not registered in another process. The stand-in builds nothing (training
+    with it is refused before any run) and a real family of the same name
+    replaces it when registered.
+
+    Returns:
+        The family this process now knows under ``name``: the real one where
+        there is one, else the stand-in.
+    """
+    if name in _FAMILIES:
+        return _FAMILIES[name]
+    family = Family(name, tuple(int(w) for w in widths), None, _NotHere(name), digest=digest)
+    _FAMILIES[name] = family
+    _RECORDED.add(name)
+    return family
+
+
+def is_recorded(name):
+    """Whether ``name`` is known in this process only as a stand-in from a study's records."""
+    return name in _RECORDED
 
 
 MODEL_PREFIX = "model:"

@@ -25,12 +25,18 @@ class Match:
         params: their exact parameter count (0 when nothing fits).
         budget: the budget that was matched.
         note: why the match is not within 90% of the budget, or why nothing fits.
+        error: where nothing fits because the family could not build some
+            widths: the first such error (``"ValueError: ..."``), else ``""``.
+        failed: then, the widest widths within the budget's reach that
+            failed to build (what the budget would have given).
     """
 
     widths: Optional[Tuple[int, ...]]
     params: int
     budget: int
     note: str = ""
+    error: str = ""
+    failed: Optional[Tuple[int, ...]] = None
 
     @property
     def fits(self):
@@ -41,8 +47,16 @@ class Match:
         return self.params / self.budget if self.budget else 0.0
 
 
+#: The count of widths the family cannot build: they never fit a budget.
+INFEASIBLE = math.inf
+
+
 def counter(family, input_shape, num_classes, count=None):
     """``f(widths) -> int``: the exact parameter count, memoized.
+
+    Widths whose count (or build) raises are infeasible: their count is
+    :data:`INFEASIBLE`, and the error, one line, is kept in the function's
+    ``errors`` dict (``widths -> "ValueError: ..."``).
 
     Args:
         family: a :class:`widthvsprune.families.Family` or its name.
@@ -58,22 +72,29 @@ def counter(family, input_shape, num_classes, count=None):
     if family.count_params is None and count is None:
         raise ValueError(f"Expected a count function for family {family.name!r}, which has none: pass an engine's "
                          f"count_params. Received: count=None")
-    memo = {}
+    memo, errors = {}, {}
 
     def exact(widths):
         widths = tuple(int(w) for w in widths)
         if widths not in memo:
-            if family.count_params is not None:
-                memo[widths] = int(family.count_params(widths, tuple(input_shape), int(num_classes)))
-            else:
-                memo[widths] = int(count(family.name, widths, tuple(input_shape), int(num_classes)))
+            try:
+                if family.count_params is not None:
+                    memo[widths] = int(family.count_params(widths, tuple(input_shape), int(num_classes)))
+                else:
+                    memo[widths] = int(count(family.name, widths, tuple(input_shape), int(num_classes)))
+            except KeyboardInterrupt:
+                raise
+            except Exception as error:  # a builder that refuses these widths: infeasible, not fatal
+                memo[widths] = INFEASIBLE
+                errors[widths] = " ".join(f"{type(error).__name__}: {error}".split())
         return memo[widths]
 
+    exact.errors = errors
     return exact
 
 
 def smallest_params(family, n_widths, input_shape, num_classes, count=None):
-    """Parameter count of the family's smallest model (every width 1)."""
+    """Parameter count of the family's smallest model (every width 1); :data:`INFEASIBLE` where it cannot be built."""
     return counter(family, input_shape, num_classes, count)((1,) * n_widths)
 
 
@@ -122,7 +143,17 @@ def solve_widths(family, budget, proportions, input_shape, num_classes, count=No
     budget = int(budget)
     count = counter(family, input_shape, num_classes, count)
     smallest = (1,) * len(proportions)
-    if count(smallest) > budget:
+    lo = 0.0
+    if count(smallest) == INFEASIBLE:  # the family refuses its narrowest models: find where it starts building
+        lo = 1.0 / min(proportions)
+        while count(_scaled(proportions, lo)) == INFEASIBLE and max(_scaled(proportions, lo)) <= max(budget, 1):
+            lo *= 2
+        if not count(_scaled(proportions, lo)) <= budget:
+            failed = _widest_failed(count, budget)
+            error = count.errors.get(failed, "")
+            return Match(None, 0, budget, f"no-narrow-fits: no {family.name} within {budget} parameters could be "
+                                          f"built ({error})", error, failed)
+    elif count(smallest) > budget:
         return Match(
             None,
             0,
@@ -131,7 +162,7 @@ def solve_widths(family, budget, proportions, input_shape, num_classes, count=No
             f"{families.describe_widths(smallest)}) has {count(smallest)} parameters",
         )
     # Largest scale that fits: exponential search, then bisection on s.
-    lo, hi = 0.0, 1.0 / min(proportions)
+    hi = max(lo, 1.0 / min(proportions))
     while count(_scaled(proportions, hi)) <= budget:
         lo, hi = hi, hi * 2
     for _ in range(60):
@@ -150,18 +181,24 @@ def solve_widths(family, budget, proportions, input_shape, num_classes, count=No
         if count(trial) > budget:
             break
         widths = trial
-    params = count(widths)
+    params = int(count(widths))
     note = ""
     if params < UNDERFILLED_BELOW * budget:
         step = min(
             count(tuple(w + (j == i) for j, w in enumerate(widths))) - params
             for i in range(len(widths))
         )
-        note = (
+        note = "" if step == INFEASIBLE else (
             f"closest fit: one more unit of width costs {step} parameters, "
             f"{budget - params} are left"
         )
     return Match(tuple(int(w) for w in widths), params, budget, note)
+
+
+def _widest_failed(count, budget):
+    """Of the widths that failed to build, the widest (by their sum) that the budget would have reached."""
+    failed = sorted(count.errors, key=lambda w: (sum(w), w))
+    return failed[-1] if failed else None
 
 
 def split_proportions(wide_widths, multipliers):

@@ -50,6 +50,7 @@ class Event:
         pack: ``(models, seconds)`` of the pack the model trained in.
         left: the models left, for ``"left"``.
         timings: ``(part, seconds)`` pairs, for ``"timing"``.
+        total: ``(most trainings, never trained)`` of the study, for ``"left"``.
     """
 
     kind: str
@@ -59,6 +60,7 @@ class Event:
     pack: Tuple = ()
     left: Optional[int] = None
     timings: Tuple = ()
+    total: Optional[Tuple[int, int]] = None
 
 
 class Reporter:
@@ -73,9 +75,16 @@ class Reporter:
     def __init__(self, send, worker=1):
         self.send, self.worker = send, worker
 
-    def remaining(self, n):
-        """The models left to train in the whole study (search trials included), as this worker sees it."""
-        self.send(Event("left", self.worker, left=max(0, int(n))))
+    def remaining(self, n, total=None, never=0):
+        """The models left to train in the whole study (search trials included), as this worker sees it.
+
+        Args:
+            n: the models left.
+            total: the most the study trains (``plan.max_trainings``), when known.
+            never: of those, the ones that will never train (skipped size points, searches that stopped short).
+        """
+        self.send(Event("left", self.worker, left=max(0, int(n)),
+                        total=None if total is None else (int(total), int(never))))
 
     def line(self, what, pack=None, **metrics):
         """A model finished: ``what`` it was, the ``(models, seconds)`` of its pack, and metrics to show."""
@@ -115,6 +124,7 @@ class Display:
         self.compiling = 0.0  # seconds the workers spent compiling since then, all together
         self.done = 0
         self.left = None
+        self.total, self.never, self.base = None, 0, None  # the study's totals, once a worker reports them
         self.timings = {}
         self._lock = threading.Lock()
         self._live = None
@@ -161,15 +171,35 @@ class Display:
 
     # ---- events ------------------------------------------------------------------------
 
+    def _report(self, event):
+        """A worker's count. With the study's totals, the counter is the most the study trains, less what will
+        never train, less what was settled before this display started (``base``), less the models shown: one
+        down per model shown, whichever worker surveyed the store when (a survey counts the models other workers
+        have finished but not yet shown, which a count taken from it would count twice)."""
+        if event.total is None:
+            self.left = event.left if self.left is None else min(self.left, event.left)
+            return
+        total, never = event.total
+        self.total = max(self.total or 0, total)  # it grows as runs beyond the arms' bounds are planned
+        self.never = max(self.never, never)  # and what will never train, as searches settle
+        if self.base is None:  # the first count: what was settled before any model was shown here
+            self.base = max(0, total - never - event.left - self.done)
+        self._count()
+
+    def _count(self):
+        if self.base is not None:
+            self.left = max(0, self.total - self.never - self.base - self.done)
+        elif self.left is not None:
+            self.left = max(0, self.left - 1)
+
     def __call__(self, event):
         with self._lock:
             if event.kind == "left":
-                self.left = event.left if self.left is None else min(self.left, event.left)
+                self._report(event)
             elif event.kind == "model":
                 self.done += 1
                 self.first = self.first or time.perf_counter()
-                if self.left is not None:
-                    self.left = max(0, self.left - 1)
+                self._count()
                 self._print(event, self._model_text(event))
             elif event.kind == "note":
                 self._print(event, event.text, counter=False)

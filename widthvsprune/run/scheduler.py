@@ -136,6 +136,15 @@ class Runner:
                                 lambda s: s.trials if self.search_settled(s, survey)
                                 else survey.trials_done.get(s.key, 0))
 
+    def never_trained(self, survey):
+        """Of the study's most trainings (``plan.max_trainings``), those that will never train: the models of size
+        points an arm skips and the trials of settled searches that stopped short."""
+        plan = survey.plan
+        skipped = sum(arms.get(arm).per_point(self.study) for arm, _ in plan.skipped)
+        short = sum(max(0, s.trials - int(survey.searches.get(s.key, {}).get("trials", 0) or 0))
+                    for s in plan.searches if s.trials and self.search_settled(s, survey))
+        return skipped + short
+
     # ---- the loop ----------------------------------------------------------------
 
     def run(self):
@@ -150,7 +159,7 @@ class Runner:
         while True:
             self.check()
             survey = self.survey()
-            self.progress.remaining(self.left(survey))
+            self.progress.remaining(self.left(survey), survey.plan.max_trainings, self.never_trained(survey))
             work = self.pending(survey)
             if work is None:
                 return self.result

@@ -5,7 +5,7 @@ import sys
 import time
 import uuid
 
-from widthvsprune import arms, engines, executors, families, store
+from widthvsprune import arms, data, engines, executors, families, store
 from widthvsprune.errors import DataError, StudyError, WidthVsPruneError, problem
 from widthvsprune.families import budgets
 from widthvsprune.run import elsewhere, processes, progress
@@ -25,20 +25,45 @@ def preflight(study, out, load_data=True):
     Raises:
         StudyError: listing every problem, one line each.
     """
-    from widthvsprune import data
 
     problems = list(study.problems()) + store.check_writable(out) + engines.problems(study.engine)
     if not study.name:
         problems.append(problem("name", "a non-empty study name", study.name))
+    if families.is_recorded(study.family):  # read from a results folder; its builder is not in this process
+        raise StudyError(families.not_here(study.family))
+    if study.name:
+        clash = results.conflict(store.study_dir(out, study.name), study)  # one study per folder
+        if clash:
+            raise StudyError(clash)
     splits = None
     try:
-        splits = data.load(study.dataset, study.validation_fraction, study.data_seed) if load_data else None
+        splits = load_splits(study) if load_data else None
     except DataError as error:
         problems += str(error).splitlines()
     if splits is not None:
         problems += _shape_problems(study, splits)
     if problems:
         raise StudyError(problems)
+    return splits
+
+
+def load_splits(study):
+    """The study's dataset as its family takes it: a family derived from a model whose input has a channel axis
+    of 1 that the data lacks (images of shape ``(28, 28)`` for a model built on ``(28, 28, 1)``) gets it added,
+    as the shipped image families add it themselves.
+
+    Raises:
+        DataError: as :func:`widthvsprune.data.load`.
+    """
+    import dataclasses
+
+    import numpy as np
+
+    splits = data.load(study.dataset, study.validation_fraction, study.data_seed)
+    model_input = getattr(families.get_family(study.family).build, "model_input", None)
+    if model_input is not None and len(model_input) == len(splits.input_shape) + 1 and model_input[-1] == 1:
+        splits = dataclasses.replace(splits, **{name: np.expand_dims(getattr(splits, name), -1)
+                                                for name in ("x_train", "x_val", "x_test")})
     return splits
 
 
@@ -96,12 +121,11 @@ def _helper(study_dict, study_file, out, verbose, workers, session, queue, index
         if study_file:
             study_files.load_study(study_file)  # registers the families the file defines
         study = study_from_dict(study_dict)
-        from widthvsprune import data
-
         executor = executors.create("local", study.engine, verbose)
         executor.engine.limit_threads(workers)
-        splits = data.load(study.dataset, study.validation_fraction, study.data_seed)
         root = store.study_dir(out, study.name)
+        data.use_materialised(root, study.dataset)  # a registered dataset: the arrays the first process wrote
+        splits = load_splits(study)
         runner = Runner(study, root, splits, executor, reporter, verbose=verbose, workers=workers, session=session)
         with processes.single_threaded_blas():
             result = runner.run()
@@ -188,6 +212,7 @@ def _run(study, out, splits, trainer, force, verbose, stream, workers, study_fil
     if trainer.engine is not None:
         trainer.engine.limit_threads(workers)
     results.record_study(root, study)
+    data.materialise(root, study.dataset)  # a registered dataset's arrays, once, for the helpers to read
     session = uuid.uuid4().hex
     display = progress.Display(stream, workers)
     helpers, queue, drain = [], None, None

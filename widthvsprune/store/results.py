@@ -15,7 +15,7 @@ from widthvsprune.plan.status import RunStatus
 from widthvsprune.store import files, paths, records
 from widthvsprune.study import study_from_dict
 
-_COVERAGE = ("sparsities", "seeds")
+_COVERAGE = ("sparsities", "seeds", "arms")  # study.json covers the union of these
 
 
 def load_study(root):
@@ -36,7 +36,56 @@ def load_study(root):
             f"DIR: Expected a readable study.json. Received: DIR={str(root)!r}, whose study.json is unreadable "
             f"({type(error).__name__})"
         ) from None
+    _know_family(root, data)
     return study_from_dict(data)
+
+
+def _know_family(root, data):
+    """Registers a stand-in for the study's family when this process cannot build it
+    (:func:`widthvsprune.families.recorded_family`): its reports need only what the records hold."""
+    from widthvsprune import data as datasets
+    from widthvsprune import families
+    from widthvsprune.errors import StudyError
+
+    dataset = data.get("dataset")
+    if isinstance(dataset, str) and not datasets.registered(dataset) and _recorded_value(root, "dataset", dataset,
+                                                                                          "fingerprint"):
+        datasets.recorded_dataset(dataset, _recorded_value(root, "dataset", dataset, "fingerprint"))
+    if datasets.is_recorded(dataset):
+        datasets.use_materialised(root, dataset)  # no loader here: the arrays a run wrote into the folder
+    name = data.get("family")
+    if not isinstance(name, str) or not data.get("widths"):
+        return
+    try:
+        if families.known(name):
+            return
+    except (StudyError, ValueError):  # a model:PATH file that is gone: the records still describe its runs
+        pass
+    families.recorded_family(name, data["widths"], _recorded_value(root, "family", name, "family_config"))
+
+
+def _recorded_value(root, field, name, wanted):
+    """The ``wanted`` value the run configurations of ``root`` record beside ``field == name`` (``None`` if none):
+    a family's ``family_config``, a registered dataset's ``fingerprint``."""
+    def find(config):
+        if isinstance(config, dict):
+            if config.get(field) == name and wanted in config:
+                return config[wanted]
+            for value in config.values():
+                found = find(value)
+                if found:
+                    return found
+        return None
+
+    runs = paths.runs_dir(root)
+    for path in sorted(runs.glob("*/config.json")) + sorted(runs.glob("*/seed-*/config.json")):
+        try:
+            found = find(files.read_json(path))
+        except (OSError, ValueError):
+            continue
+        if found:
+            return found
+    return None
 
 
 def is_study_folder(path):
@@ -59,9 +108,10 @@ def record_study(root, study):
 
     Every study that ran is kept in ``history/``. ``study.json`` describes the
     union of the runs: when the study differs from the one already recorded
-    only in its sparsities or seeds (a ``run --set sparsities=[0.5]``, say),
-    ``study.json`` covers both, so that no finished run disappears from the
-    reports; a study with other settings replaces it.
+    only in its sparsities, seeds or arms (a ``run --set sparsities=[0.5]``,
+    say), ``study.json`` covers both, so that no finished run disappears from
+    the reports. A study that differs in anything else is refused before
+    training (:func:`conflict`); it never replaces ``study.json``.
     """
     data = study.to_dict()
     digest = hashlib.sha256(keys.canonical(data).encode()).hexdigest()[:12]
@@ -71,17 +121,53 @@ def record_study(root, study):
     except ResultsError:
         current = None
     if current is not None and _without_coverage(current) == _without_coverage(study):
+        order = {name: i for i, name in enumerate(current.arms + study.arms)}
         study = dataclasses.replace(
             study,
             sparsities=tuple(sorted(set(current.sparsities) | set(study.sparsities))),
             seeds=tuple(sorted(set(current.seeds) | set(study.seeds))),
+            arms=tuple(sorted(set(current.arms) | set(study.arms), key=order.get)),
         )
+    elif current is not None:
+        raise ResultsError(conflict(root, study))
     files.write_json(paths.study_json(root), study.to_dict())
     return study
 
 
 def _without_coverage(study):
     return {k: v for k, v in study.to_dict().items() if k not in _COVERAGE}
+
+
+def _flat(data, prefix=""):
+    out = {}
+    for name, value in data.items():
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, f"{prefix}{name}."))
+        else:
+            out[f"{prefix}{name}"] = value
+    return out
+
+
+def conflict(root, study):
+    """The one line refusing ``study`` in ``root`` when the folder holds another study; ``""`` otherwise.
+
+    A folder holds one study: a study that differs from its ``study.json`` in
+    anything but its sparsities, seeds and arms (which ``study.json`` then
+    covers together) belongs in another folder, under another name or
+    ``--out``.
+    """
+    try:
+        current = load_study(root)
+    except ResultsError:
+        return ""
+    there, here = _flat(_without_coverage(current)), _flat(_without_coverage(study))
+    differ = [name for name in sorted(set(there) | set(here)) if there.get(name) != here.get(name)]
+    if not differ:
+        return ""
+    shown = ", ".join(f"{name} ({there.get(name)!r} there, {here.get(name)!r} here)" for name in differ)
+    return (f"study: Expected the study that {str(paths.study_json(root))!r} records, or another name "
+            f"(--set name=...) or another --out for a different study. Received: a study {study.name!r} that "
+            f"differs in {shown}")
 
 
 def run_config(study, run):

@@ -10,7 +10,7 @@ import re
 from typing import Optional, Tuple
 
 from widthvsprune import arms, engines, families
-from widthvsprune.data import DATASETS, mnist1d_samples
+from widthvsprune.data import DATASETS, mnist1d_samples, registered
 from widthvsprune.engines import CHOICES as ENGINE_CHOICES
 from widthvsprune.errors import StudyError, problem, suggest
 from widthvsprune.plan import keys
@@ -31,8 +31,9 @@ class Study:
         name: folder name of the results (``results/<name>/``); a study file
             that leaves it empty is named after the file.
         dataset: ``"digits"``, ``"mnist1d"`` (``"mnist1d:N"`` for N
-            sequences), ``"mnist"``, ``"fashion_mnist"``, ``"cifar10"`` or
-            ``"npz:PATH"``.
+            sequences), ``"mnist"``, ``"fashion_mnist"``, ``"cifar10"``,
+            ``"npz:PATH"``, or a name given to
+            :func:`~widthvsprune.register_dataset`.
         family: a registered model family (``seed_cnn``, ``mlp``, ``lenet5``).
         widths: the wide (baseline) model's widths; ``None`` for the family's.
         sparsities: target sparsities of the pruned arm, each in [0, 1).
@@ -132,11 +133,11 @@ class Study:
             )
         if not isinstance(self.dataset, str) or not (
             self.dataset in DATASETS or (self.dataset.startswith("npz:") and len(self.dataset) > 4)
-            or mnist1d_samples(self.dataset) is not None
+            or mnist1d_samples(self.dataset) is not None or registered(self.dataset)
         ):
             out.append(
-                problem("dataset", f"one of {list(DATASETS)}, 'mnist1d:N' (N sequences, from 1000 to 1000000) or "
-                                   "'npz:PATH'", self.dataset)
+                problem("dataset", f"one of {list(DATASETS)}, 'mnist1d:N' (N sequences, from 1000 to 1000000), "
+                                   "'npz:PATH' or a name given to register_dataset", self.dataset)
             )
         family = self._family()
         if family is None:

@@ -30,7 +30,7 @@ def _hint_name(hint):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         return f"None or {_hint_name(args[0])}"
     if origin in (tuple, Tuple):
-        return f"a list of {_hint_name(typing.get_args(hint)[0])}s"
+        return f"a list of {_hint_name(typing.get_args(hint)[0])}s (in brackets, [x] for one)"
     return getattr(hint, "__name__", str(hint))
 
 
@@ -43,7 +43,9 @@ def _coerce(value, hint):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         return _coerce(value, args[0])
     if origin in (tuple, Tuple):
-        items = value if isinstance(value, (list, tuple)) else (value,)
+        if not isinstance(value, (list, tuple)):  # one value is a list of one: [0.5], never a bare 0.5
+            return False, value
+        items = value
         item = typing.get_args(hint)[0]
         converted = []
         for v in items:
@@ -144,10 +146,12 @@ def _keyword_hint(error):
     return suggest(match.group(1), fields)
 
 
-def load_study(path):
+def load_study(path, need_study=True):
     """Loads ``STUDY`` from a Python study file.
 
-    A study whose ``name`` is empty is named after the file.
+    A study whose ``name`` is empty is named after the file. With
+    ``need_study=False`` the file only has to import cleanly (the families it
+    registers are then registered), and the result is its ``STUDY`` or ``None``.
 
     Raises:
         StudyError: if the file does not exist, raises on import, or does not
@@ -174,6 +178,8 @@ def load_study(path):
     finally:
         sys.modules.pop(module_name, None)
     study = getattr(module, "STUDY", None)
+    if not need_study and not isinstance(study, Study):
+        return None
     if not isinstance(study, Study):
         raise StudyError(
             f"study: Expected the file to define STUDY = Study(...). Received: study={str(path)!r}, "

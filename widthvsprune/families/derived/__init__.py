@@ -276,6 +276,11 @@ def family_from_file(path, name=None, use_weights=False):
     """
     path = pathlib.Path(path)
     name = name or path.stem
+    if path.suffix in (".keras", ".json") and not path.is_file():
+        from widthvsprune.errors import near_path
+
+        raise refuse(f"an existing {path.suffix} file (relative to the working directory {os.getcwd()!r})",
+                     f"path={str(path)!r}, which does not exist{near_path(path)}")
     if path.suffix == ".keras":
         keras = import_keras(saved_keras(path))
         model = keras.models.load_model(path, compile=False)
