@@ -10,8 +10,9 @@ SCRIPT = """
 import keras
 from widthvsprune import Recipe, Study, Tuning, family_from_model, register_family, run_study
 
-model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(16, activation="relu"),
-                          keras.layers.Dense(10, activation="softmax")])
+model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(16),
+                          keras.layers.BatchNormalization(), keras.layers.Activation("relu"),  # its keys say how
+                          keras.layers.Dense(10, activation="softmax")])                        # it was evaluated
 register_family(family_from_model(model, name="my_mlp"))
 study = Study(name="mine", dataset="digits", family="my_mlp", sparsities=(0.5, 0.9), seeds=(0,),
               baseline=Recipe(epochs=1, batch_size=64), finetune=Recipe(epochs=1, batch_size=64),

@@ -146,13 +146,14 @@ def not_here(name):
             f"from a finished study's records")
 
 
-def recorded_family(name, widths, digest=None):
+def recorded_family(name, widths, digest=None, batchnorm=False):
     """Registers a stand-in for a family that this process does not know, read from a study's records.
 
     A finished study's ``status``, ``report`` and ``summary`` need its family
     only for its name and its run keys' ``family_config`` (``digest``), which
     the records hold; a family registered in the script that ran the study is
-    not registered in another process. The stand-in builds nothing (training
+    not registered in another process; ``batchnorm`` says whether its runs'
+    keys record how batch normalization was evaluated. The stand-in builds nothing (training
     with it is refused before any run) and a real family of the same name
     replaces it when registered.
 
@@ -162,7 +163,7 @@ def recorded_family(name, widths, digest=None):
     """
     if name in _FAMILIES:
         return _FAMILIES[name]
-    family = Family(name, tuple(int(w) for w in widths), None, _NotHere(name), digest=digest)
+    family = Family(name, tuple(int(w) for w in widths), None, _NotHere(name), digest=digest, batchnorm=batchnorm)
     _FAMILIES[name] = family
     _RECORDED.add(name)
     return family

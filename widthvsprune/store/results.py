@@ -61,7 +61,9 @@ def _know_family(root, data):
             return
     except (StudyError, ValueError):  # a model:PATH file that is gone: the records still describe its runs
         pass
-    families.recorded_family(name, data["widths"], _recorded_value(root, "family", name, "family_config"))
+    # A family with batch normalization hashes how it was evaluated ("batchnorm" beside "family"): the records say.
+    batchnorm = _recorded_value(root, "family", name, "batchnorm") is not None
+    families.recorded_family(name, data["widths"], _recorded_value(root, "family", name, "family_config"), batchnorm)
 
 
 def _recorded_value(root, field, name, wanted):
