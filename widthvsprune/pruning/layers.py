@@ -3,8 +3,10 @@
 Keras 2 (tf_keras) and Keras 3 name their layer classes alike, so both
 engines look a layer up here by the names of its class and base classes.
 :data:`PRUNABLE` follows tfmot's ``PruneRegistry``: the kernels it prunes, by
-attribute path. :data:`COUNTED` lists kernels the size accounting reads but
-that tfmot never prunes (a depthwise kernel).
+attribute path (a ``MultiHeadAttention``'s four projection kernels, of rank
+3, as tfmot's registry lists them; ``EinsumDense``, which tfmot does not
+list, on the ``jax`` engine only). :data:`COUNTED` lists kernels the size
+accounting reads but that tfmot never prunes (a depthwise kernel).
 """
 
 #: Kernels tfmot prunes, by layer class: attribute paths on the layer.
@@ -18,6 +20,8 @@ PRUNABLE = {
     "SeparableConv1D": ("pointwise_kernel",),
     "SeparableConv2D": ("pointwise_kernel",),
     "Embedding": ("embeddings",),
+    "EinsumDense": ("kernel",),
+    "MultiHeadAttention": ("_query_dense.kernel", "_key_dense.kernel", "_value_dense.kernel", "_output_dense.kernel"),
     "GRU": ("cell.kernel", "cell.recurrent_kernel"),
     "LSTM": ("cell.kernel", "cell.recurrent_kernel"),
     "SimpleRNN": ("cell.kernel", "cell.recurrent_kernel"),
