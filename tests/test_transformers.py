@@ -297,9 +297,9 @@ def test_the_jax_engine_prunes_attention_kernels_to_each_kernels_target_exactly(
     assert abs(zeros / total - 0.7) < 0.01
 
 
-def _run(tmp_path, name, family, dataset, **fields):
+def _run(tmp_path, name, family, dataset, engine="jax", **fields):
     study = tiny_study(name=name, family=family, dataset=dataset, widths=None, sparsities=(0.75,), seeds=(0,),
-                       engine="jax", baseline=Recipe(epochs=3, batch_size=32, learning_rate=1e-2),
+                       engine=engine, baseline=Recipe(epochs=3, batch_size=32, learning_rate=1e-2),
                        tuning=Tuning(oracle="random", trials=1, controls=False), **fields)
     result = run_study(study, tmp_path, stream=io.StringIO(), workers=1)
     assert not result.failed, result.failed
@@ -328,4 +328,49 @@ def test_a_one_unit_sigmoid_head_trains_with_binary_cross_entropy(tmp_path):
                                       overwrite=True)
     dataset = write_npz(tmp_path / "binary.npz", float_arrays, classes=2)
     evals = _run(tmp_path, "sigmoid", family.name, dataset)
+    assert evals[evals.arm == "baseline"].test_accuracy.iloc[0] > 0.75
+
+
+def tf_keras_text_model(k):
+    """Embedding, a Bidirectional LSTM, self-attention and a one-unit sigmoid head, in tf_keras."""
+    inputs = k.Input((SEQUENCE,), dtype="int32")
+    x = k.layers.Embedding(VOCABULARY, 6)(inputs)
+    x = k.layers.Add()([x, k.layers.MultiHeadAttention(num_heads=2, key_dim=3)(x, x)])
+    x = k.layers.Bidirectional(k.layers.LSTM(4))(x)
+    return k.Model(inputs, k.layers.Dense(1, activation="sigmoid")(x), name="tf_keras_text")
+
+
+def test_tf_keras_names_the_layers_tfmot_cannot_prune_and_prunes_attention(tmp_path):
+    from widthvsprune import arms
+    from widthvsprune.engines.tf_keras import models as tf_models
+    from widthvsprune.engines.tf_keras import pruning as tf_pruning
+    from widthvsprune.engines.tf_keras.backend import keras as tf_keras
+
+    family = families.register_family(family_from_model(tf_keras_text_model(tf_keras), name="transformers_tf_keras"),
+                                      overwrite=True)
+    assert family.keras == "2" and family.build.plan.binary
+    study = tiny_study(name="tf_keras_text", family=family.name, widths=None)
+    (note,) = [n for n in arms.get("pruned").notes(study, 500) if "tfmot" in n]
+    assert note.startswith("warning: tfmot (engine 'tf_keras') cannot prune layer 'bidirectional") and "\n" not in note
+    model = family.build(family.default_widths, (SEQUENCE,), 2, tf_keras)
+    steps = schedules.schedule_steps(64, 32, 1, 1, 0, 1.0)
+    wrapped, targets = tf_pruning.wrap(model, base.PruneSpec(0.5, steps))
+    attention = [e for e in tf_models.layer_weights(model, targets) if e.name.startswith("multi_head_attention")]
+    assert [tuple(e.kernel.shape) for e in attention] == [(6, 2, 3), (6, 2, 3), (6, 2, 3), (2, 3, 6)]
+    assert all(e.pruned for e in attention)  # tfmot wraps the attention: its four kernels are pruned
+    assert sum(isinstance(layer, tf_pruning.PruneLowMagnitude) for layer in wrapped.layers) == 3
+
+
+def test_a_one_unit_sigmoid_head_trains_on_tf_keras_too(tmp_path):
+    from widthvsprune.engines.tf_keras.backend import keras as tf_keras
+
+    def head(k):
+        inputs = k.Input((SEQUENCE, FEATURES))
+        x = k.layers.GlobalAveragePooling1D()(k.layers.Dense(6, activation="relu")(inputs))
+        return k.Model(inputs, k.layers.Dense(1, activation="sigmoid")(x), name="tf_keras_sigmoid")
+
+    family = families.register_family(family_from_model(head(tf_keras), name="transformers_tf_keras_sigmoid"),
+                                      overwrite=True)
+    dataset = write_npz(tmp_path / "binary.npz", float_arrays, classes=2)
+    evals = _run(tmp_path, "tf_keras_sigmoid", family.name, dataset, engine="tf_keras")
     assert evals[evals.arm == "baseline"].test_accuracy.iloc[0] > 0.75

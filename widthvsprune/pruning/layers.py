@@ -27,6 +27,9 @@ PRUNABLE = {
     "SimpleRNN": ("cell.kernel", "cell.recurrent_kernel"),
 }
 
+#: The layers of :data:`PRUNABLE` that tfmot's ``prune_low_magnitude`` wraps (the ``tf_keras`` engine's).
+TFMOT = {name: paths for name, paths in PRUNABLE.items() if name != "EinsumDense"}
+
 #: Kernels counted by the size accounting that tfmot leaves dense.
 COUNTED = {
     "DepthwiseConv1D": ("depthwise_kernel",),
@@ -53,7 +56,8 @@ def resolve(layer, path):
     return obj
 
 
-def kernels(layer):
+def kernels(layer, table=None):
     """``layer``'s prunable kernels (weights), in order; empty for a layer pruning does not touch."""
-    name = entry(layer)
-    return [resolve(layer, path) for path in PRUNABLE[name]] if name else []
+    table = PRUNABLE if table is None else table
+    name = entry(layer, table)
+    return [resolve(layer, path) for path in table[name]] if name else []

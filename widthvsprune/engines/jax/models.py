@@ -197,11 +197,16 @@ def layout_of(model):
             var = layer_table.resolve(layer, path)
             w = index[id(var)]
             last = path.split(".")[-1]
-            last = path.split(".")[0].lstrip("_") if last == "kernel" and "." in path else last
+            own = None
+            if last == "kernel" and "." in path:  # a projection of its own (an attention's): its bias goes with it
+                last = path.split(".")[0].lstrip("_")
+                own = getattr(layer_table.resolve(layer, path.split(".")[0]), "bias", None)
+            elif k == 0:
+                own = bias
             kernels.append(LayerInfo(
                 name=name if k == 0 else f"{name}/{last}",
                 kernel=w,
-                bias=index[id(bias)] if k == 0 and bias is not None else None,
+                bias=index[id(own)] if own is not None else None,
                 positions=_positions(layer, entry in layer_table.RECURRENT),
                 layer=n_layers,
             ))

@@ -239,6 +239,25 @@ def family_from_model(model, name=None, use_weights=False):
     )
 
 
+#: Layers holding kernels that tfmot's ``prune_low_magnitude`` does not wrap (besides registered and Keras Hub layers).
+TFMOT_DENSE = frozenset({"Bidirectional", "TimeDistributed", "EinsumDense"})
+
+
+def tfmot_leaves_dense(family):
+    """The layers of a tf_keras family's model that tfmot cannot prune (``"layer 'x' of type Y"``), model order.
+
+    The ``tf_keras`` engine's pruned arm leaves their kernels dense; the
+    ``jax`` engine prunes them. Empty for a family not derived from a
+    tf_keras model.
+    """
+    build = getattr(family, "build", None)
+    if not isinstance(build, ConfigBuilder) or build.major != "2":
+        return []
+    return [f"layer {e.get('name', e['config'].get('name'))!r} of type {e['class_name']}"
+            for e in build.config["layers"]
+            if e["class_name"] in TFMOT_DENSE or layer_rules.rule_of(e) is not None]
+
+
 def config_digest(kind, config, major):
     """12 hex digits of the SHA-256 of a model's config (what the family builds), for run keys."""
     text = json.dumps({"class_name": kind, "config": config, "keras": major}, sort_keys=True, default=str)
