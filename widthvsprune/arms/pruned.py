@@ -20,9 +20,9 @@ import dataclasses
 
 import numpy as np
 
+from widthvsprune import families
 from widthvsprune.arms import baseline as baseline_arm
 from widthvsprune.arms.base import Arm, SearchContext, common_result, log_rate, pruned_steps, recipe_fit
-from widthvsprune import families
 from widthvsprune.engines.base import ModelSpec, PruneSpec
 from widthvsprune.families import derived
 from widthvsprune.plan import keys
