@@ -374,3 +374,19 @@ def test_a_one_unit_sigmoid_head_trains_on_tf_keras_too(tmp_path):
     dataset = write_npz(tmp_path / "binary.npz", float_arrays, classes=2)
     evals = _run(tmp_path, "tf_keras_sigmoid", family.name, dataset, engine="tf_keras")
     assert evals[evals.arm == "baseline"].test_accuracy.iloc[0] > 0.75
+
+
+def test_integer_token_ids_load_exactly_and_ids_beyond_float32_are_refused(tmp_path):
+    from widthvsprune import DataError, data
+
+    dataset = write_npz(tmp_path / "tokens.npz", token_arrays)
+    splits = data.load(dataset)
+    with np.load(tmp_path / "tokens.npz") as f:
+        ids = np.concatenate([f["x_train"], f["x_test"]])
+    loaded = np.concatenate([splits.x_train, splits.x_val, splits.x_test])
+    assert np.array_equal(np.sort(loaded.astype("int64"), axis=None), np.sort(ids, axis=None))
+    assert np.array_equal(loaded, np.round(loaded)) and loaded.max() == VOCABULARY - 1  # ids, not scaled
+    big = np.full((4, SEQUENCE), (1 << 24) + 1, "int64")
+    np.savez(tmp_path / "big.npz", x_train=big, y_train=np.arange(4) % 2, x_test=big, y_test=np.arange(4) % 2)
+    with pytest.raises(DataError, match=r"^dataset: Expected integers \(token ids\) of at most 16777216"):
+        data.load(f"npz:{tmp_path / 'big.npz'}")

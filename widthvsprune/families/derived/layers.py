@@ -77,7 +77,9 @@ def register_layer(cls_or_name, widths=(), passes_width=False, output=None, tied
             default the first of ``widths`` when ``passes_width`` is false.
         tied: config fields that must equal the input's width (a block's
             ``embed_dim``); they follow the width of the layer's input.
-        overwrite: replace an earlier registration of the same name.
+        overwrite: replace an earlier registration of the same name with
+            other fields (registering the same fields again, as a study file
+            loaded again does, needs no ``overwrite``).
 
     Returns:
         The :class:`LayerRule`.
@@ -111,9 +113,10 @@ def register_layer(cls_or_name, widths=(), passes_width=False, output=None, tied
                           "widths=(), passes_width=False")
         if output not in widths:
             widths = widths + (output,)
-    if name in _REGISTERED and not overwrite:
-        raise _refuse("a layer class not registered yet (or overwrite=True)", f"{name!r}, registered before")
     rule = LayerRule(name, widths, output, bool(passes_width), tied, cls)
+    if name in _REGISTERED and _REGISTERED[name] != rule and not overwrite:  # (a study file loaded again: equal)
+        raise _refuse("a layer class not registered yet with other widths (or overwrite=True)",
+                      f"{name!r}, registered before as {_REGISTERED[name]}")
     _REGISTERED[name] = rule
     return rule
 
