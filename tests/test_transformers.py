@@ -390,3 +390,77 @@ def test_integer_token_ids_load_exactly_and_ids_beyond_float32_are_refused(tmp_p
     np.savez(tmp_path / "big.npz", x_train=big, y_train=np.arange(4) % 2, x_test=big, y_test=np.arange(4) % 2)
     with pytest.raises(DataError, match=r"^dataset: Expected integers \(token ids\) of at most 16777216"):
         data.load(f"npz:{tmp_path / 'big.npz'}")
+
+
+STUDY_FILE = '''
+import keras
+import numpy as np
+from widthvsprune import Pruning, Recipe, Study, Tuning, family_from_model, register_family, register_layer
+
+
+class Scale(keras.layers.Layer):
+    """A learned scale per feature: keeps its input's width."""
+
+    def build(self, input_shape):
+        self.scale = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="scale")
+
+    def call(self, x):
+        return x * self.scale
+
+
+class Block(keras.layers.Layer):
+    """Attention and a feed-forward pair around a residual stream of width ``width``."""
+
+    def __init__(self, width, heads, hidden, **kwargs):
+        super().__init__(**kwargs)
+        self.width, self.heads, self.hidden = width, heads, hidden
+        self.attention = keras.layers.MultiHeadAttention(num_heads=heads, key_dim=4)
+        self.ff = keras.Sequential([keras.layers.Dense(hidden, activation="relu"), keras.layers.Dense(width)])
+
+    def call(self, x):
+        x = x + self.attention(x, x)
+        return x + self.ff(x)
+
+
+register_layer(Scale, passes_width=True)
+register_layer(Block, widths=("heads", "hidden"), passes_width=True, tied=("width",))
+inputs = keras.Input((8,), dtype="int32")
+x = keras.layers.Embedding(20, 8)(inputs)
+x = Block(8, 2, 12)(Scale()(x))
+x = keras.layers.GlobalAveragePooling1D()(x)
+register_family(family_from_model(keras.Model(inputs, keras.layers.Dense(3)(x)), name="file_blocks"), overwrite=True)
+STUDY = Study(name="file_blocks", dataset="npz:DATA", family="file_blocks", sparsities=(0.5, 0.75), seeds=(0,),
+              baseline=Recipe(epochs=1, batch_size=64), finetune=Recipe(epochs=1, batch_size=64),
+              pruning=Pruning(frequency=2, end_fraction=0.75), tuning=Tuning(oracle="random", trials=1,
+              controls=False), engine="jax")
+'''
+
+
+def test_a_study_file_registering_layers_runs_in_two_processes_with_one_key_per_run(tmp_path):
+    import subprocess
+    import sys
+
+    from widthvsprune.study import files
+
+    dataset = write_npz(tmp_path / "tokens.npz", token_arrays)
+    path = tmp_path / "blocks.py"
+    path.write_text(STUDY_FILE.replace("npz:DATA", dataset))
+    first, again = files.load_study(path), files.load_study(path)  # the same layer names, config and keys
+    assert families.get_family(first.family).digest == families.get_family(again.family).digest
+    result = subprocess.run([sys.executable, "-m", "widthvsprune", "run", str(path), "--out", str(tmp_path / "out"),
+                             "--workers", "2"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    runs = pd.read_csv(tmp_path / "out" / "file_blocks" / "runs.csv")
+    assert (runs.status == "ok").all() and runs.key.is_unique
+    trained = sorted(p.name for p in (tmp_path / "out" / "file_blocks" / "runs").iterdir()
+                     if not p.name.startswith("search-"))
+    assert len(trained) == len(runs)  # no run trained twice under another key by the helper process
+
+
+def test_ray_refuses_a_family_that_a_study_file_defines_before_any_training(tmp_path):
+    family = families.register_family(family_from_model(sigmoid_head(), name="transformers_on_ray"), overwrite=True)
+    study = tiny_study(name="on_ray", family=family.name, widths=None)
+    with pytest.raises(StudyError, match=r"^family: Expected a shipped family or family='model:PATH' with --executor "
+                                         r"ray .* Received: family='transformers_on_ray'$"):
+        run_study(study, tmp_path, stream=io.StringIO(), executor="ray")
+    assert not (tmp_path / "on_ray" / "runs").exists()

@@ -10,6 +10,7 @@ import ast
 import collections
 import contextlib
 import dataclasses
+import hashlib
 import importlib.util
 import pathlib
 import re
@@ -193,7 +194,8 @@ def load_study(path):
     path = pathlib.Path(path)
     if not path.is_file():
         raise StudyError(problem("study", "an existing study file (.py)", str(path)) + near_path(path))
-    module_name = f"_widthvsprune_study_{abs(hash(str(path.resolve())))}"
+    # The same name in every process (Python's str hash is not), for the classes a study file defines.
+    module_name = f"_widthvsprune_study_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module

@@ -221,6 +221,10 @@ def family_from_model(model, name=None, use_weights=False):
     entries = {n.name: n.entry for n in nodes}
     for layer in plan.softmax:
         make_linear(entries[layer])
+    for node in nodes:  # a registered class is found by its name: where it was defined is no part of the config
+        rule = layer_rules.rule_of(node.entry)
+        if rule is not None and rule.cls is not None:
+            node.entry["module"] = None
     name = name or model.name
     if not isinstance(name, str) or not name:
         raise refuse("a non-empty family name", f"name={name!r}")
