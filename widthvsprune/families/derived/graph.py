@@ -10,7 +10,16 @@ width through (normalization, activations, dropout, pooling, depthwise
 convolutions, a ``Reshape`` that keeps the last axis) carries that width on.
 ``Concatenate`` along the last axis adds its inputs' widths and ties
 nothing. The layers producing the model's output take the number of
-classes, and the input layer takes the study's input shape.
+classes (one unit stays one: a binary classifier), and the input layer
+takes the study's input shape.
+
+Each width lives at *sites*: ``(layer name, config field)`` pairs. A
+``MultiHeadAttention`` has knobs of its own (``num_heads``, ``key_dim``, and
+``value_dim`` when it differs) and an output of its query's width;
+``Bidirectional`` and ``TimeDistributed`` set their inner layer's width
+(``"layer.config.units"``), a concatenating ``Bidirectional`` outputting a
+derived size of twice it; registered layers and Keras Hub's follow their
+:class:`~widthvsprune.families.derived.layers.LayerRule`.
 """
 
 import dataclasses
