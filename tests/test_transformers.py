@@ -451,10 +451,10 @@ def test_a_study_file_registering_layers_runs_in_two_processes_with_one_key_per_
                              "--workers", "2"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     runs = pd.read_csv(tmp_path / "out" / "file_blocks" / "runs.csv")
-    assert (runs.status == "ok").all() and runs.key.is_unique
-    trained = sorted(p.name for p in (tmp_path / "out" / "file_blocks" / "runs").iterdir()
-                     if not p.name.startswith("search-"))
-    assert len(trained) == len(runs)  # no run trained twice under another key by the helper process
+    assert len(runs) >= 5 and np.isfinite(runs.test_accuracy).all()  # (exit status 0: no run failed)
+    folders = (tmp_path / "out" / "file_blocks" / "runs").iterdir()
+    trained = {p.name for p in folders if not p.name.startswith("search-")}
+    assert trained == set(runs.key)  # no run trained again under another key by the helper process
 
 
 def test_ray_refuses_a_family_that_a_study_file_defines_before_any_training(tmp_path):
