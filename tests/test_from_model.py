@@ -226,7 +226,8 @@ REFUSED = {
                    r"a subclassed model has no config.* Received: model='subclassed' \(of type Subclassed\)$"),
     "lambda": (lambda: keras.Sequential([keras.Input((4,)), keras.layers.Lambda(lambda t: t * 2),
                                          keras.layers.Dense(8), keras.layers.Dense(3)]),
-               r"^Expected layers whose effect on the width is known .* Received: layer 'lambda.*' of type Lambda$"),
+               r"^Expected layers whose effect on the width is known .* Received: layer 'lambda.*' of type Lambda; "
+               r"register it with widthvsprune\.register_layer\('Lambda', widths=\(\.\.\.\), passes_width=\.\.\.\)$"),
     "no_hidden_width": (lambda: keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
                                                   keras.layers.Dense(10)]),
                         r"^Expected a hidden layer with units or filters to shrink .* output layer is 'dense.*'$"),

@@ -13,6 +13,7 @@ from widthvsprune.data import register_dataset
 from widthvsprune.errors import DataError, ResultsError, StudyError, WidthVsPruneError
 from widthvsprune.families import Family, get_family, register_family
 from widthvsprune.families.derived import family_from_file, family_from_model
+from widthvsprune.families.derived.layers import register_layer
 from widthvsprune.pruning import register_allocation
 from widthvsprune.study import Pruning, Recipe, Study, Tuning, apply_overrides, load_study
 
@@ -40,6 +41,7 @@ __all__ = [
     "register_allocation",
     "register_dataset",
     "register_family",
+    "register_layer",
     "run_study",
 ]
 

@@ -228,6 +228,8 @@ def total_examples(name):
 
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+#: The largest integer from which every smaller one is exact in float32 (2 ** 24): token ids are loaded as float32.
+FLOAT32_EXACT = 1 << 24
 
 
 def _npz(path):
@@ -254,7 +256,7 @@ def _npz(path):
     problems = validate_arrays(arrays, field)
     if problems:
         raise DataError("\n".join(problems))
-    x_train = arrays["x_train"].astype("float32")
+    x_train = arrays["x_train"].astype("float32")  # integer token ids stay exact: an Embedding casts them back
     x_test = arrays["x_test"].astype("float32")
     if arrays["x_train"].dtype == np.uint8:
         x_train, x_test = x_train / 255.0, x_test / 255.0
@@ -270,6 +272,11 @@ def validate_arrays(arrays, field):
             problems.append(
                 f"dataset: Expected numeric x_{split}. Received: dataset={field!r} "
                 f"with x_{split}.dtype={x.dtype}"
+            )
+        elif x.dtype.kind in "ui" and x.dtype != np.uint8 and x.size and np.abs(x).max() > FLOAT32_EXACT:
+            problems.append(
+                f"dataset: Expected integers (token ids) of at most {FLOAT32_EXACT} in x_{split}, which float32 "
+                f"holds exactly. Received: dataset={field!r} with values up to {int(np.abs(x).max())}"
             )
         elif x.dtype.kind == "f" and not np.all(np.isfinite(x)):
             problems.append(

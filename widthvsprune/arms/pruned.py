@@ -20,9 +20,11 @@ import dataclasses
 
 import numpy as np
 
+from widthvsprune import families
 from widthvsprune.arms import baseline as baseline_arm
 from widthvsprune.arms.base import Arm, SearchContext, common_result, log_rate, pruned_steps, recipe_fit
 from widthvsprune.engines.base import ModelSpec, PruneSpec
+from widthvsprune.families import derived
 from widthvsprune.plan import keys
 from widthvsprune.pruning import allocations, schedules
 from widthvsprune.pruning.allocations import Layer
@@ -166,6 +168,9 @@ class Pruned(Arm):
                              lambda s, ids=ids: (ids[s],), search.key)
 
     def notes(self, study, n_train):
+        return _dense_layers_note(study) + self._schedule_notes(study, n_train)
+
+    def _schedule_notes(self, study, n_train):
         p, f = study.pruning, study.finetune
         try:
             steps = schedules.schedule_steps(n_train, f.batch_size, f.epochs, p.frequency, p.begin_step,
@@ -299,3 +304,16 @@ class Pruned(Arm):
                 "freq": values.get("frequency", "auto"), "allocation": info.get("allocation"),
                 "output": values["output"],
                 "baseline": values.get("baseline")}
+
+
+def _dense_layers_note(study):
+    """One line naming the layers tfmot cannot prune, for a study of a tf_keras model that holds some."""
+    try:
+        family = families.get_family(study.family)
+    except Exception:  # an unknown family is named by the study's own checks
+        return []
+    layers = derived.tfmot_leaves_dense(family)
+    if not layers:
+        return []
+    return [f"warning: tfmot (engine 'tf_keras') cannot prune {', '.join(layers)}: the pruned arm leaves their "
+            f"kernels dense, counted as nonzeros (the 'jax' engine, for a Keras 3 model, prunes them)"]

@@ -3,8 +3,10 @@
 Keras 2 (tf_keras) and Keras 3 name their layer classes alike, so both
 engines look a layer up here by the names of its class and base classes.
 :data:`PRUNABLE` follows tfmot's ``PruneRegistry``: the kernels it prunes, by
-attribute path. :data:`COUNTED` lists kernels the size accounting reads but
-that tfmot never prunes (a depthwise kernel).
+attribute path (a ``MultiHeadAttention``'s four projection kernels, of rank
+3, as tfmot's registry lists them; ``EinsumDense``, which tfmot does not
+list, on the ``jax`` engine only). :data:`COUNTED` lists kernels the size
+accounting reads but that tfmot never prunes (a depthwise kernel).
 """
 
 #: Kernels tfmot prunes, by layer class: attribute paths on the layer.
@@ -18,10 +20,15 @@ PRUNABLE = {
     "SeparableConv1D": ("pointwise_kernel",),
     "SeparableConv2D": ("pointwise_kernel",),
     "Embedding": ("embeddings",),
+    "EinsumDense": ("kernel",),
+    "MultiHeadAttention": ("_query_dense.kernel", "_key_dense.kernel", "_value_dense.kernel", "_output_dense.kernel"),
     "GRU": ("cell.kernel", "cell.recurrent_kernel"),
     "LSTM": ("cell.kernel", "cell.recurrent_kernel"),
     "SimpleRNN": ("cell.kernel", "cell.recurrent_kernel"),
 }
+
+#: The layers of :data:`PRUNABLE` that tfmot's ``prune_low_magnitude`` wraps (the ``tf_keras`` engine's).
+TFMOT = {name: paths for name, paths in PRUNABLE.items() if name != "EinsumDense"}
 
 #: Kernels counted by the size accounting that tfmot leaves dense.
 COUNTED = {
@@ -49,7 +56,8 @@ def resolve(layer, path):
     return obj
 
 
-def kernels(layer):
+def kernels(layer, table=None):
     """``layer``'s prunable kernels (weights), in order; empty for a layer pruning does not touch."""
-    name = entry(layer)
-    return [resolve(layer, path) for path in PRUNABLE[name]] if name else []
+    table = PRUNABLE if table is None else table
+    name = entry(layer, table)
+    return [resolve(layer, path) for path in table[name]] if name else []

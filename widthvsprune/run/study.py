@@ -191,11 +191,20 @@ def run_study(study, out="results", force=False, verbose=False, stream=None, wor
     if not executors.executor_class(executor).processes and workers not in (None, 1):
         raise StudyError(f"--workers: Expected no --workers with --executor {executor} (its slots share the work). "
                          f"Received: --workers={workers}")
+    if not executors.executor_class(executor).processes and not _rebuilt_anywhere(study.family):
+        raise StudyError(f"family: Expected a shipped family or family='{families.MODEL_PREFIX}PATH' with --executor "
+                         f"{executor} (its workers import no study file, so they cannot rebuild a family, or the "
+                         f"layers it registers, that a study file defines). Received: family={study.family!r}")
     trainer = executors.create(executor, study.engine, verbose, **options)
     try:
         return _run(study, out, splits, trainer, force, verbose, stream, workers, study_file, started)
     finally:
         trainer.close()
+
+
+def _rebuilt_anywhere(name):
+    """Whether any process rebuilds family ``name`` by its name alone: a shipped family, or a saved model's."""
+    return name in families.SHIPPED or str(name).startswith(families.MODEL_PREFIX)
 
 
 def _run(study, out, splits, trainer, force, verbose, stream, workers, study_file, started):

@@ -7,7 +7,10 @@ and value against the study's dataclasses.
 """
 
 import ast
+import collections
+import contextlib
 import dataclasses
+import hashlib
 import importlib.util
 import pathlib
 import re
@@ -146,6 +149,41 @@ def _keyword_hint(error):
     return suggest(match.group(1), fields)
 
 
+@contextlib.contextmanager
+def fresh_layer_names():
+    """Keras's automatic layer names (``dense``, ``dense_1``, ...) counted from zero inside, as in a new process.
+
+    Keras 3 and tf_keras number the layers they name; a file that builds a
+    model gets the same names on every load. The counters in use before are
+    put back afterwards. Imports no Keras: one not imported yet starts from
+    zero anyway.
+    """
+    saved = []
+    if "keras" in sys.modules:
+        from keras.src.backend.common import global_state
+
+        saved.append(("3", global_state.get_global_attribute("object_name_uids")))
+        global_state.set_global_attribute("object_name_uids", collections.defaultdict(int))
+    legacy = sys.modules.get("tf_keras.src.backend")
+    if legacy is not None:
+        saved.append(("2", (dict(legacy.PER_GRAPH_OBJECT_NAME_UIDS), set(legacy.OBSERVED_NAMES))))
+        legacy.reset_uids()
+    try:
+        yield
+    finally:
+        for which, state in saved:
+            if which == "3":
+                from keras.src.backend.common import global_state
+
+                global_state.set_global_attribute("object_name_uids", state)
+            else:
+                uids, observed = state
+                legacy.PER_GRAPH_OBJECT_NAME_UIDS.clear()
+                legacy.PER_GRAPH_OBJECT_NAME_UIDS.update(uids)
+                legacy.OBSERVED_NAMES.clear()
+                legacy.OBSERVED_NAMES.update(observed)
+
+
 def load_study(path, need_study=True):
     """Loads ``STUDY`` from a Python study file.
 
@@ -160,12 +198,16 @@ def load_study(path, need_study=True):
     path = pathlib.Path(path)
     if not path.is_file():
         raise StudyError(problem("study", "an existing study file (.py)", str(path)) + near_path(path))
-    module_name = f"_widthvsprune_study_{abs(hash(str(path.resolve())))}"
+    # The same name in every process (Python's str hash is not), for the classes a study file defines.
+    module_name = f"_widthvsprune_study_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     try:
-        with native_output_hidden():  # a study file that imports Keras may start TensorFlow: keep its chatter off
+        # A study file that imports Keras may start TensorFlow: keep its chatter off. Its layers get the names of a
+        # first load however often it is loaded, so a model it derives a family from has the same config (and run
+        # keys) here as in the study's other processes.
+        with native_output_hidden(), fresh_layer_names():
             spec.loader.exec_module(module)
     except StudyError as error:
         raise StudyError([f"{path}: {p}" for p in error.problems]) from None

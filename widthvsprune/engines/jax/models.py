@@ -92,13 +92,30 @@ def seed_keras(seed):
 
 
 def flat_layers(model):
-    """The layers of ``model`` in order, nested models expanded."""
+    """The layers of ``model`` in order, nested models expanded.
+
+    A layer that pruning does not know (:data:`~widthvsprune.pruning.layers.PRUNABLE`) but that holds layers of
+    its own (a ``Bidirectional`` wrapper, a transformer block of your own, Keras Hub's ``TransformerEncoder``) is
+    followed by its sublayers, recursively, so that the kernels of its attention, feed-forward and recurrent
+    layers are pruned like any other.
+    """
     out = []
     for layer in model.layers:
         if isinstance(layer, keras.Model):
             out += flat_layers(layer)
         else:
-            out.append(layer)
+            out += _expanded(layer)
+    return out
+
+
+def _expanded(layer):
+    """``layer``, then its sublayers' expansions when pruning does not know it (see :func:`flat_layers`)."""
+    if layer_table.entry(layer) is not None:
+        return [layer]
+    inner = [sub for sub in layer._flatten_layers(include_self=False, recursive=False)]
+    out = [layer]
+    for sub in inner:
+        out += flat_layers(sub) if isinstance(sub, keras.Model) else _expanded(sub)
     return out
 
 
@@ -179,10 +196,17 @@ def layout_of(model):
         for k, path in enumerate(layer_table.PRUNABLE[entry]):
             var = layer_table.resolve(layer, path)
             w = index[id(var)]
+            last = path.split(".")[-1]
+            own = None
+            if last == "kernel" and "." in path:  # a projection of its own (an attention's): its bias goes with it
+                last = path.split(".")[0].lstrip("_")
+                own = getattr(layer_table.resolve(layer, path.split(".")[0]), "bias", None)
+            elif k == 0:
+                own = bias
             kernels.append(LayerInfo(
-                name=name if k == 0 else f"{name}/{path.split('.')[-1]}",
+                name=name if k == 0 else f"{name}/{last}",
                 kernel=w,
-                bias=index[id(bias)] if k == 0 and bias is not None else None,
+                bias=index[id(own)] if own is not None else None,
                 positions=_positions(layer, entry in layer_table.RECURRENT),
                 layer=n_layers,
             ))

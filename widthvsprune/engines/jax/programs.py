@@ -99,9 +99,24 @@ class Config:
 
 
 def cross_entropy(logits, labels):
-    """Sparse categorical cross-entropy from logits, one value per example."""
-    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    """Sparse categorical cross-entropy from logits, one value per example; binary cross-entropy for one logit.
+
+    A model with one output unit (a binary classifier, its sigmoid made linear) is scored as Keras's
+    ``BinaryCrossentropy(from_logits=True)``: ``softplus(z) - y z``.
+    """
+    logits = logits.astype(jnp.float32)
+    if logits.shape[-1] == 1:
+        z, y = logits[:, 0], labels.astype(jnp.float32)
+        return jax.nn.softplus(z) - y * z
+    logp = jax.nn.log_softmax(logits, axis=-1)
     return -jnp.take_along_axis(logp, labels[:, None].astype(jnp.int32), axis=-1)[:, 0]
+
+
+def predicted(logits):
+    """The predicted class of each example: the largest logit, or a one-unit logit above 0 (probability 0.5)."""
+    if logits.shape[-1] == 1:
+        return (logits[:, 0] > 0).astype(jnp.int32)
+    return jnp.argmax(logits, axis=-1)
 
 
 def _mean_loss(ce, weight):
@@ -112,7 +127,7 @@ def _mean_loss(ce, weight):
 
 def _correct(logits, y, weight):
     """Correct predictions of one model's batch (``weight``: which examples count, ``None``: all)."""
-    hits = (jnp.argmax(logits, axis=-1) == y).astype(jnp.float32)
+    hits = (predicted(logits) == y).astype(jnp.float32)
     return jnp.sum(hits) if weight is None else jnp.sum(hits * weight)
 
 
@@ -363,7 +378,7 @@ class Program:
 
         def one(params, frozen):
             logits, _ = self.model.stateless_call(list(params), list(frozen), x, training=False)
-            return cross_entropy(logits, y), jnp.argmax(logits, axis=-1) == y
+            return cross_entropy(logits, y), predicted(logits) == y
 
         if self.config.batched:
             return self._batched_evaluate(params, frozen, x, y)
@@ -375,7 +390,7 @@ class Program:
 
         def one_slice(xy):
             logits, _ = self.forward(params, frozen, xy[0], training=False, shared=True)
-            return jax.vmap(cross_entropy, in_axes=(0, None))(logits, xy[1]), jnp.argmax(logits, axis=-1) == xy[1]
+            return jax.vmap(cross_entropy, in_axes=(0, None))(logits, xy[1]), jax.vmap(predicted)(logits) == xy[1]
 
         slices = (x.reshape((-1, size) + x.shape[1:]), y.reshape(-1, size))
         ce, hits = jax.lax.map(one_slice, slices)  # (slices, models, size)

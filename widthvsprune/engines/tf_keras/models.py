@@ -37,7 +37,7 @@ def _is_recurrent(layer):
 
 
 def _holds_kernels(layer):
-    if prunable.entry(layer) or prunable.entry(layer, prunable.COUNTED):
+    if prunable.entry(layer, prunable.TFMOT) or prunable.entry(layer, prunable.COUNTED):
         return True
     return isinstance(layer, keras.layers.Bidirectional) and _is_recurrent(layer.forward_layer)
 
@@ -69,7 +69,7 @@ def prunable_layers(model):
     out = []
     for layer in weighted_layers(model):
         inner = layer.layer if isinstance(layer, PruneLowMagnitude) else layer
-        kernels = prunable.kernels(inner)
+        kernels = prunable.kernels(inner, prunable.TFMOT)
         if kernels:
             values = tuple(k.numpy() for k in kernels)
             out.append((layer, Layer(inner.name, tuple(tuple(v.shape) for v in values), values)))
@@ -102,6 +102,15 @@ def _entries(layer):
                     _recurrent_weights(layer.forward_layer, f"{layer.name}/forward", steps)
                     + _recurrent_weights(layer.backward_layer, f"{layer.name}/backward", steps)]
         return _recurrent_weights(layer, layer.name, steps)
+    if prunable.entry(layer, prunable.TFMOT) == "MultiHeadAttention":  # four projections, pruned as one layer
+        steps = int(layer.output_shape[1] or 1) if len(layer.output_shape) == 3 else 1
+        out = []
+        for path in prunable.TFMOT["MultiHeadAttention"]:
+            dense = prunable.resolve(layer, path.split(".")[0])
+            bias = dense.bias.numpy() if getattr(dense, "bias", None) is not None else None
+            out.append(LayerWeights(name=f"{layer.name}/{path.split('.')[0].lstrip('_')}",
+                                    kernel=dense.kernel.numpy(), bias=bias, positions=steps))
+        return out
     bias = layer.bias.numpy() if getattr(layer, "use_bias", False) else None
     if prunable.entry(layer, prunable.COUNTED):  # tfmot's registry prunes no depthwise weight
         positions = int(math.prod(layer.output_shape[1:-1]))
@@ -110,7 +119,8 @@ def _entries(layer):
     positions = 1
     if isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D)):
         positions = int(math.prod(layer.output_shape[1:-1]))
-    return [LayerWeights(name=layer.name, kernel=layer.kernel.numpy(), bias=bias, positions=positions)]
+    (kernel,) = prunable.kernels(layer, prunable.TFMOT)  # a kernel, or an Embedding's embeddings
+    return [LayerWeights(name=layer.name, kernel=kernel.numpy(), bias=bias, positions=positions)]
 
 
 def layer_weights(model, targets=None):

@@ -43,7 +43,31 @@ def build_slots(optimizer, variables):
 
 
 def loss_function():
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    """The loss of a model's logits: sparse categorical cross-entropy, or binary cross-entropy for one output unit."""
+    categorical = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    binary = keras.losses.BinaryCrossentropy(from_logits=True)
+
+    def loss(labels, logits):
+        if logits.shape[-1] == 1:
+            return binary(tf.cast(tf.reshape(labels, (-1, 1)), logits.dtype), logits)
+        return categorical(labels, logits)
+
+    return loss
+
+
+class Accuracy(keras.metrics.Mean):
+    """The share of examples whose predicted class is the label (:func:`predicted`)."""
+
+    def update_state(self, labels, logits, sample_weight=None):
+        hits = tf.cast(tf.equal(predicted(logits), tf.cast(tf.reshape(labels, (-1,)), tf.int32)), tf.float32)
+        return super().update_state(hits, sample_weight=sample_weight)
+
+
+def predicted(logits):
+    """The predicted classes: the largest logit, or a one-unit logit above 0 (probability 0.5)."""
+    if logits.shape[-1] == 1:
+        return tf.cast(logits[:, 0] > 0, tf.int32)
+    return tf.cast(tf.argmax(logits, axis=-1), tf.int32)
 
 
 # --------------------------------------------------------------------------
@@ -93,7 +117,7 @@ class PackedModel(keras.Model):
         self.branch_optimizers = list(optimizers)
         self.loss_fn = loss_function()
         self.trackers = [
-            (keras.metrics.Mean(name=f"loss_{i}"), keras.metrics.SparseCategoricalAccuracy(name=f"accuracy_{i}"))
+            (keras.metrics.Mean(name=f"loss_{i}"), Accuracy(name=f"accuracy_{i}"))
             for i in range(len(self.branches))
         ]
 
@@ -133,7 +157,7 @@ def evaluate(model, x, y, batch_size=2048):
         logits = model(x[start : start + batch_size], training=False)
         labels = y[start : start + batch_size]
         total_loss += float(loss_fn(labels, logits)) * len(labels)
-        hits.append(np.argmax(logits.numpy(), axis=-1) == labels)
+        hits.append(predicted(logits).numpy() == labels)
     correct = np.concatenate(hits) if hits else np.zeros(0, dtype=bool)
     return total_loss / len(x), int(correct.sum()) / len(x), correct
 

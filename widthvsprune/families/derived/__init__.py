@@ -51,6 +51,7 @@ import pathlib
 import zipfile
 
 from widthvsprune import families
+from widthvsprune.families.derived import layers as layer_rules
 from widthvsprune.families.derived.configs import (
     ENGINES,
     KERAS_NAMES,
@@ -75,26 +76,38 @@ def configure(config, plan, widths, input_shape, num_classes):
 
     Returns:
         A new config dict; ``build_config`` entries (shapes of the model as it
-        was built) are removed, so that every layer builds from its new input.
+        was built, a wrapper's inner layers' included) are removed, so that
+        every layer builds from its new input.
     """
     config = copy.deepcopy(config)
     entries = {e.get("name", e["config"].get("name")): e for e in config["layers"]}
-    for names, width in zip(plan.knobs, widths):
-        for name in names:
-            set_width(entries[name], width)
-    for name in plan.input_sites:
-        set_width(entries[name], input_shape[-1])
-    for name in plan.output_sites:
-        set_width(entries[name], num_classes)
+    for sites, width in zip(plan.knobs, widths):
+        for name, field in sites:
+            set_width(entries[name], field, width)
+    for name, field in plan.input_sites:
+        set_width(entries[name], field, input_shape[-1])
+    for name, field in plan.output_sites:
+        set_width(entries[name], field, 1 if plan.binary else num_classes)
     batch_shape = [None] + [int(d) for d in input_shape]
     for entry in config["layers"]:
-        entry.pop("build_config", None)
+        _unbuilt(entry)
         for key in ("batch_shape", "batch_input_shape"):  # Keras 3's InputLayer, tf_keras's
             if key in entry["config"]:
                 entry["config"][key] = list(batch_shape)
     if "build_input_shape" in config:
         config["build_input_shape"] = list(batch_shape)
     return config
+
+
+def _unbuilt(entry):
+    """Removes every ``build_config`` of a layer's config entry, a wrapper's inner layers' included."""
+    if isinstance(entry, dict):
+        entry.pop("build_config", None)
+        for value in entry.values():
+            _unbuilt(value)
+    elif isinstance(entry, list):
+        for value in entry:
+            _unbuilt(value)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -111,6 +124,9 @@ class ConfigBuilder:
         plan: its :class:`~widthvsprune.families.derived.graph.WidthPlan`.
         major: the Keras it builds with, ``"3"`` or ``"2"``.
         model_input: the model's own input shape.
+        custom_objects: ``(name, class)`` pairs of the registered layer
+            classes the config holds (:func:`~widthvsprune.register_layer`),
+            sent with the family to every process that builds it.
     """
 
     name: str
@@ -119,6 +135,7 @@ class ConfigBuilder:
     plan: object
     major: str
     model_input: tuple
+    custom_objects: tuple = ()
 
     def __call__(self, widths, input_shape, num_classes, keras):
         name, plan, major, model_input = self.name, self.plan, self.major, self.model_input
@@ -132,14 +149,25 @@ class ConfigBuilder:
         if len(input_shape) != len(model_input):
             raise refuse(f"an input shape of rank {len(model_input)} for family {name!r}, like its model's input "
                          f"{model_input}", f"input_shape={tuple(input_shape)}")
+        if getattr(plan, "binary", False) and int(num_classes) != 2:
+            raise refuse(f"a dataset of 2 classes for family {name!r}, whose model has one output unit (a binary "
+                         f"classifier)", f"num_classes={int(num_classes)}")
         new = configure(self.config, plan, widths, tuple(input_shape), int(num_classes))
         cls = keras.Sequential if self.kind == "Sequential" else keras.Model
-        return cls.from_config(new)  # from_config consumes its argument: `new` is a fresh copy
+        if major == "3" and layer_rules.needs_hub(new):
+            try:
+                importlib.import_module("keras_hub")
+            except ImportError:
+                raise refuse(f"keras-hub installed to build family {name!r}, whose model holds Keras Hub layers "
+                             f"(pip install keras-hub)", "import keras_hub failed") from None
+        with keras.utils.custom_object_scope(dict(self.custom_objects)):
+            return cls.from_config(new)  # from_config consumes its argument: `new` is a fresh copy
 
 
 def _builder(name, kind, config, plan, major, model_input):
     """The family's ``build(widths, input_shape, num_classes, keras)``; ``model_input``: the model's input shape."""
-    return ConfigBuilder(name, kind, config, plan, major, model_input)
+    objects = tuple(sorted(layer_rules.custom_objects(config).items()))
+    return ConfigBuilder(name, kind, config, plan, major, model_input, objects)
 
 
 def family_from_model(model, name=None, use_weights=False):
@@ -193,6 +221,10 @@ def family_from_model(model, name=None, use_weights=False):
     entries = {n.name: n.entry for n in nodes}
     for layer in plan.softmax:
         make_linear(entries[layer])
+    for node in nodes:  # a registered class is found by its name: where it was defined is no part of the config
+        rule = layer_rules.rule_of(node.entry)
+        if rule is not None and rule.cls is not None:
+            node.entry["module"] = None
     name = name or model.name
     if not isinstance(name, str) or not name:
         raise refuse("a non-empty family name", f"name={name!r}")
@@ -209,6 +241,25 @@ def family_from_model(model, name=None, use_weights=False):
         digest=config_digest(kind, config, major),
         batchnorm=any(n.kind in families.BATCH_NORMALIZATIONS for n in nodes),
     )
+
+
+#: Layers holding kernels that tfmot's ``prune_low_magnitude`` does not wrap (besides registered and Keras Hub layers).
+TFMOT_DENSE = frozenset({"Bidirectional", "TimeDistributed", "EinsumDense"})
+
+
+def tfmot_leaves_dense(family):
+    """The layers of a tf_keras family's model that tfmot cannot prune (``"layer 'x' of type Y"``), model order.
+
+    The ``tf_keras`` engine's pruned arm leaves their kernels dense; the
+    ``jax`` engine prunes them. Empty for a family not derived from a
+    tf_keras model.
+    """
+    build = getattr(family, "build", None)
+    if not isinstance(build, ConfigBuilder) or build.major != "2":
+        return []
+    return [f"layer {e.get('name', e['config'].get('name'))!r} of type {e['class_name']}"
+            for e in build.config["layers"]
+            if e["class_name"] in TFMOT_DENSE or layer_rules.rule_of(e) is not None]
 
 
 def config_digest(kind, config, major):

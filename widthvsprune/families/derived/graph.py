@@ -10,13 +10,23 @@ width through (normalization, activations, dropout, pooling, depthwise
 convolutions, a ``Reshape`` that keeps the last axis) carries that width on.
 ``Concatenate`` along the last axis adds its inputs' widths and ties
 nothing. The layers producing the model's output take the number of
-classes, and the input layer takes the study's input shape.
+classes (one unit stays one: a binary classifier), and the input layer
+takes the study's input shape.
+
+Each width lives at *sites*: ``(layer name, config field)`` pairs. A
+``MultiHeadAttention`` has knobs of its own (``num_heads``, ``key_dim``, and
+``value_dim`` when it differs) and an output of its query's width;
+``Bidirectional`` and ``TimeDistributed`` set their inner layer's width
+(``"layer.config.units"``), a concatenating ``Bidirectional`` outputting a
+derived size of twice it; registered layers and Keras Hub's follow their
+:class:`~widthvsprune.families.derived.layers.LayerRule`.
 """
 
 import dataclasses
 from typing import Tuple
 
 from widthvsprune.families.derived.configs import refuse
+from widthvsprune.families.derived.layers import rule_of
 
 #: Layers whose output width is a knob, and the config key holding it.
 PRODUCERS = {
@@ -26,11 +36,12 @@ PRODUCERS = {
     "SeparableConv1D": "filters", "SeparableConv2D": "filters",
     "SimpleRNN": "units", "GRU": "units", "LSTM": "units",
     "Embedding": "output_dim",
+    "EinsumDense": "output_shape",  # its last entry, when the equation's last output axis is the kernel's own
 }
 
 #: Layers whose output has their input's width (one input, the last axis kept).
 PASS_THROUGH = frozenset({
-    "BatchNormalization", "LayerNormalization", "UnitNormalization",
+    "BatchNormalization", "LayerNormalization", "UnitNormalization", "GroupNormalization", "RMSNormalization",
     "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax", "ThresholdedReLU",
     "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise", "GaussianDropout",
     "AlphaDropout", "ActivityRegularization", "Masking", "Identity", "RepeatVector",
@@ -46,7 +57,8 @@ PASS_THROUGH = frozenset({
 MERGES = frozenset({"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"})
 
 #: Layers handled by a rule of their own (see :func:`plan_widths`).
-SPECIAL = frozenset({"InputLayer", "Flatten", "Reshape", "Permute", "Concatenate"})
+SPECIAL = frozenset({"InputLayer", "Flatten", "Reshape", "Permute", "Concatenate",
+                     "MultiHeadAttention", "Bidirectional", "TimeDistributed"})
 
 KNOWN = frozenset(PRODUCERS) | PASS_THROUGH | MERGES | SPECIAL
 
@@ -60,7 +72,12 @@ class WidthPlan:
         default_widths: the model's own width for each knob.
         input_sites: layers whose width is tied to the input's last axis.
         output_sites: layers whose width is the number of classes.
-        softmax: layers whose softmax on the output is replaced by a linear activation.
+        softmax: layers whose softmax on the output is replaced by a linear activation (a sigmoid, for a
+            one-unit output).
+        binary: the output is one unit: a binary classifier's logit, trained with binary cross-entropy.
+
+    Each site is ``(layer name, config field)``, the field dotted into a
+    wrapper's inner layer (``"layer.config.units"``).
     """
 
     knobs: Tuple[Tuple[str, ...], ...]
@@ -68,6 +85,7 @@ class WidthPlan:
     input_sites: Tuple[str, ...]
     output_sites: Tuple[str, ...]
     softmax: Tuple[str, ...] = ()
+    binary: bool = False
 
 
 class _Groups:
@@ -107,7 +125,7 @@ def _check_settings(node):
     if config.get("data_format") == "channels_first":
         raise refuse("data_format='channels_last' (widths are the last axis)",
                      f"data_format='channels_first' in {_layer(node)}")
-    if config.get("groups", 1) != 1:
+    if config.get("groups", 1) != 1 and node.kind != "GroupNormalization":
         raise refuse("convolutions with groups=1 (a grouped convolution ties its widths to its groups)",
                      f"groups={config['groups']} in {_layer(node)}")
     if config.get("return_state"):
@@ -115,9 +133,38 @@ def _check_settings(node):
     if node.kind.startswith("DepthwiseConv") and config.get("depth_multiplier", 1) != 1:
         raise refuse("depthwise convolutions with depth_multiplier=1 (which keep their input's width)",
                      f"depth_multiplier={config['depth_multiplier']} in {_layer(node)}")
-    if node.kind not in KNOWN:
-        raise refuse("layers whose effect on the width is known (Dense, convolutions, recurrent layers, "
-                     "normalization, activations, dropout, pooling, reshapes, merges)", _layer(node))
+    if node.kind == "GroupNormalization" and config.get("groups", 1) not in (1, -1):
+        raise refuse("GroupNormalization with groups=1 or -1 (other groups must divide a width the narrow arm "
+                     "changes)", f"groups={config['groups']} in {_layer(node)}")
+    if node.kind == "MultiHeadAttention" and config.get("output_shape") is not None:
+        raise refuse("MultiHeadAttention with output_shape=None (its output has its query's width)",
+                     f"output_shape={config['output_shape']} in {_layer(node)}")
+    if node.kind == "EinsumDense" and not _einsum_width(config):
+        raise refuse("an EinsumDense whose output's last axis is the kernel's own (not its input's)",
+                     f"equation={config.get('equation')!r} in {_layer(node)}")
+    if node.kind not in KNOWN and rule_of(node.entry) is None:
+        raise refuse("layers whose effect on the width is known (Dense, convolutions, recurrent layers, attention, "
+                     "embeddings, normalization, activations, dropout, pooling, reshapes, merges, Keras Hub's "
+                     "TransformerEncoder and position embeddings)", f"{_layer(node)}; register it with "
+                     f"widthvsprune.register_layer({node.kind!r}, widths=(...), passes_width=...)")
+
+
+def _einsum_width(config):
+    """Whether an EinsumDense's output's last axis is a kernel axis absent from its input (a width of its own)."""
+    equation = str(config.get("equation", "")).replace(" ", "")
+    try:
+        inputs, out = equation.split("->")
+        source, kernel = inputs.split(",")
+    except ValueError:
+        return False
+    last = out[-1:] if out else ""
+    return bool(last) and last not in source and last in kernel and "." not in equation
+
+
+def _wrapped(node):
+    """The class and config of a ``Bidirectional`` / ``TimeDistributed`` layer's inner layer."""
+    inner = node.entry["config"]["layer"]
+    return inner["class_name"], inner["config"]
 
 
 def _keeps_width(node, in_shape, out_shape):
@@ -157,8 +204,15 @@ class _Tracer:
             self.state[node.name] = ("group", self.groups.new(is_input=True))
             return
         _check_settings(node)
-        if node.kind in PRODUCERS:
-            self.state[node.name] = ("group", self.groups.new(site=node.name))
+        rule = rule_of(node.entry) if node.kind not in KNOWN else None
+        if rule is not None:
+            self.registered(node, rule)
+        elif node.kind == "MultiHeadAttention":
+            self.attention(node)
+        elif node.kind in ("Bidirectional", "TimeDistributed"):
+            self.wrapper(node)
+        elif node.kind in PRODUCERS:
+            self.state[node.name] = ("group", self.groups.new(site=(node.name, PRODUCERS[node.kind])))
         elif node.kind in MERGES or (node.kind == "Concatenate"
                                      and not _concatenates_last(node, self.shapes[node.name])):
             self.merge(node)
@@ -166,6 +220,73 @@ class _Tracer:
             self.state[node.name] = ("derived", frozenset().union(*(self.depends(n) for n in node.inputs)))
         else:
             self.single(node)
+
+    def knob(self, node, field):
+        """A new width group holding the config field ``field`` of ``node``."""
+        return self.groups.new(site=(node.name, field))
+
+    def tie(self, node, source, fields=()):
+        """``node``'s output has ``source``'s width; ``fields`` of its config follow that width."""
+        if self.state[source][0] != "group":
+            raise refuse("an input whose width is a layer's units or filters",
+                         f"{_layer(node)} reads {source!r}, whose width is derived (flattened or concatenated)")
+        g = self.groups.find(self.state[source][1])
+        self.groups.sites[g].extend((node.name, f) for f in fields)
+        self.state[node.name] = ("group", g)
+
+    def attention(self, node):
+        """``MultiHeadAttention``: ``num_heads`` and ``key_dim`` (``value_dim`` when it differs) are knobs; the
+        output projection returns to the query's width."""
+        config = node.entry["config"]
+        self.knob(node, "num_heads")
+        key = self.knob(node, "key_dim")
+        if config.get("value_dim") not in (None, config.get("key_dim")):
+            self.knob(node, "value_dim")
+        else:
+            self.groups.sites[key].append((node.name, "value_dim"))
+        self.tie(node, node.inputs[0])
+
+    def wrapper(self, node):
+        """``Bidirectional`` and ``TimeDistributed``: the inner layer's width; twice it for a concatenating
+        ``Bidirectional``."""
+        kind, inner = _wrapped(node)
+        if kind in PRODUCERS and kind != "EinsumDense":
+            fields = [f"layer.config.{PRODUCERS[kind]}"]
+            if node.kind == "Bidirectional" and node.entry["config"].get("backward_layer"):
+                fields.append(f"backward_layer.config.{PRODUCERS[kind]}")
+            g = self.groups.new()
+            self.groups.sites[g].extend((node.name, f) for f in fields)
+            concat = node.kind == "Bidirectional" and node.entry["config"].get("merge_mode", "concat") == "concat"
+            self.state[node.name] = ("derived", frozenset({g})) if concat else ("group", g)
+            if inner.get("return_state"):
+                raise refuse("recurrent layers with return_state=False (one output per layer)", _layer(node))
+        elif kind in PASS_THROUGH and node.kind == "TimeDistributed":
+            self.single(node)
+        else:
+            raise refuse(f"a {node.kind} around a layer whose width is its units or filters (Dense, convolutions, "
+                         f"recurrent layers)", f"{_layer(node)} around a layer of type {kind}")
+
+    def registered(self, node, rule):
+        """A layer with a :class:`~widthvsprune.families.derived.layers.LayerRule` (registered, or Keras Hub's)."""
+        config = node.entry["config"]
+        for field in rule.widths + rule.tied:
+            value = config.get(field)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise refuse(f"a positive integer in config field {field!r} (a width of its registration)",
+                             f"{field}={value!r} in {_layer(node)}")
+        for field in rule.widths:
+            if field != rule.output:
+                self.knob(node, field)
+        if rule.passes_width:
+            if not node.inputs:
+                raise refuse("an input to take the width of", _layer(node))
+            in_width, out_width = self.shapes[node.inputs[0]][-1], self.shapes[node.name][-1]
+            if in_width != out_width:
+                raise refuse("a layer that keeps its input's width (it is registered with passes_width=True)",
+                             f"{_layer(node)} maps width {in_width} to {out_width}")
+            self.tie(node, node.inputs[0], rule.tied)
+        else:
+            self.state[node.name] = ("group", self.knob(node, rule.output))
 
     def merge(self, node):
         """Inputs meeting element-wise (or concatenated along another axis) share one width."""
@@ -197,7 +318,7 @@ class _Tracer:
             raise refuse("a layer that keeps its input's width",
                          f"{_layer(node)} maps width {in_shape[-1]} to {out_shape[-1]}")
         if reshape and self.state[source][0] == "group":  # its target_shape's last entry follows the width
-            self.groups.sites[self.groups.find(self.state[source][1])].append(node.name)
+            self.groups.sites[self.groups.find(self.state[source][1])].append((node.name, "target_shape"))
         elif reshape:
             self.fixed.append((node, self.depends(source)))
         self.state[node.name] = self.state[source]
@@ -230,8 +351,12 @@ def plan_widths(nodes, shapes, input_name, output_name):
         raise refuse("an output whose width is not tied to the input's",
                      f"the output of layer {output_name!r} is merged with the input")
     order = {n.name: i for i, n in enumerate(nodes)}
+
+    def place(site):
+        return order[site[0]]
+
     roots = sorted({groups.find(g) for g in range(len(groups.parent))},
-                   key=lambda g: min((order[s] for s in groups.sites[g]), default=-1))
+                   key=lambda g: min((place(s) for s in groups.sites[g]), default=-1))
     knobs = [g for g in roots if g != out_group and not groups.input[g] and groups.sites[g]]
     for node, depends in tracer.fixed:
         if {groups.find(g) for g in depends} & (set(knobs) | {out_group}):
@@ -240,21 +365,24 @@ def plan_widths(nodes, shapes, input_name, output_name):
     if not knobs:
         raise refuse("a hidden layer with units or filters to shrink (the output's units are the number of "
                      "classes)", f"model with no hidden width; its output layer is {output_name!r}")
-    sites = [tuple(sorted(groups.sites[g], key=order.get)) for g in knobs]
+    sites = [tuple(sorted(groups.sites[g], key=place)) for g in knobs]
+    binary = shapes[output_name][-1] == 1
     return WidthPlan(
         knobs=tuple(sites),
-        default_widths=tuple(_group_width(nodes, names, shapes) for names in sites),
-        input_sites=tuple(s for g in roots if groups.input[g] for s in sorted(groups.sites[g], key=order.get)),
-        output_sites=tuple(sorted(groups.sites[out_group], key=order.get)),
-        softmax=_output_softmax(nodes, output_name),
+        default_widths=tuple(_group_width(nodes, names) for names in sites),
+        input_sites=tuple(s for g in roots if groups.input[g] for s in sorted(groups.sites[g], key=place)),
+        output_sites=tuple(sorted(groups.sites[out_group], key=place)),
+        softmax=_output_softmax(nodes, output_name, binary),
+        binary=binary,
     )
 
 
-def _group_width(nodes, names, shapes):
-    """The one width of a group of tied layers."""
-    values = {_width(_node(nodes, n), shapes) for n in names}
+def _group_width(nodes, sites):
+    """The one width of a group of tied layers' sites."""
+    values = {get_width(_node(nodes, name).entry, field) for name, field in sites}
     if len(values) != 1:
-        raise refuse("tied layers of one width", f"layers {list(names)} with widths {sorted(values)}")
+        raise refuse("tied layers of one width", f"layers {sorted({n for n, _ in sites})} with widths "
+                     f"{sorted(values)}")
     return values.pop()
 
 
@@ -267,34 +395,49 @@ def _node(nodes, name):
     return next(n for n in nodes if n.name == name)
 
 
-def _width(node, shapes):
-    if node.kind in PRODUCERS:
-        return int(node.entry["config"][PRODUCERS[node.kind]])
-    return int(shapes[node.name][-1])
-
-
-def _output_softmax(nodes, output_name):
-    """Layers on the output's path (back to the output layer) whose activation is a softmax."""
+def _output_softmax(nodes, output_name, binary=False):
+    """Layers on the output's path (back to the output layer) whose activation is a softmax (a sigmoid for a
+    one-unit output)."""
     found, node = [], _node(nodes, output_name)
+    squash = "sigmoid" if binary else "softmax"
     while True:
         config = node.entry["config"]
-        if node.kind == "Softmax" or config.get("activation") == "softmax":
+        if (node.kind == "Softmax" and not binary) or config.get("activation") == squash:
             found.append(node.name)
         if node.kind in PRODUCERS or node.kind not in PASS_THROUGH or len(node.inputs) != 1:
             return tuple(found)
         node = _node(nodes, node.inputs[0])
 
 
-def set_width(entry, width):
-    config = entry["config"]
-    if entry["class_name"] in PRODUCERS:
-        config[PRODUCERS[entry["class_name"]]] = int(width)
-    else:  # a Reshape keeping the last axis
-        config["target_shape"] = list(config["target_shape"][:-1]) + [int(width)]
+def _field(config, field):
+    """The dict holding a dotted field (``"layer.config.units"``) of a layer's config, and its last key."""
+    *path, key = field.split(".")
+    for part in path:
+        config = config[part]
+    return config, key
+
+
+def get_width(entry, field):
+    """The width a site (a config field of a layer, see :func:`set_width`) holds."""
+    holder, key = _field(entry["config"], field)
+    value = holder[key]
+    if key in ("target_shape", "output_shape"):
+        value = value[-1] if isinstance(value, (list, tuple)) else value
+    return int(value)
+
+
+def set_width(entry, field, width):
+    """Sets a layer's width at a config field: ``units``, ``layer.config.units``, or the last entry of a
+    ``Reshape``'s ``target_shape`` or an ``EinsumDense``'s ``output_shape``."""
+    holder, key = _field(entry["config"], field)
+    if key in ("target_shape", "output_shape") and isinstance(holder[key], (list, tuple)):
+        holder[key] = list(holder[key][:-1]) + [int(width)]
+    else:
+        holder[key] = int(width)
 
 
 def make_linear(entry):
-    """The entry of a softmax on the output, made linear (widthvsprune trains on logits)."""
+    """The entry of a softmax (or sigmoid) on the output, made linear (widthvsprune trains on logits)."""
     if entry["class_name"] == "Softmax":
         config = entry["config"]
         entry["class_name"] = "Activation"
