@@ -391,3 +391,11 @@ register_allocation("erk", erk)
 register_allocation("lamp", lamp, weights="baseline")
 register_allocation("global", global_magnitude, weights="update")
 register_allocation("random", uniform, selection="random", searchable=False)
+
+#: The allocations a pruned search chooses from when ``Tuning.allocations`` is ``None``, version 1 (releases up
+#: to 0.3: every searchable allocation registered here). Search keys hash the set, so it is fixed: an allocation
+#: registered later (by a study file or a release) joins a search only where ``Tuning.allocations`` names it,
+#: and a release that changes the default set adds ``DEFAULT_ALLOCATIONS_V2``.
+DEFAULT_ALLOCATIONS_V1 = ("uniform", "first_dense", "uniform_plus", "erk", "lamp", "global")
+#: The default set of this release.
+DEFAULT_ALLOCATIONS = DEFAULT_ALLOCATIONS_V1
