@@ -1,5 +1,6 @@
 """Keys hash what a study asks for: registering one more allocation changes no run or search key."""
 
+import pytest
 from conftest import tiny_study
 
 from widthvsprune import Tuning
@@ -40,3 +41,10 @@ def test_registering_an_allocation_changes_no_run_or_search_key():
     finally:
         allocations._REGISTRY.pop("extra_test", None)
 
+
+def test_random_selection_with_allocations_decided_at_every_update_is_refused_at_registration():
+    with pytest.raises(ValueError, match='selection: Expected "magnitude" with weights="update". '
+                                         "Received: selection='random'"):
+        allocations.register_allocation("random_global_test", allocations.global_magnitude, weights="update",
+                                        selection="random")
+    assert "random_global_test" not in allocations.allocation_names()
