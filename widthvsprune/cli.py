@@ -68,15 +68,15 @@ def _parser():
 
 
 def _load(path, overrides):
-    from widthvsprune.study import files
+    from widthvsprune.study import loading
 
     if pathlib.Path(path).is_dir():  # a results folder: the study it holds (its study.json)
         from widthvsprune.store import results
 
         study = results.load_study(path)
     else:
-        study = files.load_study(path)
-    return files.apply_overrides(study, overrides) if overrides else study
+        study = loading.load_study(path)
+    return loading.apply_overrides(study, overrides) if overrides else study
 
 
 def _dry_run(study, out):

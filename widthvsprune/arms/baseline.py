@@ -16,7 +16,7 @@ import dataclasses
 from typing import Optional
 
 from widthvsprune import families
-from widthvsprune.arms.base import Arm, SearchContext, common_result, log_rate, recipe_fit, search_compute
+from widthvsprune.arms.base import Arm, common_result, log_rate, recipe_fit, search_compute
 from widthvsprune.engines.base import ModelSpec
 from widthvsprune.plan import keys
 from widthvsprune.steps import steps_per_epoch
@@ -159,9 +159,6 @@ class Baseline(Arm):
             log_rate(hp, "learning_rate", study, study.baseline.learning_rate)
 
         return declare
-
-    def context(self, study, search, session):
-        return SearchContext(search, count=session.count)
 
     def trial(self, study, splits, context, values):
         spec = ModelSpec(study.family, study.widths, study.search_seed, float(values["learning_rate"]))

@@ -129,9 +129,6 @@ class Plan:
     def runs_of(self, arm, target=None, tuning=None):
         return matching(self.runs, arm=arm, target=target, tuning=tuning)
 
-    def search_of(self, arm, target=0.0, tuning="tuned"):
-        return next(iter(matching(self.searches, arm=arm, target=target, tuning=tuning)), None)
-
     def skipped_for(self, arm):
         """``target -> Skip`` of the size points where ``arm`` has no model."""
         return {target: skip for (name, target), skip in self.skipped.items() if name == str(arm)}

@@ -278,11 +278,6 @@ def extract(array, shape):
     return np.asarray(array)[tuple(slice(0, d) for d in shape)]
 
 
-def box_mask(shape, padded_shape):
-    """1.0 on the leading block of ``shape`` inside ``padded_shape``, 0.0 elsewhere."""
-    return embed(np.ones(shape, np.float32), padded_shape)
-
-
 def layer_weights(layout, weights, targets=None):
     """A model's prunable layers as :class:`~widthvsprune.sizes.LayerWeights` (from ``get_weights()`` arrays).
 
