@@ -3,11 +3,23 @@
 A change in how the oracles are driven (their state, their random state,
 the acquisition search) that changed a proposal would change every tuned
 result; these values were recorded with KerasTuner 1.4 and scikit-learn 1.9.
+Bayesian optimization's Gaussian-process fit differs in its last bits
+between scikit-learn releases (1.3 proposes other values from the fourth
+trial on), so its pins hold with the scikit-learn release they were recorded
+with only.
 """
 
+import importlib.metadata
 import math
 
+import pytest
+
 from widthvsprune.run import tuning
+
+RECORDED_WITH = "1.9"  # scikit-learn's release of the Bayesian pins
+same_gaussian_process = pytest.mark.skipif(
+    not importlib.metadata.version("scikit-learn").startswith(RECORDED_WITH + "."),
+    reason=f"the Bayesian pins were recorded with scikit-learn {RECORDED_WITH}")
 
 ALLOCATIONS = ["uniform", "erk", "lamp"]
 
@@ -39,6 +51,7 @@ def proposals(folder, oracle):
 GIVEN = [("uniform", 0.001, 1.0), ("erk", 0.001, 1.0), ("lamp", 0.001, 1.0)]
 
 
+@same_gaussian_process
 def test_a_seeded_bayesian_search_proposes_the_pinned_values(tmp_path):
     assert proposals(tmp_path / "s", "bayesian") == GIVEN + [
         ("uniform", 0.0040998476938292954, 0.45848458116562263),
@@ -61,6 +74,7 @@ def test_a_seeded_random_search_proposes_the_pinned_values(tmp_path):
     ]
 
 
+@same_gaussian_process
 def test_a_repeated_bayesian_proposal_is_replaced_by_the_pinned_random_one(tmp_path):
     def one(hp):  # the best value is the top of the range: KerasTuner proposes it again and again
         hp.Float("learning_rate", 1e-4, 3e-2, sampling="log", default=1e-3)

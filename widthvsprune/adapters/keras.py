@@ -25,9 +25,11 @@ PRIVATE = {
     "get_global_attribute": global_state,
     "set_global_attribute": global_state,
     "initialize_all_variables": backend_variables,
-    "GLOBAL_SEED_GENERATOR": seed_generator,
     "to_snake_case": naming,
 }
+
+#: The global state's name of Keras's global seed generator (a named constant in recent releases, the same string).
+GLOBAL_SEED_GENERATOR = getattr(seed_generator, "GLOBAL_SEED_GENERATOR", "global_seed_generator")
 
 #: Keras's own ``keras.random.uniform`` arithmetic under the backend (before any replacement).
 keras_uniform = backend_random.uniform
@@ -78,7 +80,7 @@ def set_initializer(variable, value):
 def set_global_seed(seed):
     """Keras's global seed, as ``keras.utils.set_random_seed`` sets it, without seeding (importing) TensorFlow."""
     global_state.set_global_attribute("global_random_seed", seed)
-    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    global_state.set_global_attribute(GLOBAL_SEED_GENERATOR, None)
 
 
 def to_snake_case(name):

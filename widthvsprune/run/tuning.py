@@ -45,6 +45,18 @@ COST = ("seconds", "epochs")  # kept with every trial, summed in the search's re
 MAX_CONCURRENT_TRIALS = 8
 
 
+class TrialStatus:
+    """The values of a KerasTuner trial's ``status`` (``keras_tuner.engine.trial.TrialStatus``, which KerasTuner
+    1.4.0 does not export)."""
+
+    RUNNING = "RUNNING"
+    IDLE = "IDLE"
+    INVALID = "INVALID"
+    STOPPED = "STOPPED"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
 def _kt():
     import keras_tuner
 
@@ -161,7 +173,6 @@ def _fast_acquisition(cls):
                 _adapter().random_state(self).set_state((name, keys, pos, has_gauss, cached))
 
         def populate_space(self, trial_id):
-            kt = _kt()
             completed = [t for t in self.trials.values() if t.status == "COMPLETED"]
             initial = self.num_initial_points or max(3 * len(self.hyperparameters.space), 3)
             if len(completed) < initial:
@@ -185,7 +196,7 @@ def _fast_acquisition(cls):
             # Trained already: the same configuration and seed give the same score.
             if _adapter().duplicate(self, values):
                 values = _adapter().random_values(self) or values
-            return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": values}
+            return {"status": TrialStatus.RUNNING, "values": values}
 
     FastAcquisition.__name__ = FastAcquisition.__qualname__ = cls.__name__
     return FastAcquisition
@@ -209,11 +220,10 @@ def _given_first(cls, first=()):
         def populate_space(self, trial_id):
             n = len(self.trials)  # trials made so far: the next one is number n
             if n <= len(self.given):
-                kt = _kt()
                 values = dict(self.hyperparameters.values)
                 if n:
                     values.update(self.given[n - 1])
-                return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": values}
+                return {"status": TrialStatus.RUNNING, "values": values}
             return super().populate_space(trial_id)
 
     GivenFirst.__name__ = GivenFirst.__qualname__ = cls.__name__
@@ -357,8 +367,7 @@ def search_many(jobs, train, on_trial=None, on_reset=None, verbose=False):
         number of ``trials`` completed, and their total ``seconds`` and
         ``epochs`` (from the ``info`` of each trial).
     """
-    kt = _kt()
-    status = kt.engine.trial.TrialStatus
+    status = TrialStatus
     with _quiet(verbose):
         oracles = [_attach(make_oracle(job), job, on_reset) for job in jobs]
         active = list(range(len(jobs)))
