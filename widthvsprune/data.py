@@ -15,13 +15,12 @@ import pathlib
 import pickle
 import random
 import tarfile
-import tempfile
 import urllib.request
+import uuid
 
 import numpy as np
 
 from widthvsprune.errors import DataError
-from widthvsprune.store import files as store_files
 
 DATASETS = ("digits", "mnist1d", "mnist", "fashion_mnist", "cifar10")
 _KERAS_BASE = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
@@ -73,9 +72,7 @@ def _digits():
 def _download(url, path):
     """Fetches ``url`` into ``path`` (through a temporary file, so a broken download leaves nothing)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=str(path.parent), suffix=".part")
-    os.fchmod(fd, store_files.FILE_MODE)
-    os.close(fd)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")  # created by open(): the umask's mode
     try:
         urllib.request.urlretrieve(url, tmp)
         os.replace(tmp, path)

@@ -15,10 +15,9 @@ Other arms reach these runs through :class:`Baselines`.
 import dataclasses
 from typing import Optional
 
-from widthvsprune import families
+from widthvsprune import families, keys
 from widthvsprune.arms.base import Arm, common_result, log_rate, recipe_fit, search_compute
 from widthvsprune.engines.base import ModelSpec
-from widthvsprune.plan import keys
 from widthvsprune.steps import steps_per_epoch
 
 NAME = "baseline"

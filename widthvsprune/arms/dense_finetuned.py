@@ -27,10 +27,10 @@ when the reference beats the baseline by more than the tolerance: the
 baseline recipe is under-trained.
 """
 
+from widthvsprune import keys
 from widthvsprune.arms import baseline as baseline_arm
 from widthvsprune.arms.base import Arm, SearchContext, common_result, log_rate, pruned_steps, recipe_fit
 from widthvsprune.engines.base import ModelSpec
-from widthvsprune.plan import keys
 
 NAME = "dense_finetuned"
 

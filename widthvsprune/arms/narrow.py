@@ -27,7 +27,7 @@ their own: the key of every other run is unchanged). The verdict then
 brackets the budget (:func:`widthvsprune.analysis.stats.bracket`).
 """
 
-from widthvsprune import families
+from widthvsprune import families, keys
 from widthvsprune.arms import baseline as baseline_arm
 from widthvsprune.arms import pruned as pruned_arm
 from widthvsprune.arms.base import (
@@ -41,8 +41,7 @@ from widthvsprune.arms.base import (
 )
 from widthvsprune.engines.base import ModelSpec
 from widthvsprune.families import budgets
-from widthvsprune.plan import keys
-from widthvsprune.plan.status import NO_PRUNED, SearchStatus, Skip
+from widthvsprune.status import NO_PRUNED, SearchStatus, Skip
 
 NAME = "narrow"
 #: The study's question: each arm at each size point by its better configuration on validation, tuned or as

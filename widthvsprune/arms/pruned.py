@@ -20,10 +20,10 @@ import dataclasses
 
 import numpy as np
 
+from widthvsprune import keys
 from widthvsprune.arms import baseline as baseline_arm
 from widthvsprune.arms.base import Arm, SearchContext, common_result, log_rate, pruned_steps, recipe_fit
 from widthvsprune.engines.base import ModelSpec, PruneSpec
-from widthvsprune.plan import keys
 from widthvsprune.pruning import allocations, schedules
 from widthvsprune.pruning.allocations import Layer
 

@@ -17,13 +17,12 @@ evaluation seed. It adds two contrasts: pruned against sparse from scratch
 shape's worth against a dense one).
 """
 
-from widthvsprune import families
+from widthvsprune import families, keys
 from widthvsprune.arms import baseline as baseline_arm
 from widthvsprune.arms import narrow as narrow_arm
 from widthvsprune.arms import pruned as pruned_arm
 from widthvsprune.arms.base import Arm, Contrast, SearchContext, common_result, log_rate, matched_fit, search_compute
 from widthvsprune.engines.base import ModelSpec, PruneSpec
-from widthvsprune.plan import keys
 from widthvsprune.pruning.schedules import ScheduleSteps
 from widthvsprune.steps import steps_per_epoch
 

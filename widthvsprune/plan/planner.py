@@ -28,8 +28,7 @@ Stages (a stage starts once every run of the earlier stages is settled):
 import dataclasses
 from typing import Optional, Tuple
 
-from widthvsprune import arms
-from widthvsprune.plan import keys
+from widthvsprune import arms, keys
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,7 +197,7 @@ class Builder:
         return matching(self.runs, arm=arm, target=target, tuning=tuning)
 
     def skip(self, arm, target, why):
-        """Records that ``arm`` has no model at ``target`` (a :class:`~widthvsprune.plan.status.Skip`)."""
+        """Records that ``arm`` has no model at ``target`` (a :class:`~widthvsprune.status.Skip`)."""
         self.skipped[arm, float(target)] = why
 
 

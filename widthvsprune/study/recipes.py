@@ -8,8 +8,8 @@ import dataclasses
 import math
 from typing import Optional, Tuple
 
+from widthvsprune import keys
 from widthvsprune.errors import problem
-from widthvsprune.plan import keys
 from widthvsprune.pruning import allocations
 
 OPTIMIZERS = ("adam", "sgd")
