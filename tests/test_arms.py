@@ -12,7 +12,7 @@ from conftest import tiny_study
 
 from widthvsprune import Pruning, Tuning, arms, data, keys, run_study
 from widthvsprune.arms.base import Arm, Contrast, recipe_fit
-from widthvsprune.arms.baseline import engine_of
+from widthvsprune.arms.shared import engine_of
 from widthvsprune.engines.base import ModelSpec
 from widthvsprune.store import results
 from widthvsprune.study import load_study
