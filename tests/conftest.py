@@ -100,3 +100,10 @@ def assert_same_runs(path, reference):
     for row, wanted in zip(rows, expected):
         differ = {c: (a, b) for c, a, b in zip(columns, row, wanted) if a != b}
         assert not differ, f"run {row[columns.index('key')]} seed {row[columns.index('seed')]}: {differ}"
+
+
+def search_of(plan, arm, target=0.0, tuning="tuned"):
+    """The plan's search of ``arm`` at ``target``, or ``None``."""
+    from widthvsprune.plan.planner import matching
+
+    return next(iter(matching(plan.searches, arm=arm, target=target, tuning=tuning)), None)

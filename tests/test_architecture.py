@@ -54,3 +54,35 @@ def test_only_an_arms_own_file_tests_an_arms_name():
     found = [f"{p.relative_to(PACKAGE.parent)}:{i}" for p in PACKAGE.rglob("*.py") if "arms" not in p.parts
              for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
     assert found == []
+
+
+def package_of(module):
+    """The part of the package a module belongs to: its subpackage (``widthvsprune.plan``), or itself when it is
+    a module at the package's top level (``widthvsprune.data``)."""
+    return ".".join(module.split(".")[:2])
+
+
+def test_no_package_imports_one_that_imports_it_back():
+    """Between the package's parts, arrows run one way: no loop such as plan -> arms -> plan."""
+    found = modules()
+    arrows = {}
+    for name, path in found.items():
+        for child in imports(path, found):
+            a, b = package_of(name), package_of(child)
+            if a != b and "widthvsprune" not in (a, b):
+                arrows.setdefault(a, {}).setdefault(b, f"{name} -> {child}")
+
+    def reaches(start, goal):
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in arrows.get(todo.pop(), {}):
+                if nxt == goal:
+                    return True
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return False
+
+    loops = sorted(f"{a} -> {b} ({via}) and back" for a, targets in arrows.items() for b, via in targets.items()
+                   if reaches(b, a))
+    assert loops == []

@@ -10,11 +10,10 @@ import pandas as pd
 import pytest
 from conftest import tiny_study
 
-from widthvsprune import Pruning, Tuning, arms, data, run_study
+from widthvsprune import Pruning, Tuning, arms, data, keys, run_study
 from widthvsprune.arms.base import Arm, Contrast, recipe_fit
-from widthvsprune.arms.baseline import engine_of
+from widthvsprune.arms.shared import engine_of
 from widthvsprune.engines.base import ModelSpec
-from widthvsprune.plan import keys
 from widthvsprune.store import results
 from widthvsprune.study import load_study
 

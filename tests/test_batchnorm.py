@@ -7,13 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from widthvsprune import Family, Study, Tuning, data, engines, families, family_from_model, register_family
+from widthvsprune import Family, Study, Tuning, data, engines, families, family_from_model, keys, register_family
 from widthvsprune.analysis import compare, diagnostics, stats
 from widthvsprune.arms import baseline as baseline_arm
 from widthvsprune.engines import base
-from widthvsprune.plan import keys, planner
+from widthvsprune.plan import planner
 from widthvsprune.pruning import schedules
-from widthvsprune.study.files import load_study
+from widthvsprune.study.loading import load_study
 
 RELEASE_0_2 = pathlib.Path(__file__).resolve().parent / "data" / "release-0.2.0"
 BATCH = 64

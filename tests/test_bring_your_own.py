@@ -5,7 +5,7 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import tiny_study
+from conftest import search_of, tiny_study
 
 from widthvsprune import Tuning, engines, families, run_study, store
 from widthvsprune.arms import narrow as narrow_arm
@@ -57,7 +57,7 @@ def test_a_study_of_a_family_without_a_count_function_runs_and_every_narrow_mode
     # Every trial of the narrow search was solved within the budget too, counted by building.
     engine = engines.load("tf_keras")
     found = survey(study, tmp_path / "byo")
-    search = found.plan.search_of("narrow", 0.8)
+    search = search_of(found.plan, "narrow", 0.8)
     trials = sorted(store.search_dir(tmp_path / "byo", search.key).glob("trial_*/trial.json"))
     assert len(trials) == 2
     for path in trials:

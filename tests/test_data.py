@@ -159,7 +159,8 @@ def test_a_registered_dataset_trains_with_two_workers_that_read_it_from_the_stud
     result = subprocess.run([sys.executable, "-m", "widthvsprune", "run", "mine.py", "--out", "out", "--workers",
                              "2"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "w2 " in result.stdout  # a helper process trained some of it
+    # (The helper loads the data when it starts, whether or not it claims a pack: one loader call below says that
+    # it read the arrays from the study's folder.)
     import re
 
     counted = [int(n) for n in re.findall(r"^\[(\d+) left \| ", result.stdout, re.M)]

@@ -4,9 +4,8 @@ import dataclasses
 
 from conftest import tiny_study
 
-from widthvsprune import store
+from widthvsprune import keys, store
 from widthvsprune.arms import baseline as baseline_arm
-from widthvsprune.plan import keys
 from widthvsprune.store import records
 
 

@@ -1,6 +1,6 @@
 """The planner (pure): every run and search of a study, with keys and dependencies."""
 
-from conftest import tiny_study
+from conftest import search_of, tiny_study
 
 from widthvsprune import Tuning
 from widthvsprune.plan import planner
@@ -19,7 +19,7 @@ def study_with_controls(controls=True):
 def searched(study, records=None, searches=None, arm="baseline", target=0.0, result=None):
     """``searches`` with the result of one more search added."""
     plan = planner.plan(study, records, searches)
-    search = plan.search_of(arm, target)
+    search = search_of(plan, arm, target)
     return {**(searches or {}), search.key: result}
 
 
@@ -62,7 +62,7 @@ def test_a_pruned_search_result_gives_the_tuned_pruned_runs_with_what_it_chose()
     assert tuned[0].config["pruning"]["variant"] == "global" and tuned[0].config["finetune"]["learning_rate"] == 0.003
     base = {r.seed: r.id for r in plan.runs_of("baseline", tuning="tuned") if r.role == "eval"}
     assert all(r.needs == (base[r.seed],) for r in tuned)
-    assert plan.search_of("narrow", 0.5) is None  # not every pruned run is settled yet
+    assert search_of(plan, "narrow", 0.5) is None  # not every pruned run is settled yet
 
 
 def test_the_narrow_budget_is_the_fewest_nonzeros_of_every_pruned_run_and_both_narrow_arms_share_it():
@@ -73,7 +73,7 @@ def test_the_narrow_budget_is_the_fewest_nonzeros_of_every_pruned_run_and_both_n
     assert len(pruned) == 4
     records = {r.id: ok(900 - 10 * i) for i, r in enumerate(pruned)}
     plan = planner.plan(study, records, searches)
-    tuned, untuned = plan.search_of("narrow", 0.5), plan.search_of("narrow", 0.5, "untuned")
+    tuned, untuned = search_of(plan, "narrow", 0.5), search_of(plan, "narrow", 0.5, "untuned")
     assert tuned.budget == untuned.budget == 870 and tuned.key != untuned.key
     assert tuned.trials == 3 and untuned.trials == 0 and set(tuned.needs) == {r.id for r in pruned}
     result = {"status": "ok", "widths": [9, 4], "learning_rate": 0.004}
@@ -112,8 +112,8 @@ def test_a_size_point_whose_pruned_runs_all_failed_or_where_nothing_fits_is_skip
     records = {r.id: {"status": "failed"} for r in plan.runs_of("pruned", 0.9)}
     records.update({r.id: ok(10) for r in plan.runs_of("pruned", 0.5)})
     plan = planner.plan(study, records, searches)
-    assert "no pruned model" in plan.skipped["narrow", 0.9].note and plan.search_of("narrow", 0.9) is None
-    search = plan.search_of("narrow", 0.5)
+    assert "no pruned model" in plan.skipped["narrow", 0.9].note and search_of(plan, "narrow", 0.9) is None
+    search = search_of(plan, "narrow", 0.5)
     nothing_fits = {"status": "no-narrow-fits", "note": "no-narrow-fits"}
     plan = planner.plan(study, records, {**searches, search.key: nothing_fits})
     assert plan.skipped["narrow", 0.5].status == "no-narrow-fits" and not plan.runs_of("narrow")
@@ -134,7 +134,7 @@ def planned_to_the_narrow_search(study):
     searches = searched(study, result={"status": "ok", "learning_rate": 0.004})
     searches = searched(study, {}, searches, "pruned", 0.5, {"status": "ok", "chosen": CHOSEN})
     records = {r.id: ok(4100) for r in planner.plan(study, {}, searches).runs_of("pruned", 0.5)}
-    return records, searches, planner.plan(study, records, searches).search_of("narrow", 0.5)
+    return records, searches, search_of(planner.plan(study, records, searches), "narrow", 0.5)
 
 
 def test_an_underfilled_narrow_budget_also_trains_the_smallest_model_above_it_under_keys_of_its_own():

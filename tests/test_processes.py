@@ -5,7 +5,7 @@ import os
 import pytest
 from threadpoolctl import threadpool_info
 
-from widthvsprune.run import elsewhere, processes
+from widthvsprune.run import fresh_process, processes
 
 
 def blas_threads():
@@ -45,5 +45,5 @@ def _dies(code, stream):
 def test_a_fresh_process_that_dies_without_a_word_is_reported_never_waited_for():
     with pytest.raises(RuntimeError, match=r"^the study's process stopped: it ended with exit code 3 before it "
                                            r"reported$"):
-        elsewhere.call_in_fresh_process(_dies, (3,), {})
+        fresh_process.call_in_fresh_process(_dies, (3,), {})
 

@@ -3,7 +3,7 @@
 import io
 import json
 
-from conftest import tiny_study
+from conftest import search_of, tiny_study
 
 from widthvsprune import Tuning, run_study, store
 from widthvsprune.arms.pruned import record_layers
@@ -16,7 +16,7 @@ def test_every_allocation_that_fits_is_tried_with_the_recipes_other_settings(tmp
     run_study(study, tmp_path, stream=io.StringIO(), workers=1)
     root = tmp_path / study.name
     survey = results.survey(study, root)
-    search = survey.plan.search_of("pruned", 0.5)
+    search = search_of(survey.plan, "pruned", 0.5)
     trials = [json.loads(p.read_text()) for p in store.search_dir(root, search.key).glob("trial_*/trial.json")]
     values = [t["hyperparameters"]["values"] for t in sorted(trials, key=lambda t: int(t["trial_id"]))]
     assert len(values) == study.tuning.trials

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from conftest import tiny_study, without_imports
 
-from widthvsprune import Recipe, Tuning, arms, run_study, sizes, store
-from widthvsprune.plan import keys, planner
+from widthvsprune import Recipe, Tuning, arms, keys, run_study, sizes, store
+from widthvsprune.plan import planner
 from widthvsprune.store.records import read_run
 
 REQUIRED = ["study", "arm", "family", "dataset", "widths", "seed", "target_sparsity", "sparsity",

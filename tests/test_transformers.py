@@ -14,7 +14,7 @@ from widthvsprune.data import Splits
 from widthvsprune.engines import base
 from widthvsprune.engines.jax import models
 from widthvsprune.families import budgets
-from widthvsprune.pruning import host, masks, schedules
+from widthvsprune.pruning import kernel_masks, masks, schedules
 
 SEQUENCE, FEATURES, VOCABULARY = 8, 3, 20
 
@@ -283,7 +283,7 @@ def test_the_jax_engine_prunes_attention_kernels_to_each_kernels_target_exactly(
     assert out.ok, out.error
     layout = models.layout_of(template)
     layers = models.allocation_layers(layout, template.get_weights())
-    targets = host.kernel_targets(prune, layers)
+    targets = kernel_masks.kernel_targets(prune, layers)
     names = [info.name for info in layout.kernels]
     assert [n for n in names if n.startswith("multi_head_attention")] == [
         "multi_head_attention", "multi_head_attention/key_dense", "multi_head_attention/value_dense",
@@ -440,7 +440,7 @@ def test_a_study_file_registering_layers_runs_in_two_processes_with_one_key_per_
     import subprocess
     import sys
 
-    from widthvsprune.study import files
+    from widthvsprune.study import loading as files
 
     dataset = write_npz(tmp_path / "tokens.npz", token_arrays)
     path = tmp_path / "blocks.py"

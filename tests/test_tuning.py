@@ -6,6 +6,7 @@ import pytest
 from conftest import tiny_study
 
 from widthvsprune import Recipe, Tuning, data, executors
+from widthvsprune.adapters import keras_tuner as kt_adapter
 from widthvsprune.arms import SearchContext
 from widthvsprune.arms import narrow as narrow_arm
 from widthvsprune.families import dense
@@ -134,7 +135,7 @@ def run_oracle(oracle_class, space, objective, trials, folder):
     space(hp)
     oracle = oracle_class(objective=kt.Objective("val_accuracy", "max"), max_trials=trials, num_initial_points=3,
                           seed=10_000, hyperparameters=hp, tune_new_entries=False)
-    oracle._set_project_dir(str(folder), "p")
+    kt_adapter.attach(oracle, str(folder), "p")
     proposed = []
     for _ in range(trials):
         trial = oracle.create_trial("tuner0-0")

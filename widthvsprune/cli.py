@@ -83,15 +83,15 @@ def _parser():
 
 
 def _load(path, overrides):
-    from widthvsprune.study import files
+    from widthvsprune.study import loading
 
     if pathlib.Path(path).is_dir():  # a results folder: the study it holds (its study.json)
         from widthvsprune.store import results
 
         study = results.load_study(path)
     else:
-        study = files.load_study(path)
-    return files.apply_overrides(study, overrides) if overrides else study
+        study = loading.load_study(path)
+    return loading.apply_overrides(study, overrides) if overrides else study
 
 
 def _dry_run(study, out):
@@ -182,9 +182,9 @@ def main(argv=None):
             from widthvsprune.export import export_model, select_run
 
             if args.study:
-                from widthvsprune.study import files
+                from widthvsprune.study import loading
 
-                files.load_study(args.study, need_study=False)  # registers the families the file defines
+                loading.load_study(args.study, need_study=False)  # registers the families the file defines
             row = select_run(args.dir, args.arm, args.sparsity, args.seed, args.tuning)
             export_model(args.dir, args.arm, args.sparsity, args.seed, args.tuning, path=args.output)
             print(f"{args.output}: {row['arm']} {row['tuning']} sparsity={row['target_sparsity']} "

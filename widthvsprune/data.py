@@ -16,13 +16,12 @@ import pathlib
 import pickle
 import random
 import tarfile
-import tempfile
 import urllib.request
+import uuid
 
 import numpy as np
 
 from widthvsprune.errors import DataError
-from widthvsprune.store import files as store_files
 
 DATASETS = ("digits", "mnist1d", "mnist", "fashion_mnist", "cifar10")
 _KERAS_BASE = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
@@ -74,9 +73,7 @@ def _digits():
 def _download(url, path):
     """Fetches ``url`` into ``path`` (through a temporary file, so a broken download leaves nothing)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=str(path.parent), suffix=".part")
-    os.fchmod(fd, store_files.FILE_MODE)
-    os.close(fd)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")  # created by open(): the umask's mode
     try:
         urllib.request.urlretrieve(url, tmp)
         os.replace(tmp, path)
@@ -451,17 +448,17 @@ def materialised(root, name):
     return pathlib.Path(root) / "data" / f"{name}.npz"
 
 
-def materialise(root, name):
-    """Writes a registered dataset's arrays once into a study's folder, for its helper processes to read."""
+def to_materialise(root, name):
+    """``(path, arrays)`` a study's folder should hold of a registered dataset, for its helper processes to read,
+    or ``None`` when there is nothing to write (another dataset, or the file is there with the same data). The
+    caller writes them (atomically, through the store)."""
     if not registered(name) or name in _RECORDED:
         return None
     path = materialised(root, name)
     arrays = _registered_arrays(name)
     if path.is_file() and _file_fingerprint(path) == _FINGERPRINTS[name]:
-        return path
-    named = dict(zip(NPZ_KEYS, arrays), fingerprint=np.array(_FINGERPRINTS[name]))
-    store_files.write_arrays(path, named)
-    return path
+        return None
+    return path, dict(zip(NPZ_KEYS, arrays), fingerprint=np.array(_FINGERPRINTS[name]))
 
 
 def _file_fingerprint(path):

@@ -14,8 +14,8 @@ import pandas as pd
 
 from widthvsprune import arms
 from widthvsprune.analysis import stats
-from widthvsprune.plan.status import SearchStatus
 from widthvsprune.sizes import SIZE_AXES
+from widthvsprune.status import SearchStatus
 
 COMPARISON_COLUMNS = [
     "contrast", "arm", "arm_tuning", "opponent", "opponent_tuning", "target_sparsity", "arm_nonzero_params",

@@ -12,8 +12,8 @@ from widthvsprune import arms, store
 from widthvsprune.analysis import compare, diagnostics, hypothesis, stats
 from widthvsprune.errors import ResultsError
 from widthvsprune.plan import planner
-from widthvsprune.plan.status import RunStatus
 from widthvsprune.sizes import SIZE_AXES
+from widthvsprune.status import RunStatus
 from widthvsprune.store import records, results
 
 

@@ -18,8 +18,6 @@ from typing import Optional, Tuple
 from widthvsprune.engines.base import Pack
 from widthvsprune.steps import ceil_div, steps_per_epoch
 
-TUNINGS = ("tuned", "untuned")
-
 
 @dataclasses.dataclass(frozen=True)
 class Fit:

@@ -15,46 +15,13 @@ Other arms reach these runs through :class:`Baselines`.
 import dataclasses
 from typing import Optional
 
-from widthvsprune import families
-from widthvsprune.arms.base import Arm, SearchContext, common_result, log_rate, recipe_fit, search_compute
+from widthvsprune import families, keys
+from widthvsprune.arms.base import Arm, common_result, log_rate, recipe_fit, search_compute
+from widthvsprune.arms.shared import data_config, engine_of, evaluation_fields, search_settings  # noqa: F401
 from widthvsprune.engines.base import ModelSpec
-from widthvsprune.plan import keys
 from widthvsprune.steps import steps_per_epoch
 
 NAME = "baseline"
-
-
-def engine_of(study):
-    """The engine a study trains with (``auto`` resolved); part of every run key."""
-    from widthvsprune import engines
-
-    return engines.resolve(study.engine, study.family)
-
-
-def data_config(study):
-    """What every run key holds of the data: its name, split and, for a registered dataset, its fingerprint."""
-    from widthvsprune import data
-
-    return {"dataset": study.dataset, **data.key_fields(study.dataset),
-            "validation_fraction": study.validation_fraction, "data_seed": study.data_seed}
-
-
-def evaluation_fields(study):
-    """What a run key adds for how its model is evaluated: ``{"batchnorm": "recalibrated"}`` when the family has
-    batch normalization and the study recalibrates its statistics (:attr:`Study.recalibrate_batchnorm`), nothing
-    otherwise, so that every other run keeps the key it had before recalibration existed."""
-    if study.recalibrate_batchnorm and families.batch_normalized(study.family):
-        return {"batchnorm": "recalibrated"}
-    return {}
-
-
-def search_settings(study):
-    """What every arm's search key hashes: the oracle, its trials, the search seed and the learning-rate range."""
-    t = study.tuning
-    batch = {} if t.batch == 1 else {"batch": t.batch}  # one at a time: as searches ran before batches existed
-    rescore = {"rescore": t.rescore, "rescore_seed": study.rescore_seed} if t.rescored else {}  # 0: as before
-    return {"oracle": t.oracle, "trials": t.trials, "seed": study.search_seed,
-            "learning_rate": [t.learning_rate_min, t.learning_rate_max], **batch, **rescore}
 
 
 def config(study, tuning="untuned", learning_rate=None):
@@ -163,9 +130,6 @@ class Baseline(Arm):
             log_rate(hp, "learning_rate", study, study.baseline.learning_rate)
 
         return declare
-
-    def context(self, study, search, session):
-        return SearchContext(search, count=session.count)
 
     def trial(self, study, splits, context, values):
         spec = ModelSpec(study.family, study.widths, study.search_seed, float(values["learning_rate"]))

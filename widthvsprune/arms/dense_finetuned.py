@@ -27,10 +27,11 @@ when the reference beats the baseline by more than the tolerance: the
 baseline recipe is under-trained.
 """
 
+from widthvsprune import keys
 from widthvsprune.arms import baseline as baseline_arm
+from widthvsprune.arms import shared
 from widthvsprune.arms.base import Arm, SearchContext, common_result, log_rate, pruned_steps, recipe_fit
 from widthvsprune.engines.base import ModelSpec
-from widthvsprune.plan import keys
 
 NAME = "dense_finetuned"
 
@@ -65,7 +66,7 @@ class DenseFinetuned(Arm):
         if base.tuned_config is None:
             return
         search, result = builder.add_search(NAME, "tuned", 0, {**config(study, "search", base.tuned_config),
-                                                               "search": baseline_arm.search_settings(study)},
+                                                               "search": shared.search_settings(study)},
                                             2, f"search-{NAME}", needs=(base.tuned_helper,))
         if result is None:
             return

@@ -27,9 +27,9 @@ their own: the key of every other run is unchanged). The verdict then
 brackets the budget (:func:`widthvsprune.analysis.stats.bracket`).
 """
 
-from widthvsprune import families
-from widthvsprune.arms import baseline as baseline_arm
+from widthvsprune import families, keys
 from widthvsprune.arms import pruned as pruned_arm
+from widthvsprune.arms import shared
 from widthvsprune.arms.base import (
     Arm,
     Contrast,
@@ -41,8 +41,7 @@ from widthvsprune.arms.base import (
 )
 from widthvsprune.engines.base import ModelSpec
 from widthvsprune.families import budgets
-from widthvsprune.plan import keys
-from widthvsprune.plan.status import NO_PRUNED, SearchStatus, Skip
+from widthvsprune.status import NO_PRUNED, SearchStatus, Skip
 
 NAME = "narrow"
 #: The study's question: each arm at each size point by its better configuration on validation, tuned or as
@@ -60,9 +59,9 @@ CONTRASTS = {
 def config(study, budget, tuning):
     """A narrow search's configuration: the budget, the compute it matches and how its shape is chosen."""
     out = {
-        "arm": NAME, "tuning": tuning, "engine": baseline_arm.engine_of(study),
-        "data": baseline_arm.data_config(study), "family": study.family, **families.key_fields(study.family),
-        **baseline_arm.evaluation_fields(study),
+        "arm": NAME, "tuning": tuning, "engine": shared.engine_of(study),
+        "data": shared.data_config(study), "family": study.family, **families.key_fields(study.family),
+        **shared.evaluation_fields(study),
         "wide_widths": list(study.widths), "budget": int(budget),
         # The narrow model trains for as many optimizer steps as the pruned arm's baseline and fine-tune together.
         "recipe": {"batch_size": study.baseline.batch_size, "optimizer": study.baseline.optimizer,
@@ -70,7 +69,7 @@ def config(study, budget, tuning):
                                   "finetune": keys.config_dict(study.finetune)}},
     }
     if tuning == "tuned":
-        out["search"] = {**baseline_arm.search_settings(study), "split_range": study.tuning.split_range}
+        out["search"] = {**shared.search_settings(study), "split_range": study.tuning.split_range}
     else:
         out.update(proportions="wide", learning_rate=study.baseline.learning_rate)
     return out

@@ -20,12 +20,12 @@ import dataclasses
 
 import numpy as np
 
-from widthvsprune import families
+from widthvsprune import families, keys
 from widthvsprune.arms import baseline as baseline_arm
+from widthvsprune.arms import shared
 from widthvsprune.arms.base import Arm, SearchContext, common_result, log_rate, pruned_steps, recipe_fit
 from widthvsprune.engines.base import ModelSpec, PruneSpec
 from widthvsprune.families import derived
-from widthvsprune.plan import keys
 from widthvsprune.pruning import allocations, schedules
 from widthvsprune.pruning.allocations import Layer
 
@@ -37,7 +37,7 @@ DENSE_OUTPUT_MAX = 0.99
 
 def search_settings(study):
     t = study.tuning
-    return {**baseline_arm.search_settings(study), "end_fraction_min": t.end_fraction_min,
+    return {**shared.search_settings(study), "end_fraction_min": t.end_fraction_min,
             "frequencies": list(study.frequencies),
             "variants": keys.old_spelling(list(t.allocations), allocations.OLD_NAMES), "outputs": list(t.outputs)}
 

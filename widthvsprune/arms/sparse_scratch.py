@@ -17,13 +17,12 @@ evaluation seed. It adds two contrasts: pruned against sparse from scratch
 shape's worth against a dense one).
 """
 
-from widthvsprune import families
-from widthvsprune.arms import baseline as baseline_arm
+from widthvsprune import families, keys
 from widthvsprune.arms import narrow as narrow_arm
 from widthvsprune.arms import pruned as pruned_arm
+from widthvsprune.arms import shared
 from widthvsprune.arms.base import Arm, Contrast, SearchContext, common_result, log_rate, matched_fit, search_compute
 from widthvsprune.engines.base import ModelSpec, PruneSpec
-from widthvsprune.plan import keys
 from widthvsprune.pruning.schedules import ScheduleSteps
 from widthvsprune.steps import steps_per_epoch
 
@@ -46,16 +45,16 @@ def fixed_mask(study, n_train, targets, seed):
 
 def config(study, target, tuning, shape_of):
     """The configuration of a sparse-from-scratch search (``tuning="search"``) or run."""
-    out = {"arm": NAME, "tuning": tuning, "engine": baseline_arm.engine_of(study),
-           "data": baseline_arm.data_config(study), "family": study.family, **families.key_fields(study.family),
-           **baseline_arm.evaluation_fields(study),
+    out = {"arm": NAME, "tuning": tuning, "engine": shared.engine_of(study),
+           "data": shared.data_config(study), "family": study.family, **families.key_fields(study.family),
+           **shared.evaluation_fields(study),
            "widths": list(study.widths),
            "target_sparsity": float(target), "shape_of": shape_of,
            "recipe": {"batch_size": study.baseline.batch_size, "optimizer": study.baseline.optimizer,
                       "matched_to": {"baseline": keys.config_dict(study.baseline),
                                      "finetune": keys.config_dict(study.finetune)}}}
     if tuning == "search":
-        out["search"] = baseline_arm.search_settings(study)
+        out["search"] = shared.search_settings(study)
     return out
 
 

@@ -7,8 +7,8 @@ the outputs have lengths 19, 10 and 5 and the model has 5,210 parameters,
 as the paper's ``ConvBase``.
 """
 
-from widthvsprune.families.blocks import input_layers, sequence
-from widthvsprune.families.counting import conv, dense
+from widthvsprune.families.inputs import input_layers, sequence
+from widthvsprune.families.layer_counts import conv, dense
 
 KERNELS = (5, 3, 3)
 STRIDE = 2

@@ -1,6 +1,7 @@
 """Small image CNNs: the seed notebook's CNN and LeNet-5."""
 
-from widthvsprune.families.counting import conv, dense, spatial
+from widthvsprune.families.inputs import spatial
+from widthvsprune.families.layer_counts import conv, dense
 
 
 def _image_input(input_shape, keras):

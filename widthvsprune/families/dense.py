@@ -2,7 +2,7 @@
 
 import math
 
-from widthvsprune.families.counting import dense
+from widthvsprune.families.layer_counts import dense
 
 
 def count_mlp(widths, input_shape, num_classes):

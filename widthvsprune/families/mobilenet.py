@@ -23,8 +23,8 @@ prune) and 43,776 in batch normalization. Convolutions have no bias and
 He-normal initial weights.
 """
 
-from widthvsprune.families.blocks import batch_norm, conv_no_bias, depthwise, image, input_layers
-from widthvsprune.families.counting import dense
+from widthvsprune.families.inputs import image, input_layers
+from widthvsprune.families.layer_counts import batch_norm, conv_no_bias, dense, depthwise
 
 GROUP_BLOCKS = (1, 2, 2, 6, 2)
 GROUP_STRIDES = (1, 2, 2, 2, 2)  # of each group's first block; the others have stride 1

@@ -22,8 +22,8 @@ GRUs use ``reset_after=True`` (Keras's default and PyTorch's convention), so
 each direction has two bias vectors, one per matrix product.
 """
 
-from widthvsprune.families.blocks import input_layers, sequence
-from widthvsprune.families.counting import dense
+from widthvsprune.families.inputs import input_layers, sequence
+from widthvsprune.families.layer_counts import dense
 
 GATES = 3  # update, reset, candidate
 

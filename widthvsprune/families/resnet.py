@@ -11,13 +11,13 @@ initial weights.
 
 At the default widths ``(16, 32, 64)`` this is ResNet-20: 274,042 parameters
 on CIFAR-10, of which 3,136 are batch normalization (all four vectors, see
-:mod:`widthvsprune.families.blocks`). The stem is as wide as the first stage,
+:mod:`widthvsprune.families.layer_counts`). The stem is as wide as the first stage,
 so that stage never needs a projection. With 'same' padding every input of at
 least ``MIN_SIDE`` pixels a side gives the last stage at least one pixel.
 """
 
-from widthvsprune.families.blocks import batch_norm, conv_no_bias, image, input_layers
-from widthvsprune.families.counting import dense
+from widthvsprune.families.inputs import image, input_layers
+from widthvsprune.families.layer_counts import batch_norm, conv_no_bias, dense
 
 BLOCKS = 3  # basic blocks per stage: 3 for ResNet-20, 5 for ResNet-32, 9 for ResNet-56
 MIN_SIDE = 4

@@ -1,5 +1,5 @@
-"""Planning a study: run keys (:mod:`.keys`), statuses (:mod:`.status`), the planner (:mod:`.planner`) and which
-runs train together (:mod:`.packs`).
+"""Planning a study: the planner (:mod:`.planner`) and which runs train together (:mod:`.packs`), from run keys
+(:mod:`widthvsprune.keys`) and statuses (:mod:`widthvsprune.status`).
 
 Pure: no framework, no I/O.
 """

@@ -28,8 +28,7 @@ Stages (a stage starts once every run of the earlier stages is settled):
 import dataclasses
 from typing import Optional, Tuple
 
-from widthvsprune import arms
-from widthvsprune.plan import keys
+from widthvsprune import arms, keys
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,9 +128,6 @@ class Plan:
     def runs_of(self, arm, target=None, tuning=None):
         return matching(self.runs, arm=arm, target=target, tuning=tuning)
 
-    def search_of(self, arm, target=0.0, tuning="tuned"):
-        return next(iter(matching(self.searches, arm=arm, target=target, tuning=tuning)), None)
-
     def skipped_for(self, arm):
         """``target -> Skip`` of the size points where ``arm`` has no model."""
         return {target: skip for (name, target), skip in self.skipped.items() if name == str(arm)}
@@ -201,7 +197,7 @@ class Builder:
         return matching(self.runs, arm=arm, target=target, tuning=tuning)
 
     def skip(self, arm, target, why):
-        """Records that ``arm`` has no model at ``target`` (a :class:`~widthvsprune.plan.status.Skip`)."""
+        """Records that ``arm`` has no model at ``target`` (a :class:`~widthvsprune.status.Skip`)."""
         self.skipped[arm, float(target)] = why
 
 

@@ -122,12 +122,17 @@ def register_allocation(name, fn, *, weights="none", selection="magnitude", sear
             ``target * sum(layer.size)`` (to one weight). Raise
             :class:`Infeasible` when that cannot be done.
         weights: ``"none"``, ``"baseline"`` or ``"update"`` (see :class:`Allocation`).
-        selection: ``"magnitude"`` or ``"random"``.
+        selection: ``"magnitude"`` or ``"random"`` (with ``weights="none"`` or ``"baseline"``: an allocation
+            decided again at every update keeps the largest weights).
         searchable: offered to the pruned search (``tuning.allocations``'s default).
         overwrite: replace an allocation of the same name.
 
     Returns:
         The :class:`Allocation`.
+
+    Raises:
+        ValueError: for an unknown ``weights`` or ``selection``, ``selection="random"`` with
+            ``weights="update"``, or a name that is registered already.
 
     Example:
 
@@ -148,6 +153,8 @@ def register_allocation(name, fn, *, weights="none", selection="magnitude", sear
     for field, value, accepted in (("weights", weights, WEIGHTS), ("selection", selection, SELECTIONS)):
         if value not in accepted:
             raise ValueError(problem(field, f"one of {list(accepted)}", value))
+    if weights == "update" and selection == "random":  # an allocation decided at every update selects by magnitude
+        raise ValueError(problem("selection", '"magnitude" with weights="update"', selection))
     if (name in _REGISTRY or name in ALIASES) and not overwrite:
         raise ValueError(problem("name", "an allocation name that is not registered yet (or overwrite=True)", name))
     _REGISTRY[name] = Allocation(name, fn, weights, selection, bool(searchable))
@@ -391,3 +398,11 @@ register_allocation("erk", erk)
 register_allocation("lamp", lamp, weights="baseline")
 register_allocation("global", global_magnitude, weights="update")
 register_allocation("random", uniform, selection="random", searchable=False)
+
+#: The allocations a pruned search chooses from when ``Tuning.allocations`` is ``None``, version 1 (releases up
+#: to 0.3: every searchable allocation registered here). Search keys hash the set, so it is fixed: an allocation
+#: registered later (by a study file or a release) joins a search only where ``Tuning.allocations`` names it,
+#: and a release that changes the default set adds ``DEFAULT_ALLOCATIONS_V2``.
+DEFAULT_ALLOCATIONS_V1 = ("uniform", "first_dense", "uniform_plus", "erk", "lamp", "global")
+#: The default set of this release.
+DEFAULT_ALLOCATIONS = DEFAULT_ALLOCATIONS_V1

@@ -1,7 +1,7 @@
 """What a study plans and what its results folder holds, in words (``run --dry-run`` and ``status``)."""
 
 from widthvsprune import arms
-from widthvsprune.plan.status import RunStatus, SearchStatus
+from widthvsprune.status import RunStatus, SearchStatus
 from widthvsprune.store import results
 
 

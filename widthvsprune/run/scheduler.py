@@ -26,10 +26,10 @@ import uuid
 
 from widthvsprune import arms, store
 from widthvsprune.plan import packs
-from widthvsprune.plan.status import RunStatus
 from widthvsprune.run.progress import Stopwatch
 from widthvsprune.run.searcher import Searcher
 from widthvsprune.run.trainer import Trainer
+from widthvsprune.status import RunStatus
 from widthvsprune.store import records, results
 
 POLL_SECONDS = 0.25

@@ -19,8 +19,8 @@ import time
 
 from widthvsprune import arms, store
 from widthvsprune.plan import packs as plan_packs
-from widthvsprune.plan.status import SearchStatus
 from widthvsprune.run import rescoring, tuning
+from widthvsprune.status import SearchStatus
 
 
 @dataclasses.dataclass

@@ -8,12 +8,11 @@ import uuid
 from widthvsprune import arms, data, engines, executors, families, store
 from widthvsprune.errors import DataError, StudyError, WidthVsPruneError, problem
 from widthvsprune.families import budgets
-from widthvsprune.run import elsewhere, processes, progress
+from widthvsprune.run import fresh_process, processes, progress
 from widthvsprune.run.processes import Interrupted
 from widthvsprune.run.scheduler import Runner
 from widthvsprune.store import results
-from widthvsprune.study import files as study_files
-from widthvsprune.study import study_from_dict
+from widthvsprune.study import loading, study_from_dict
 
 
 def preflight(study, out, load_data=True):
@@ -119,7 +118,7 @@ def _helper(study_dict, study_file, out, verbose, workers, session, queue, index
     reporter, runner, code = progress.Reporter(queue.put, index), None, 0
     try:
         if study_file:
-            study_files.load_study(study_file)  # registers the families the file defines
+            loading.load_study(study_file)  # registers the families the file defines
         study = study_from_dict(study_dict)
         executor = executors.create("local", study.engine, verbose)
         executor.engine.limit_threads(workers)
@@ -179,8 +178,8 @@ def run_study(study, out="results", force=False, verbose=False, stream=None, wor
     if conflict and executor == "local":  # Keras 3 runs another backend here: the study runs in a fresh process
         preflight(study, out, load_data=False)
         options = dict(options, force=force, verbose=verbose, workers=workers, executor=executor)
-        pickled = elsewhere.portable_families(study.family, study_file)
-        return elsewhere.call_in_fresh_process(
+        pickled = fresh_process.portable_families(study.family, study_file)
+        return fresh_process.call_in_fresh_process(
             _study_elsewhere, (study.to_dict(), pickled, study_file and str(study_file), str(out), options),
             {"KERAS_BACKEND": "jax"}, stream)
     splits = preflight(study, out)
@@ -221,7 +220,9 @@ def _run(study, out, splits, trainer, force, verbose, stream, workers, study_fil
     if trainer.engine is not None:
         trainer.engine.limit_threads(workers)
     results.record_study(root, study)
-    data.materialise(root, study.dataset)  # a registered dataset's arrays, once, for the helpers to read
+    pending = data.to_materialise(root, study.dataset)  # a registered dataset's arrays, once, for the helpers
+    if pending is not None:
+        store.write_arrays(*pending)
     session = uuid.uuid4().hex
     display = progress.Display(stream, workers)
     helpers, queue, drain = [], None, None
@@ -264,13 +265,13 @@ def _run(study, out, splits, trainer, force, verbose, stream, workers, study_fil
 
 
 def _study_elsewhere(study_dict, pickled, study_file, out, options, stream):
-    """A study run in a fresh process (:mod:`.elsewhere`): its families registered, then :func:`run_study`."""
+    """A study run in a fresh process (:mod:`.fresh_process`): its families registered, then :func:`run_study`."""
     import pickle
 
     for blob in pickled:
         families.register_family(pickle.loads(blob), overwrite=True)
     if study_file:
-        study_files.load_study(study_file)
+        loading.load_study(study_file)
     return run_study(study_from_dict(study_dict), out, stream=stream, study_file=study_file, **options)
 
 

@@ -15,8 +15,8 @@ import pandas as pd
 
 from widthvsprune import arms, sizes, store
 from widthvsprune.analysis import stats
-from widthvsprune.arms.baseline import engine_of
-from widthvsprune.plan.status import RunStatus
+from widthvsprune.arms.shared import engine_of
+from widthvsprune.status import RunStatus
 from widthvsprune.store import results
 
 

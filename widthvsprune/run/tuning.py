@@ -27,7 +27,6 @@ lowest trial number among equal scores.
 import contextlib
 import dataclasses
 import io
-import json
 import math
 import os
 import pathlib
@@ -39,16 +38,36 @@ import scipy.linalg
 import scipy.optimize
 
 from widthvsprune import store
+from widthvsprune.adapters import sklearn as sk_adapter
 
 OBJECTIVE = "val_accuracy"
 COST = ("seconds", "epochs")  # kept with every trial, summed in the search's result
 MAX_CONCURRENT_TRIALS = 8
 
 
+class TrialStatus:
+    """The values of a KerasTuner trial's ``status`` (``keras_tuner.engine.trial.TrialStatus``, which KerasTuner
+    1.4.0 does not export)."""
+
+    RUNNING = "RUNNING"
+    IDLE = "IDLE"
+    INVALID = "INVALID"
+    STOPPED = "STOPPED"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
 def _kt():
     import keras_tuner
 
     return keras_tuner
+
+
+def _adapter():
+    """KerasTuner's private names (:mod:`widthvsprune.adapters.keras_tuner`), imported with KerasTuner."""
+    from widthvsprune.adapters import keras_tuner as kt_adapter
+
+    return kt_adapter
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,17 +119,7 @@ class Proposal:
 
 def _atomic(cls):
     """An oracle class whose state files are written atomically (complete or absent after a kill)."""
-
-    class Atomic(cls):
-        def save(self):
-            store.write_bytes(self._get_oracle_fname(), json.dumps(self.get_state()).encode())
-
-        def _save_trial(self, trial):
-            path = os.path.join(self._get_trial_dir(trial.trial_id), "trial.json")
-            store.write_bytes(path, json.dumps(trial.get_state()).encode())
-
-    Atomic.__name__ = Atomic.__qualname__ = cls.__name__
-    return Atomic
+    return _adapter().with_writer(cls, store.write_bytes)
 
 
 def _posterior(gpr, x):
@@ -120,13 +129,14 @@ def _posterior(gpr, x):
     without its input validation, which took most of the time of Bayesian
     optimization's acquisition search (tens of thousands of one-point calls).
     """
+    y_mean, y_std = sk_adapter.target_scale(gpr)
     k_trans = gpr.kernel_(x, gpr.X_train_)
-    mean = gpr._y_train_std * (k_trans @ gpr.alpha_) + gpr._y_train_mean
+    mean = y_std * (k_trans @ gpr.alpha_) + y_mean
     v = scipy.linalg.solve_triangular(gpr.L_, k_trans.T, lower=True, check_finite=False)
     var = gpr.kernel_.diag(x).copy()
     var -= np.einsum("ij,ji->i", v.T, v)
     var[var < 0] = 0.0
-    var = np.outer(var, gpr._y_train_std**2).reshape(*var.shape, -1)
+    var = np.outer(var, y_std**2).reshape(*var.shape, -1)
     return np.squeeze(mean), np.sqrt(np.squeeze(var, axis=1))
 
 
@@ -151,7 +161,7 @@ def _fast_acquisition(cls):
     class FastAcquisition(cls):
         def get_state(self):
             state = super().get_state()
-            name, keys, pos, has_gauss, cached = self._random_state.get_state()
+            name, keys, pos, has_gauss, cached = _adapter().random_state(self).get_state()
             state["random_state"] = [name, [int(k) for k in keys], int(pos), int(has_gauss), float(cached)]
             return state
 
@@ -159,33 +169,34 @@ def _fast_acquisition(cls):
             super().set_state(state)
             if "random_state" in state:  # a resumed search draws what it would have drawn uninterrupted
                 name, keys, pos, has_gauss, cached = state["random_state"]
-                self._random_state.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+                keys = np.asarray(keys, dtype=np.uint32)
+                _adapter().random_state(self).set_state((name, keys, pos, has_gauss, cached))
 
         def populate_space(self, trial_id):
-            kt = _kt()
             completed = [t for t in self.trials.values() if t.status == "COMPLETED"]
             initial = self.num_initial_points or max(3 * len(self.hyperparameters.space), 3)
             if len(completed) < initial:
-                return self._random_populate_space()
-            x, y = self._vectorize_trials()
+                return _adapter().random_populate_space(self)
+            x, y = _adapter().vectorize_trials(self)
             self.gpr.fit(np.nan_to_num(x, posinf=0, neginf=0), np.nan_to_num(y, posinf=0, neginf=0))
 
             def bound(point):
                 mean, std = _posterior(self.gpr, point.reshape(1, -1))
                 return mean - self.beta * std
 
-            limits = self._get_hp_bounds()
-            starts = self._random_state.uniform(limits[:, 0], limits[:, 1], size=(50, limits.shape[0]))
+            limits = _adapter().bounds(self)
+            starts = _adapter().random_state(self).uniform(limits[:, 0], limits[:, 1], size=(50, limits.shape[0]))
             best, best_x = float("inf"), None
             for start in starts:
                 found = scipy.optimize.minimize(bound, x0=start, bounds=limits, method="L-BFGS-B")
                 value = found.fun if np.isscalar(found.fun) else found.fun[0]
                 if value < best:
                     best, best_x = value, found.x
-            values = self._vector_to_values(best_x)
-            if self._duplicate(values):  # trained already: the same configuration and seed give the same score
-                values = self._random_values() or values
-            return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": values}
+            values = _adapter().vector_to_values(self, best_x)
+            # Trained already: the same configuration and seed give the same score.
+            if _adapter().duplicate(self, values):
+                values = _adapter().random_values(self) or values
+            return {"status": TrialStatus.RUNNING, "values": values}
 
     FastAcquisition.__name__ = FastAcquisition.__qualname__ = cls.__name__
     return FastAcquisition
@@ -209,11 +220,10 @@ def _given_first(cls, first=()):
         def populate_space(self, trial_id):
             n = len(self.trials)  # trials made so far: the next one is number n
             if n <= len(self.given):
-                kt = _kt()
                 values = dict(self.hyperparameters.values)
                 if n:
                     values.update(self.given[n - 1])
-                return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": values}
+                return {"status": TrialStatus.RUNNING, "values": values}
             return super().populate_space(trial_id)
 
     GivenFirst.__name__ = GivenFirst.__qualname__ = cls.__name__
@@ -251,7 +261,7 @@ def state_problem(project):
 
 def _attach(oracle, job, on_reset):
     directory, project = os.path.split(os.path.normpath(job.directory))
-    oracle._set_project_dir(directory, project)
+    _adapter().attach(oracle, directory, project)
     path = pathlib.Path(job.directory)
     problem = "" if job.overwrite else state_problem(path)
     if problem and on_reset is not None:
@@ -295,7 +305,7 @@ def _keep_finished(oracle):
     although its ``trial.json`` says it completed.
     """
     done = {trial_id for trial_id, trial in oracle.trials.items() if trial.status == "COMPLETED"}
-    oracle._retry_queue = [trial_id for trial_id in oracle._retry_queue if trial_id not in done]
+    _adapter().set_retry_queue(oracle, [t for t in _adapter().retry_queue(oracle) if t not in done])
     oracle.end_order += sorted(done - set(oracle.end_order))
 
 
@@ -357,8 +367,7 @@ def search_many(jobs, train, on_trial=None, on_reset=None, verbose=False):
         number of ``trials`` completed, and their total ``seconds`` and
         ``epochs`` (from the ``info`` of each trial).
     """
-    kt = _kt()
-    status = kt.engine.trial.TrialStatus
+    status = TrialStatus
     with _quiet(verbose):
         oracles = [_attach(make_oracle(job), job, on_reset) for job in jobs]
         active = list(range(len(jobs)))
@@ -408,8 +417,9 @@ def _next_round(oracle, job, status):
     oracle proposes no more.
     """
     path = pathlib.Path(job.directory, ROUND)
-    if oracle._retry_queue:  # a round cut short
-        trials = [oracle.create_trial(f"tuner0-{j}") for j in range(len(oracle._retry_queue))]
+    retry = _adapter().retry_queue(oracle)
+    if retry:  # a round cut short
+        trials = [oracle.create_trial(f"tuner0-{j}") for j in range(len(retry))]
         listed = store.read_json(path)["trials"] if path.exists() else []
         running = {t.trial_id for t in trials}
         replays = {t for t in listed if t not in running and t in oracle.trials

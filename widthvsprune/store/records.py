@@ -15,8 +15,8 @@ import json
 import math
 from typing import Optional
 
-from widthvsprune.plan.status import RunStatus, SearchStatus
 from widthvsprune.pruning.allocations import canonical
+from widthvsprune.status import RunStatus, SearchStatus
 from widthvsprune.store import files, paths
 
 

@@ -9,9 +9,10 @@ import dataclasses
 import hashlib
 import pathlib
 
+from widthvsprune import keys
 from widthvsprune.errors import ResultsError, near_path
-from widthvsprune.plan import keys, planner
-from widthvsprune.plan.status import RunStatus
+from widthvsprune.plan import planner
+from widthvsprune.status import RunStatus
 from widthvsprune.store import files, paths, records
 from widthvsprune.study import study_from_dict
 

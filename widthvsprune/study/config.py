@@ -9,11 +9,10 @@ import dataclasses
 import re
 from typing import Optional, Tuple
 
-from widthvsprune import arms, engines, families
+from widthvsprune import arms, engines, families, keys
 from widthvsprune.data import DATASETS, mnist1d_samples, registered
 from widthvsprune.engines import CHOICES as ENGINE_CHOICES
 from widthvsprune.errors import StudyError, problem, suggest
-from widthvsprune.plan import keys
 from widthvsprune.study.recipes import Pruning, Recipe, Tuning, is_int, is_number
 
 SEARCH_SEED = 10_000
@@ -98,7 +97,7 @@ class Study:
     # A study.json written before the dense reference existed (release 0.2) resumes with the arms it had.
     arms: Optional[Tuple[str, ...]] = keys.added_field(None, absent=("baseline", "pruned", "narrow"))
     # Only the reports read it; declared as an added field, so a study that leaves it at 0.01 has the canonical
-    # configuration of the releases before it (no run key holds the Study, see plan/keys.py).
+    # configuration of the releases before it (no run key holds the Study, see keys.py).
     tolerance: float = keys.added_field(0.01)
     # Declared as an added field whose absent value is False: a study recorded before recalibration existed
     # evaluated with the moving averages. Models without batch normalization keep their run keys either way.

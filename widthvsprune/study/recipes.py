@@ -8,8 +8,8 @@ import dataclasses
 import math
 from typing import Optional, Tuple
 
+from widthvsprune import keys
 from widthvsprune.errors import problem
-from widthvsprune.plan import keys
 from widthvsprune.pruning import allocations
 
 OPTIMIZERS = ("adam", "sgd")
@@ -152,9 +152,11 @@ class Tuning:
             when ``pruning.frequency`` is unset, no choice: the schedule's
             length sets it (the search's ``end_fraction`` moves it).
         allocations: pruned arm: the allocations it may choose (how sparsity
-            is spread over layers); ``None`` for every searchable registered
-            one. Each is tried once, with the recipe's other settings, among
-            the search's first trials; a ``random`` study is not tuned on it.
+            is spread over layers); ``None`` for
+            ``pruning.allocations.DEFAULT_ALLOCATIONS``, a fixed, versioned set
+            (an allocation registered later joins a search only when named).
+            Each is tried once, with the recipe's other settings, among the
+            search's first trials; a ``random`` study is not tuned on it.
         outputs: pruned arm: the output layer's treatment: ``"pruned"`` like
             the others, or ``"dense"`` (the other layers then take its share
             of the zeros, so the size point stays the same).
@@ -199,7 +201,7 @@ class Tuning:
             object.__setattr__(self, "allocations", self.variants)
             object.__setattr__(self, "variants", None)
         if self.allocations is None:
-            object.__setattr__(self, "allocations", tuple(allocations.allocation_names(searchable=True)))
+            object.__setattr__(self, "allocations", allocations.DEFAULT_ALLOCATIONS)
         for field in ("frequencies", "allocations", "outputs"):
             if isinstance(getattr(self, field), list):
                 object.__setattr__(self, field, tuple(getattr(self, field)))

@@ -26,12 +26,10 @@ from fractions import Fraction
 import jax
 import keras
 import numpy as np
-from keras.src.backend import random as backend_random
-from keras.src.backend.common import global_state
-from keras.src.backend.common.variables import initialize_all_variables
+
+from widthvsprune.adapters import keras as keras_adapter
 
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
-_UNINITIALIZED = "uninitialized_variables"
 
 
 def _rotate_left(x, r):
@@ -71,7 +69,7 @@ def uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None):
     """``keras.random.uniform`` under the JAX backend, in NumPy for float32 and an integer seed."""
     dtype = dtype or keras.config.floatx()
     if not isinstance(seed, int) or np.dtype(dtype) != np.float32 or not fast_path():
-        return _keras_uniform(shape, minval=minval, maxval=maxval, dtype=dtype, seed=seed)
+        return keras_adapter.keras_uniform(shape, minval=minval, maxval=maxval, dtype=dtype, seed=seed)
     bits = random_bits((seed & 0xFFFFFFFF, 0), math.prod(shape))
     floats = ((bits >> np.uint32(9)) | np.uint32(0x3F800000)).view(np.float32) - np.float32(1.0)
     low, high = np.float32(minval), np.float32(maxval)
@@ -99,8 +97,6 @@ def fma_f32(a, b, c):
     return out
 
 
-_keras_uniform = backend_random.uniform
-
 
 def value(initializer, shape, dtype):
     """The initial value ``initializer`` gives a variable of ``shape`` and ``dtype``, as a NumPy array."""
@@ -111,11 +107,8 @@ def value(initializer, shape, dtype):
         return np.ones(shape, dtype)
     if name == "Constant" and np.ndim(initializer.value) == 0:
         return np.full(shape, initializer.value, dtype)
-    backend_random.uniform = uniform
-    try:
+    with keras_adapter.uniform_replaced(uniform):
         return np.asarray(initializer(shape, dtype=dtype))
-    finally:
-        backend_random.uniform = _keras_uniform
 
 
 class _Fixed:
@@ -135,15 +128,16 @@ def build(make):
     Returns:
         What ``make`` returns.
     """
-    before = {id(v) for v in global_state.get_global_attribute(_UNINITIALIZED) or []}
+    before = {id(v) for v in keras_adapter.uninitialized_variables()}
     try:
         with keras.StatelessScope(initialize_variables=False):
             model = make()
     except ValueError:  # a layer that creates a variable from a value cannot defer: Keras's own way
-        initialize_all_variables()
+        keras_adapter.initialize_all_variables()
         return make()
-    for variable in global_state.get_global_attribute(_UNINITIALIZED) or []:
-        if id(variable) not in before and variable._initializer is not None:
-            variable._initializer = _Fixed(value(variable._initializer, tuple(variable.shape), variable.dtype))
-    initialize_all_variables()
+    for variable in keras_adapter.uninitialized_variables():
+        initializer = keras_adapter.initializer(variable)
+        if id(variable) not in before and initializer is not None:
+            keras_adapter.set_initializer(variable, _Fixed(value(initializer, tuple(variable.shape), variable.dtype)))
+    keras_adapter.initialize_all_variables()
     return model

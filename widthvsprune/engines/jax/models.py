@@ -26,11 +26,9 @@ from typing import Optional, Tuple
 
 import keras
 import numpy as np
-from keras.src.backend.common import global_state
-from keras.src.random import seed_generator
-from keras.src.utils.naming import to_snake_case
 
 from widthvsprune import families
+from widthvsprune.adapters import keras as keras_adapter
 from widthvsprune.engines.jax import initializers
 from widthvsprune.pruning import layers as layer_table
 from widthvsprune.pruning.allocations import Layer
@@ -85,8 +83,7 @@ def seed_keras(seed):
     Python's ``random`` and NumPy's global generator, set here the same way.
     """
     seed = int(seed)
-    global_state.set_global_attribute("global_random_seed", seed)
-    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    keras_adapter.set_global_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
 
@@ -188,7 +185,7 @@ def layout_of(model):
         entry = layer_table.entry(layer)
         if entry is None:
             continue
-        base = to_snake_case(type(layer).__name__)
+        base = keras_adapter.to_snake_case(type(layer).__name__)
         count = counts.get(base, 0)
         counts[base] = count + 1
         name = base if count == 0 else f"{base}_{count}"
@@ -303,11 +300,6 @@ def embed(array, shape):
 def extract(array, shape):
     """The leading block of ``array`` of ``shape`` (the inverse of :func:`embed`)."""
     return np.asarray(array)[tuple(slice(0, d) for d in shape)]
-
-
-def box_mask(shape, padded_shape):
-    """1.0 on the leading block of ``shape`` inside ``padded_shape``, 0.0 elsewhere."""
-    return embed(np.ones(shape, np.float32), padded_shape)
 
 
 def layer_weights(layout, weights, targets=None):

@@ -23,7 +23,7 @@ import numpy as np
 
 from widthvsprune import families
 from widthvsprune.engines.jax import models
-from widthvsprune.pruning import host
+from widthvsprune.pruning import kernel_masks
 
 
 @dataclasses.dataclass
@@ -122,7 +122,7 @@ def member(index, spec, templates, input_shape, num_classes):
             )
     targets = None
     if spec.prune is not None:
-        targets = host.kernel_targets(spec.prune, models.allocation_layers(layout, weights))
+        targets = kernel_masks.kernel_targets(spec.prune, models.allocation_layers(layout, weights))
     return Member(index, spec, layout, list(weights), targets)
 
 

@@ -9,7 +9,7 @@ are recomputed from the kernels as they are after ``t - 1`` optimizer
 updates, then applied, then the forward pass runs.
 
 Each prunable kernel has its own final sparsity, from the model's allocation
-(:func:`widthvsprune.pruning.host.kernel_targets`, shared with the tf_keras
+(:func:`widthvsprune.pruning.kernel_masks.kernel_targets`, shared with the tf_keras
 engine):
 
 - allocations decided from shapes or from the trained baseline: the compiled
@@ -19,7 +19,7 @@ engine):
   :func:`widthvsprune.pruning.masks.polynomial_sparsity_f32` and
   :func:`~widthvsprune.pruning.masks.kept_count`, tfmot's float32 arithmetic);
 - allocations decided at every update (``global``) and random selection: the
-  masks come from :class:`widthvsprune.pruning.host.HostMasks` at the same
+  masks come from :class:`widthvsprune.pruning.kernel_masks.HostMasks` at the same
   steps, exactly as the tf_keras engine's ``pruning.MaskUpdater`` writes them.
 """
 
@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from widthvsprune.pruning import host, schedules
+from widthvsprune.pruning import kernel_masks, schedules
 from widthvsprune.pruning import masks as mask_rules
 
 
@@ -66,7 +66,7 @@ def kept_table(prune, targets, layout, first_step, count, steps):
         steps: rows of the table.
     """
     table = np.zeros((steps, len(layout.prunable)), np.int32)
-    if prune is None or host.on_host(prune):
+    if prune is None or kernel_masks.on_host(prune):
         return table
     s = prune.steps
     sizes = [math.prod(layout.shapes[layout.kernels[j].kernel]) for j in range(len(layout.prunable))]
@@ -76,7 +76,8 @@ def kept_table(prune, targets, layout, first_step, count, steps):
             continue
         for j, target in enumerate(targets):
             if target > 0:
-                sparsity = mask_rules.polynomial_sparsity_f32(t, host.initial_sparsity(prune, target), float(target),
-                                                              s.begin_step, s.end_step, prune.power)
+                first = kernel_masks.initial_sparsity(prune, target)
+                sparsity = mask_rules.polynomial_sparsity_f32(t, first, float(target), s.begin_step, s.end_step,
+                                                              prune.power)
                 table[i, j] = mask_rules.kept_count(sizes[j], sparsity)
     return table

@@ -16,7 +16,7 @@ import numpy as np
 
 from widthvsprune.engines import base
 from widthvsprune.engines.jax import batched, chunks, models, optimizers, packing, programs, pruning
-from widthvsprune.pruning import host
+from widthvsprune.pruning import kernel_masks
 
 EVAL_CHUNK_MAX = 1024
 #: How a group's forward pass runs (:func:`batched_forward`).
@@ -142,9 +142,9 @@ class GroupRun:
         self.config = _config(group, pack, len(data.splits.x_train), forward)
         self.program = cache.program(group.key, group.model, layout, self.config)
         self.host = {
-            i: host.HostMasks(m.spec.prune, models.allocation_layers(m.layout))
+            i: kernel_masks.HostMasks(m.spec.prune, models.allocation_layers(m.layout))
             for i, m in enumerate(group.members)
-            if m.spec.prune is not None and host.on_host(m.spec.prune)
+            if m.spec.prune is not None and kernel_masks.on_host(m.spec.prune)
         }
         extra = group.size - len(specs)
         self.lr = np.array([float(s.learning_rate) for s in specs] + [0.0] * extra, np.float32)

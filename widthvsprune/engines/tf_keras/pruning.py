@@ -3,7 +3,7 @@
 Every prunable layer is wrapped with its own ``prune_low_magnitude(layer,
 pruning_schedule=...)`` inside ``clone_model``, as tfmot prunes a model layer
 by layer (:func:`wrap`). The per-kernel targets come from the allocation
-(:func:`widthvsprune.pruning.host.kernel_targets`, shared with the jax
+(:func:`widthvsprune.pruning.kernel_masks.kernel_targets`, shared with the jax
 engine):
 
 - allocations decided from shapes or from the trained baseline (``uniform``,
@@ -13,7 +13,7 @@ engine):
 - allocations decided at every mask update (``global``) and random selection
   (``random``, a fixed sparse shape): every prunable layer is wrapped with a
   schedule that never updates masks itself, and :class:`MaskUpdater` writes
-  the masks of :class:`widthvsprune.pruning.host.HostMasks` at the steps
+  the masks of :class:`widthvsprune.pruning.kernel_masks.HostMasks` at the steps
   ``PolynomialDecay`` would.
 
 tfmot puts its mask update (the schedule's decision, then a new mask per
@@ -28,7 +28,7 @@ traced step; masks, thresholds and weights are those of tfmot's own path
 
 from widthvsprune.engines.tf_keras.backend import PruneLowMagnitude, keras, sparsity, tf
 from widthvsprune.engines.tf_keras.models import prunable_layers
-from widthvsprune.pruning import host, schedules
+from widthvsprune.pruning import kernel_masks, schedules
 
 
 class FrozenMaskSchedule(sparsity.PruningSchedule):
@@ -44,7 +44,7 @@ class FrozenMaskSchedule(sparsity.PruningSchedule):
 def polynomial_decay(spec, target):
     """tfmot's ``PolynomialDecay`` towards one kernel's ``target`` on the spec's steps."""
     return sparsity.PolynomialDecay(
-        initial_sparsity=host.initial_sparsity(spec, target),
+        initial_sparsity=kernel_masks.initial_sparsity(spec, target),
         final_sparsity=float(target),
         begin_step=spec.steps.begin_step,
         end_step=spec.steps.end_step,
@@ -65,8 +65,8 @@ def wrap(model, spec):
         Infeasible: if the allocation cannot reach the size point.
     """
     found = prunable_layers(model)
-    targets = host.kernel_targets(spec, [layer for _, layer in found])
-    on_host = host.on_host(spec)
+    targets = kernel_masks.kernel_targets(spec, [layer for _, layer in found])
+    on_host = kernel_masks.on_host(spec)
     schedules_of, k = {}, 0
     for keras_layer, layer in found:
         target = targets[k]
@@ -95,7 +95,7 @@ def wrappers(model):
 
 
 class MaskUpdater(keras.callbacks.Callback):
-    """Writes one model's host masks (:class:`widthvsprune.pruning.host.HostMasks`) into its tfmot wrappers.
+    """Writes one model's host masks (:class:`widthvsprune.pruning.kernel_masks.HostMasks`) into its tfmot wrappers.
 
     Args:
         branch: the wrapped model whose masks it owns (in a pack, one branch);
@@ -107,7 +107,7 @@ class MaskUpdater(keras.callbacks.Callback):
         super().__init__()
         self.branch = branch
         self.variables = [v for w in wrappers(branch) for v in w.pruning_vars]
-        self.masks = host.HostMasks(spec, [layer for _, layer in prunable_layers(branch)])
+        self.masks = kernel_masks.HostMasks(spec, [layer for _, layer in prunable_layers(branch)])
         self.step = 0
 
     def on_train_batch_begin(self, batch, logs=None):
@@ -213,7 +213,7 @@ def callbacks(branches, specs, log_dir=None, defer_masks=True):
     out = [sparsity.UpdatePruningStep()]
     if defer_masks:
         out.append(DeferredMaskUpdates(branches))
-    out += [MaskUpdater(branch, spec) for branch, spec in zip(branches, specs) if host.on_host(spec)]
+    out += [MaskUpdater(branch, spec) for branch, spec in zip(branches, specs) if kernel_masks.on_host(spec)]
     if log_dir is not None:
         out.append(sparsity.PruningSummaries(log_dir=str(log_dir)))
     return out
