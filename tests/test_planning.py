@@ -28,13 +28,15 @@ def test_before_anything_trained_the_plan_has_the_controls_and_the_baseline_sear
     plan = planner.plan(study)
     assert [(r.tuning, r.seed, r.role) for r in plan.runs_of("baseline")] == [
         ("untuned", study.search_seed, "search"), ("untuned", 0, "eval"), ("untuned", 1, "eval")]
-    assert [s.label for s in plan.searches] == ["baseline search"] and plan.searches[0].trials == 3
+    trainings = study.tuning.trials + study.tuning.rescored  # its trials and its best ones on a second seed
+    assert [s.label for s in plan.searches] == ["baseline search"] and plan.searches[0].trials == trainings
     untuned = {r.seed: r.id for r in plan.runs_of("baseline")}
     assert len(plan.runs_of("pruned", tuning="untuned")) == 4 and not plan.runs_of("pruned", tuning="tuned")
     assert all(r.needs == (untuned[r.seed],) for r in plan.runs_of("pruned"))
     # searches: 3 + 2 x 2 x 3 trials; baselines: 2 tuned and 2 of the recipe's, one of each for the searches;
     # 2 x 2 x (2 + 2) other models; the dense reference's search and its 2 x 2 models
-    assert plan.max_trainings == 3 + 12 + 6 + 16 + 3 + 4
+    # and each of those 6 searches' 2 best trials trained again on a second seed
+    assert plan.max_trainings == 3 + 12 + 6 + 16 + 3 + 4 + 6 * study.tuning.rescored
 
 
 def test_the_baseline_search_result_gives_the_tuned_baselines_and_the_pruned_searches():
@@ -75,7 +77,7 @@ def test_the_narrow_budget_is_the_fewest_nonzeros_of_every_pruned_run_and_both_n
     plan = planner.plan(study, records, searches)
     tuned, untuned = search_of(plan, "narrow", 0.5), search_of(plan, "narrow", 0.5, "untuned")
     assert tuned.budget == untuned.budget == 870 and tuned.key != untuned.key
-    assert tuned.trials == 3 and untuned.trials == 0 and set(tuned.needs) == {r.id for r in pruned}
+    assert tuned.trials == study.tuning.trainings and untuned.trials == 0 and set(tuned.needs) == {r.id for r in pruned}
     result = {"status": "ok", "widths": [9, 4], "learning_rate": 0.004}
     plan = planner.plan(study, records, {**searches, tuned.key: result, untuned.key: {**result, "widths": [8, 4]}})
     assert [r.widths for r in plan.runs_of("narrow", 0.5, "tuned")] == [(9, 4), (9, 4)]

@@ -76,11 +76,11 @@ def _shape_problems(study, splits, count=None):
     family, shape, out = families.get_family(study.family), splits.input_shape, []
     if family.count_params is None and count is None:
         return []  # counted by building, once the engine is loaded (run_study checks it then)
-    try:
-        params = budgets.counter(family, shape, splits.num_classes, count)(study.widths)
-    except Exception as error:  # a family that cannot take this input
+    exact = budgets.counter(family, shape, splits.num_classes, count)
+    params = exact(study.widths)
+    if params == budgets.INFEASIBLE:  # the wide model itself cannot be built on this input
         return [f"family: Expected a family that accepts inputs of shape {shape}. "
-                f"Received: family={study.family!r} ({type(error).__name__}: {error})"]
+                f"Received: family={study.family!r} ({exact.errors[tuple(study.widths)]})"]
     side = family.min_input_side
     if len(shape) >= 2 and min(shape[:2]) < side:
         out.append(f"family: Expected inputs of at least {side}x{side} for {study.family!r}. "
