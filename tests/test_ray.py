@@ -40,7 +40,7 @@ def test_the_quickstart_on_ray_has_the_same_runs_bit_for_bit_as_on_this_machine(
     assert ray.returncode == 0, ray.stderr
     a = pd.read_csv(tmp_path / "local" / "quickstart" / "runs.csv")
     b = pd.read_csv(tmp_path / "ray" / "quickstart" / "runs.csv")
-    assert len(a) == len(b) == 2 * (2 + 2 * 2 + 2 * 2)  # tuned and untuned: baselines, pruned, narrow
+    assert len(a) == len(b) == 2 * (2 + 2 * 2 + 2 + 2 * 2)  # tuned and untuned: baselines, pruned, dense, narrow
     assert sorted(zip(a.key, a.seed)) == sorted(zip(b.key, b.seed))
     # Packs are the plan's, not cut to Ray's slots: every model trained beside the same models, to the same bits.
     assert_same_runs(tmp_path / "ray" / "quickstart" / "runs.csv", tmp_path / "local" / "quickstart" / "runs.csv")
@@ -111,7 +111,7 @@ def test_a_worker_killed_mid_pack_loses_nothing_and_every_run_is_recorded_once(t
     records = list(root.glob("runs/*/seed-*/record.json"))
     runs = pd.read_csv(root / "runs.csv")
     assert len(records) == len(survey.plan.runs) and all(state.done for state in survey.states.values())
-    assert (runs.tuning == "tuned").sum() == 2 + 4 + 4 and not runs.test_accuracy.isna().any()
+    assert (runs.tuning == "tuned").sum() == 2 + 4 + 2 + 4 and not runs.test_accuracy.isna().any()
 
 
 def test_without_ray_the_ray_executor_says_which_extra_to_install(tmp_path):

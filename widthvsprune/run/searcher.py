@@ -145,8 +145,10 @@ class Searcher:
         def on_again(job, trial, values, score, info):
             shown = arms.get(job.tag.arm).trial_shown(values, info)
             text = " ".join(f"{k}={v}" for k, v in shown.items())
+            where = {"on": info["where"]} if info.get("where") else {}
+            failed = {"error": info["error"]} if info.get("error") else {}
             r.progress.line(f"{job.tag.label} trial {_number(trial)} again (seed {study.rescore_seed}) {text}",
-                            info["pack"], val_acc=score)
+                            info["pack"], val_acc=score, **where, **failed)
 
         found = rescoring.rescore(study, jobs, found, train_again, on_again)
         trained = sum(r.watch.parts.get(part, 0.0) for part in ("training", "compiling", "records")) - before
