@@ -18,6 +18,7 @@ from widthvsprune.store import results
 from widthvsprune.study import load_study
 
 RELEASE_0_2 = pathlib.Path(__file__).resolve().parent / "data" / "release-0.2.0"
+RELEASE_0_3 = pathlib.Path(__file__).resolve().parent / "data" / "release-0.3.0"
 SPLITS = data.load("digits")
 
 
@@ -146,6 +147,21 @@ def test_a_results_folder_written_by_release_0_2_resumes_without_training(tmp_pa
     shared = [c for c in before.columns if c in after.columns and c != "pruning"]
     pd.testing.assert_frame_equal(before[shared], after[shared])
     assert set(after.pruning.dropna()) == {"uniform", "global"}  # "layerwise" is the earlier name of "uniform"
+
+
+def test_a_results_folder_written_by_release_0_3_resumes_without_training(tmp_path):
+    """Release 0.3 wrote this folder (tests/data/release-0.3.0/tiny.py): its study.json has no dense reference, no
+    second-seed re-scoring and no batch-normalization setting, and its pruned searches hashed every searchable
+    allocation then registered; it resumes with the same keys and trains nothing."""
+    shutil.copytree(RELEASE_0_3 / "tiny", tmp_path / "tiny")
+    before = pd.read_csv(tmp_path / "tiny" / "runs.csv")
+    study = results.load_study(tmp_path / "tiny")
+    assert "dense_finetuned" not in study.arms and study.tuning.rescore == 0 and not study.recalibrate_batchnorm
+    result = run_study(study, tmp_path, stream=io.StringIO(), workers=1)
+    assert result.trained == 0 and not result.failed
+    after = pd.read_csv(tmp_path / "tiny" / "runs.csv")
+    shared = [c for c in before.columns if c in after.columns]
+    pd.testing.assert_frame_equal(before[shared], after[shared])
 
 
 def test_a_study_file_written_for_layerwise_still_resolves_to_its_runs_keys():
