@@ -17,7 +17,7 @@ from widthvsprune.families.derived.layers import register_layer
 from widthvsprune.pruning import register_allocation
 from widthvsprune.study import Pruning, Recipe, Study, Tuning, apply_overrides, load_study
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = [
     "DataError",
