@@ -11,9 +11,12 @@ import pytest
 from conftest import tiny_study
 
 from widthvsprune import Pruning, Tuning, arms, data, keys, run_study
+from widthvsprune.arms import shared
 from widthvsprune.arms.base import Arm, Contrast, recipe_fit
 from widthvsprune.arms.shared import engine_of
-from widthvsprune.engines.base import ModelSpec
+from widthvsprune.engines.base import ModelSpec, PruneSpec
+from widthvsprune.pruning.schedules import ScheduleSteps
+from widthvsprune.steps import steps_per_epoch
 from widthvsprune.store import results
 from widthvsprune.study import load_study
 
@@ -74,6 +77,92 @@ def test_a_throwaway_arm_from_a_test_file_runs_end_to_end(tmp_path, echo):
     assert (row.arm, row.opponent, row.opponent_params) == ("narrow", "echo", echo_row.total_params)
     assert row.delta == pytest.approx(narrow_row.test_accuracy - echo_row.test_accuracy)
     assert "narrow vs echo" in (tmp_path / study.name / "report.md").read_text()
+
+
+class Reshaped(Arm):
+    """A throwaway arm that needs the tuned baseline and the pruned arm's chosen shape, by name through the planner:
+    at each size point, the wide model trained from scratch with the tuned baseline's learning rate and recipe,
+    each kernel held at the sparsity the tuned pruned model of the same seed reached (a fixed random mask)."""
+
+    name = "reshaped"
+    title = "reshaped"
+    sparse = True
+    order = 10
+    requires = (shared.BASELINE, shared.PRUNED)
+    at_each_size = False
+
+    def plan(self, study, builder):
+        tuned = builder.need(shared.BASELINES).tuned_config  # the tuned baseline (None until its search is done)
+        for target in study.sparsities:
+            pruned = builder.need(shared.PRUNED_RUNS)(target, "tuned")  # the pruned arm's chosen shape
+            if tuned is None or not pruned or any(builder.records.get(r.id) is None for r in pruned):
+                continue
+            config = {"arm": self.name, "baseline": tuned, "shape_of": pruned[0].key}
+            builder.add_runs(self.name, "tuned", target, keys.run_key(config, f"reshaped-{target:g}"), config, 6,
+                             lambda s, ids={r.seed: r.id for r in pruned}: (ids[s],))
+
+    def max_trainings(self, study):
+        return self.evaluated(study)
+
+    def evaluated(self, study):
+        return len(study.sparsities) * len(study.seeds)
+
+    def widths(self, run):
+        return tuple(run.config["baseline"]["widths"])
+
+    def fit(self, study, n_train):
+        return recipe_fit(study.baseline)
+
+    def model_spec(self, study, run, splits, initial_weights=None, source=None, log_dir=None):
+        targets = tuple(1.0 - layer["kernel_nonzero"] / layer["kernel_params"]
+                        for layer in source["layers"] if layer.get("prunable", True))
+        total = study.baseline.epochs * steps_per_epoch(len(splits.x_train), study.baseline.batch_size)
+        steps = ScheduleSteps(steps_per_epoch(len(splits.x_train), study.baseline.batch_size), total, 1, 1, 1)
+        prune = PruneSpec(max(targets), steps, allocation="random", initial_sparsity=1.0, seed=int(run.seed),
+                          targets=targets)
+        return ModelSpec(study.family, run.widths, int(run.seed),
+                         float(run.config["baseline"]["recipe"]["learning_rate"]), None, prune)
+
+    def record_fields(self, study, run, spec, outcome, splits, search=None, source=None, sizes=None):
+        return {"learning_rate": spec.learning_rate}
+
+
+@pytest.fixture
+def reshaped():
+    arms.register(Reshaped())
+    yield
+    del arms._ARMS["reshaped"]
+
+
+def test_a_throwaway_arm_needing_the_tuned_baseline_and_the_pruned_shape_is_one_class_in_a_test_file(tmp_path,
+                                                                                                       reshaped):
+    study = tiny_study(sparsities=(0.5, 0.9), seeds=(0,), arms=("baseline", "pruned", "narrow", "reshaped"))
+    result = run_study(study, tmp_path, stream=io.StringIO(), workers=1)
+    assert not result.failed
+    root = tmp_path / study.name
+    runs = pd.read_csv(root / "runs.csv")
+    survey = results.survey(study, root)
+    tuned_baseline = next(r for r in survey.plan.runs if r.arm == "baseline" and r.tuning == "tuned")
+    for target in study.sparsities:
+        [row] = runs[(runs.arm == "reshaped") & (runs.target_sparsity == target)].itertuples()
+        [pruned] = runs[(runs.arm == "pruned") & (runs.tuning == "tuned") & (runs.target_sparsity == target)
+                        ].itertuples()
+        assert row.learning_rate == pytest.approx(tuned_baseline.config["recipe"]["learning_rate"])
+        assert row.widths == pruned.widths
+        kernels = [[(layer["kernel_params"], layer["kernel_nonzero"]) for layer in survey.states[(key, 0)].record[
+            "layers"] if layer.get("prunable", True)] for key in (row.key, pruned.key)]
+        assert kernels[0] == kernels[1]  # every kernel at the pruned model's sparsity: the same shape
+
+
+def test_no_arm_imports_another():
+    import re
+
+    folder = pathlib.Path(arms.__file__).parent
+    siblings = {p.stem for p in folder.glob("*.py")} - {"__init__", "base", "shared"}
+    for path in folder.glob("*.py"):
+        if path.stem in siblings:
+            imported = set(re.findall(r"widthvsprune\.arms(?:\.| import )(\w+)", path.read_text()))
+            assert not imported & siblings, (path.name, imported & siblings)
 
 
 def test_a_study_naming_an_unknown_arm_or_missing_a_required_one_is_refused():

@@ -15,24 +15,17 @@ Other arms reach these runs through :class:`Baselines`.
 import dataclasses
 from typing import Optional
 
-from widthvsprune import families, keys
+from widthvsprune import keys
+from widthvsprune.arms import shared
 from widthvsprune.arms.base import Arm, common_result, log_rate, recipe_fit, search_compute
 from widthvsprune.arms.shared import data_config, engine_of, evaluation_fields, search_settings  # noqa: F401
 from widthvsprune.engines.base import ModelSpec
 from widthvsprune.steps import steps_per_epoch
 
-NAME = "baseline"
+NAME = shared.BASELINE
 
 
-def config(study, tuning="untuned", learning_rate=None):
-    """A baseline run's configuration (what its key hashes): the recipe, with a chosen learning rate."""
-    recipe = keys.config_dict(study.baseline)
-    if learning_rate is not None:
-        recipe["learning_rate"] = float(learning_rate)
-    return {"arm": NAME, "tuning": tuning, "engine": engine_of(study), "data": data_config(study),
-            "family": study.family, **families.key_fields(study.family), **evaluation_fields(study),
-            "widths": list(study.widths),
-            "recipe": recipe}
+config = shared.baseline_config
 
 
 @dataclasses.dataclass
@@ -79,7 +72,7 @@ class Baseline(Arm):
         recipe_key = keys.run_key(recipe, NAME)
         helper = builder.add_helper(NAME, "untuned", recipe_key, recipe, 0)
         baselines = Baselines(builder, recipe, recipe_key, helper.id)
-        builder.shared[NAME] = baselines
+        builder.offer(shared.BASELINES, baselines)
         search, result = builder.add_search(NAME, "tuned", 0, {**config(study, "search"),
                                                                 "search": search_settings(study)}, 0, "search-baseline")
         if result is not None:

@@ -28,7 +28,6 @@ baseline recipe is under-trained.
 """
 
 from widthvsprune import keys
-from widthvsprune.arms import baseline as baseline_arm
 from widthvsprune.arms import shared
 from widthvsprune.arms.base import Arm, SearchContext, common_result, log_rate, pruned_steps, recipe_fit
 from widthvsprune.engines.base import ModelSpec
@@ -52,12 +51,12 @@ class DenseFinetuned(Arm):
     reference = True
     hyperparameters = ("learning_rate",)
     order = 1
-    requires = (baseline_arm.NAME,)
+    requires = (shared.BASELINE,)
     loads_weights = True
     controlled = True
 
     def plan(self, study, builder):
-        base = builder.shared[baseline_arm.NAME]
+        base = builder.need(shared.BASELINES)
         if study.tuning.controls:
             ids = base.recipe_ids()
             untuned = config(study, "untuned", base.recipe_config)

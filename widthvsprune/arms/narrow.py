@@ -28,7 +28,6 @@ brackets the budget (:func:`widthvsprune.analysis.stats.bracket`).
 """
 
 from widthvsprune import families, keys
-from widthvsprune.arms import pruned as pruned_arm
 from widthvsprune.arms import shared
 from widthvsprune.arms.base import (
     Arm,
@@ -43,7 +42,7 @@ from widthvsprune.engines.base import ModelSpec
 from widthvsprune.families import budgets
 from widthvsprune.status import NO_PRUNED, SearchStatus, Skip
 
-NAME = "narrow"
+NAME = shared.NARROW
 #: The study's question: each arm at each size point by its better configuration on validation, tuned or as
 #: written (``"best"``, :func:`widthvsprune.analysis.compare.better_tuning`). The 2x2 of tunings are its controls.
 HEADLINE = "best vs best"
@@ -141,12 +140,13 @@ class Narrow(Arm):
     order = 2
     at_each_size = True
     controlled = True
-    requires = (pruned_arm.NAME,)
+    requires = (shared.PRUNED,)
 
     def plan(self, study, builder):
         for target in study.sparsities:
-            pruned = builder.runs_of(pruned_arm.NAME, target)
-            if not builder.runs_of(pruned_arm.NAME, target, "tuned"):
+            pruned_runs = builder.need(shared.PRUNED_RUNS)
+            pruned = pruned_runs(target)
+            if not pruned_runs(target, "tuned"):
                 continue  # the pruned search of this size point has not chosen yet
             settled = [builder.records.get(r.id) for r in pruned]
             if any(r is None for r in settled):
@@ -173,7 +173,7 @@ class Narrow(Arm):
                                      search=search.key, role="bracket", extra=True)
 
     def contrasts(self, study):
-        return [Contrast(name, pruned_arm.NAME, NAME, p, n, headline=name == HEADLINE,
+        return [Contrast(name, shared.PRUNED, NAME, p, n, headline=name == HEADLINE,
                          control_of=None if name == HEADLINE else HEADLINE)
                 for (p, n), name in CONTRASTS.items()]
 

@@ -21,7 +21,6 @@ import dataclasses
 import numpy as np
 
 from widthvsprune import families, keys
-from widthvsprune.arms import baseline as baseline_arm
 from widthvsprune.arms import shared
 from widthvsprune.arms.base import Arm, SearchContext, common_result, log_rate, pruned_steps, recipe_fit
 from widthvsprune.engines.base import ModelSpec, PruneSpec
@@ -29,7 +28,7 @@ from widthvsprune.families import derived
 from widthvsprune.pruning import allocations, schedules
 from widthvsprune.pruning.allocations import Layer
 
-NAME = "pruned"
+NAME = shared.PRUNED
 BASELINES = ("recipe", "tuned")  # the baselines a pruned trial may prune; the recipe's first
 #: The most a layer's sparsity may be for the output layer to stay dense (the other layers take its zeros).
 DENSE_OUTPUT_MAX = 0.99
@@ -48,7 +47,7 @@ def config(study, target, tuning="untuned", baseline=None, chosen=None):
     for name, value in (chosen or {}).items():
         (finetune if name == "learning_rate" else pruning)[name] = value
     pruning["variant"] = keys.old_spelling(pruning["variant"], allocations.OLD_NAMES)  # as keys spell it
-    return {"arm": NAME, "tuning": tuning, "baseline": baseline or baseline_arm.config(study),
+    return {"arm": NAME, "tuning": tuning, "baseline": baseline or shared.baseline_config(study),
             "target_sparsity": float(target), "pruning": pruning, "finetune": finetune}
 
 
@@ -132,13 +131,14 @@ class Pruned(Arm):
     sparse = True
     hyperparameters = ("learning_rate", "end_fraction", "frequency", "variant", "output", "baseline")
     order = 1
-    requires = (baseline_arm.NAME,)
+    requires = (shared.BASELINE,)
     loads_weights = True
     at_each_size = True
     controlled = True
 
     def plan(self, study, builder):
-        base = builder.shared[baseline_arm.NAME]
+        base = builder.need(shared.BASELINES)
+        builder.offer(shared.PRUNED_RUNS, lambda target, tuning=None: builder.runs_of(NAME, target, tuning))
         searches = {}
         if base.tuned_config is not None:
             for target in study.sparsities:

@@ -1,7 +1,35 @@
-"""What every arm's run and search keys hold beside its own configuration: the engine, the data, how models are
-evaluated and the search settings (one definition, for every arm alike)."""
+"""What arms share: what every run and search key holds beside an arm's own configuration (the engine, the data,
+how models are evaluated, the search settings: one definition, for every arm alike), and the names by which arms
+reach each other's results through the planner.
 
-from widthvsprune import families
+An arm never imports another arm. It names the arms it needs (:attr:`Arm.requires`, :class:`Contrast`) by their
+registered names below, and what it takes from them by the name of what they offer
+(:meth:`widthvsprune.plan.planner.Builder.offer` and :meth:`~widthvsprune.plan.planner.Builder.need`).
+"""
+
+from widthvsprune import families, keys
+
+#: The registered names of the arms that others name.
+BASELINE, PRUNED, NARROW = "baseline", "pruned", "narrow"
+
+#: What the baseline arm offers: its :class:`~widthvsprune.arms.baseline.Baselines` (the recipe's and the tuned
+#: baselines, their configurations and run ids at every seed and at the search seed).
+BASELINES = "baselines"
+#: What the pruned arm offers: ``f(target, tuning=None) -> [Run]``, its runs at a size point as far as the plan knows
+#: them (the tuned ones give the chosen shape: the kernels' sparsities their records hold).
+PRUNED_RUNS = "pruned runs"
+
+
+def baseline_config(study, tuning="untuned", learning_rate=None):
+    """A baseline run's configuration (what its key hashes): the recipe, with a chosen learning rate. The baseline
+    arm's runs, and the baseline a pruned or fine-tuned run starts from, are keyed by it."""
+    recipe = keys.config_dict(study.baseline)
+    if learning_rate is not None:
+        recipe["learning_rate"] = float(learning_rate)
+    return {"arm": BASELINE, "tuning": tuning, "engine": engine_of(study), "data": data_config(study),
+            "family": study.family, **families.key_fields(study.family), **evaluation_fields(study),
+            "widths": list(study.widths),
+            "recipe": recipe}
 
 
 def engine_of(study):

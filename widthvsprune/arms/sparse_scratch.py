@@ -18,8 +18,6 @@ shape's worth against a dense one).
 """
 
 from widthvsprune import families, keys
-from widthvsprune.arms import narrow as narrow_arm
-from widthvsprune.arms import pruned as pruned_arm
 from widthvsprune.arms import shared
 from widthvsprune.arms.base import Arm, Contrast, SearchContext, common_result, log_rate, matched_fit, search_compute
 from widthvsprune.engines.base import ModelSpec, PruneSpec
@@ -68,11 +66,11 @@ class SparseScratch(Arm):
     hyperparameters = ("learning_rate",)
     order = 3
     at_each_size = True
-    requires = (pruned_arm.NAME, narrow_arm.NAME)
+    requires = (shared.PRUNED, shared.NARROW)
 
     def plan(self, study, builder):
         for target in study.sparsities:
-            pruned = builder.runs_of(pruned_arm.NAME, target, "tuned")
+            pruned = builder.need(shared.PRUNED_RUNS)(target, "tuned")
             settled = [builder.records.get(r.id) for r in pruned]
             if not pruned or any(r is None for r in settled):
                 continue
@@ -90,8 +88,8 @@ class SparseScratch(Arm):
                              lambda s, by_seed=by_seed: (by_seed[s],), search.key, seeds=seeds)
 
     def contrasts(self, study):
-        return [Contrast("pruned vs sparse from scratch", pruned_arm.NAME, NAME),
-                Contrast("sparse from scratch vs narrow", NAME, narrow_arm.NAME)]
+        return [Contrast("pruned vs sparse from scratch", shared.PRUNED, NAME),
+                Contrast("sparse from scratch vs narrow", NAME, shared.NARROW)]
 
     def label(self, run):
         return f"{NAME} sparsity={run.target:g} seed={run.seed} (random mask of the pruned shape)"

@@ -128,6 +128,22 @@ class Plan:
     def runs_of(self, arm, target=None, tuning=None):
         return matching(self.runs, arm=arm, target=target, tuning=tuning)
 
+    def offer(self, name, value):
+        """Offers ``value`` to the arms planned later, under ``name`` (:mod:`widthvsprune.arms.shared` names them)."""
+        self.offered[name] = value
+
+    def need(self, name):
+        """What an arm planned earlier offered under ``name``.
+
+        Raises:
+            KeyError: naming what was offered, when nothing was offered under ``name`` (the arm that offers it is
+                not in the study, or plans later: its ``order`` is higher).
+        """
+        if name not in self.offered:
+            raise KeyError(f"Expected an arm planned earlier to offer {name!r} (Arm.order, Study.arms). "
+                           f"Received: offers {sorted(self.offered)}")
+        return self.offered[name]
+
     def skipped_for(self, arm):
         """``target -> Skip`` of the size points where ``arm`` has no model."""
         return {target: skip for (name, target), skip in self.skipped.items() if name == str(arm)}
@@ -153,13 +169,13 @@ class Builder:
         study: the study.
         records: ``(key, seed) -> record`` of the settled runs.
         searches: ``key -> result`` of the finished searches.
-        shared: what an arm offers later arms (the baseline arm's
+        offered: what an arm offers later arms, by name (:meth:`offer`, :meth:`need`; the baseline arm's
             :class:`~widthvsprune.arms.baseline.Baselines`), by arm name.
     """
 
     def __init__(self, study, records, searches):
         self.study, self.records, self.searches = study, records, searches
-        self.runs, self.found, self.skipped, self.shared = [], [], {}, {}
+        self.runs, self.found, self.skipped, self.offered = [], [], {}, {}
         self.extra = 0
 
     def add_runs(self, arm, tuning, target, key, config, stage, needs=None, search=None, seeds=None, role="eval",
@@ -195,6 +211,22 @@ class Builder:
 
     def runs_of(self, arm, target=None, tuning=None):
         return matching(self.runs, arm=arm, target=target, tuning=tuning)
+
+    def offer(self, name, value):
+        """Offers ``value`` to the arms planned later, under ``name`` (:mod:`widthvsprune.arms.shared` names them)."""
+        self.offered[name] = value
+
+    def need(self, name):
+        """What an arm planned earlier offered under ``name``.
+
+        Raises:
+            KeyError: naming what was offered, when nothing was offered under ``name`` (the arm that offers it is
+                not in the study, or plans later: its ``order`` is higher).
+        """
+        if name not in self.offered:
+            raise KeyError(f"Expected an arm planned earlier to offer {name!r} (Arm.order, Study.arms). "
+                           f"Received: offers {sorted(self.offered)}")
+        return self.offered[name]
 
     def skip(self, arm, target, why):
         """Records that ``arm`` has no model at ``target`` (a :class:`~widthvsprune.status.Skip`)."""
