@@ -35,6 +35,15 @@ def test_keras_still_has_every_private_name_the_adapter_uses():
         f"Keras {version} no longer has {keras_adapter.missing()}: update widthvsprune/adapters/keras.py")
 
 
+def test_tf_keras_still_has_every_private_name_the_adapter_uses():
+    pytest.importorskip("tf_keras")
+    from widthvsprune.adapters import tf_keras as tf_keras_adapter
+
+    version = importlib.metadata.version("tf-keras")
+    assert tf_keras_adapter.missing() == [], (
+        f"tf_keras {version} no longer has {tf_keras_adapter.missing()}: update widthvsprune/adapters/tf_keras.py")
+
+
 def test_the_fast_posterior_equals_scikit_learns_public_predict_bit_for_bit():
     from sklearn.gaussian_process import GaussianProcessRegressor, kernels
 
@@ -57,6 +66,12 @@ def private_uses(path, library):
 def test_only_the_keras_adapter_imports_keras_src():
     found = [f"{p.relative_to(PACKAGE.parent)}:{i}" for p in PACKAGE.rglob("*.py")
              if p.name != "keras.py" or p.parent.name != "adapters" for i in private_uses(p, "keras")]
+    assert found == []
+
+
+def test_only_the_tf_keras_adapter_names_tf_keras_src_outside_its_engine():
+    found = [f"{p.relative_to(PACKAGE.parent)}:{i}" for p in PACKAGE.rglob("*.py")
+             if p.parent.name not in ("adapters", "tf_keras") for i in private_uses(p, "tf_keras")]
     assert found == []
 
 

@@ -36,7 +36,8 @@ keras_uniform = backend_random.uniform
 
 
 def missing():
-    """The names of :data:`PRIVATE` (and ``Variable._initializer``) that the installed Keras lacks."""
+    """The names of :data:`PRIVATE` (and ``Variable._initializer``, ``Layer._flatten_layers``) that the installed
+    Keras lacks."""
     import keras
 
     out = [f"{module.__name__}.{name}" for name, module in PRIVATE.items() if not hasattr(module, name)]
@@ -44,7 +45,14 @@ def missing():
         variable = keras.Variable(keras.initializers.Zeros(), shape=(1,))
     if not hasattr(variable, "_initializer"):
         out.append("Variable._initializer")
+    if not hasattr(keras.layers.Layer, "_flatten_layers"):
+        out.append("Layer._flatten_layers")
     return out
+
+
+def sublayers(layer):
+    """A layer's direct sublayers, in order (Keras 3 has no public name for them outside ``Model.layers``)."""
+    return list(layer._flatten_layers(include_self=False, recursive=False))
 
 
 @contextlib.contextmanager

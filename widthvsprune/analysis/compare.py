@@ -53,6 +53,16 @@ def _check(runs, size):
         raise ValueError(f"Expected size to be one of {list(SIZE_AXES)} and a column of runs. Received: size={size!r}")
 
 
+def validation_means(rows):
+    """``{tuning: mean validation accuracy}`` of one arm's evaluated models at one size point (not those above an
+    underfilled budget), in the order of :data:`TUNINGS`; empty without ``val_accuracy``."""
+    evaluated = rows[~is_bracket(rows)]
+    if "val_accuracy" not in evaluated.columns:
+        return {}
+    return {t: float(evaluated[evaluated.tuning == t].val_accuracy.mean()) for t in TUNINGS
+            if t in set(evaluated.tuning)}
+
+
 def better_tuning(rows):
     """The tuning (``"tuned"`` or ``"untuned"``) whose models score higher mean validation accuracy, of one arm's
     rows at one size point.
@@ -66,11 +76,11 @@ def better_tuning(rows):
     present = [t for t in TUNINGS if t in set(evaluated.tuning)] or sorted(set(rows.tuning))
     if not present:
         return TUNINGS[0]
-    if "val_accuracy" not in evaluated.columns or len(present) == 1:
+    means = validation_means(rows)
+    scored = [t for t in present if not math.isnan(means.get(t, math.nan))]
+    if len(present) == 1 or not scored:
         return present[0]
-    means = {t: float(evaluated[evaluated.tuning == t].val_accuracy.mean()) for t in present}
-    scored = [t for t in present if not math.isnan(means[t])] or present
-    return max(scored, key=lambda t: (means.get(t, -1.0), -present.index(t)))
+    return max(scored, key=lambda t: (means[t], -present.index(t)))
 
 
 def select(runs, arm, tuning):
@@ -91,10 +101,7 @@ def configurations(runs, arm):
     rows = arms.rows(runs, arm)
     out = {}
     for target, group in rows.groupby("target_sparsity", sort=True):
-        evaluated = group[~is_bracket(group)]
-        means = ({t: float(evaluated[evaluated.tuning == t].val_accuracy.mean()) for t in TUNINGS
-                  if t in set(evaluated.tuning)} if "val_accuracy" in evaluated.columns else {})
-        out[float(target)] = (better_tuning(group), means)
+        out[float(target)] = (better_tuning(group), validation_means(group))
     return out
 
 

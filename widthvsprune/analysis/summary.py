@@ -39,7 +39,7 @@ def study_row(found, folder, axis="nonzero_params"):
         return match.iloc[0] if len(match) else None
 
     mine, theirs = frontier_of(head.arm, head.arm_tuning), frontier_of(head.opponent, head.opponent_tuning)
-    baseline = hypothesis.tuned_baseline(runs)
+    baseline = hypothesis.reference_point(runs)
     detectable = rows.detectable.dropna()
     factor = theirs.ratio if theirs is not None and theirs.status in (hypothesis.REACHED, hypothesis.BEYOND) \
         else math.nan

@@ -128,22 +128,6 @@ class Plan:
     def runs_of(self, arm, target=None, tuning=None):
         return matching(self.runs, arm=arm, target=target, tuning=tuning)
 
-    def offer(self, name, value):
-        """Offers ``value`` to the arms planned later, under ``name`` (:mod:`widthvsprune.arms.shared` names them)."""
-        self.offered[name] = value
-
-    def need(self, name):
-        """What an arm planned earlier offered under ``name``.
-
-        Raises:
-            KeyError: naming what was offered, when nothing was offered under ``name`` (the arm that offers it is
-                not in the study, or plans later: its ``order`` is higher).
-        """
-        if name not in self.offered:
-            raise KeyError(f"Expected an arm planned earlier to offer {name!r} (Arm.order, Study.arms). "
-                           f"Received: offers {sorted(self.offered)}")
-        return self.offered[name]
-
     def skipped_for(self, arm):
         """``target -> Skip`` of the size points where ``arm`` has no model."""
         return {target: skip for (name, target), skip in self.skipped.items() if name == str(arm)}

@@ -220,9 +220,9 @@ class Runner:
         return [store.seed_dir(self.root, run.key, run.seed) for run in pack]
 
     def _pack_settled(self, pack):
-        return all(self._run_settled(run) for run in pack)
+        return all(self.run_settled(run) for run in pack)
 
-    def _run_settled(self, run):
+    def run_settled(self, run):
         folder = store.seed_dir(self.root, run.key, run.seed)
         return self.settled(run, records.read_run(folder, results.run_config(self.study, run)))
 

@@ -124,7 +124,7 @@ class Trainer:
             r.check()
             prepared = []
             for pack in packs[start:start + slots]:
-                todo = {run.id for run in pack if not r._run_settled(run)}
+                todo = {run.id for run in pack if not r.run_settled(run)}
                 prepared.append(self._prepare(pack, todo, survey))
             prepared = [p for p in prepared if p is not None]
             if prepared:

@@ -158,28 +158,21 @@ def fresh_layer_names():
     put back afterwards. Imports no Keras: one not imported yet starts from
     zero anyway.
     """
-    saved = []
+    from widthvsprune.adapters import tf_keras as tf_keras_adapter
+
+    keras_counters = keras_adapter = None
     if "keras" in sys.modules:
         from widthvsprune.adapters import keras as keras_adapter
 
-        saved.append(("3", keras_adapter.layer_name_counters()))
+        keras_counters = keras_adapter.layer_name_counters()
         keras_adapter.set_layer_name_counters(collections.defaultdict(int))
-    legacy = sys.modules.get("tf_keras.src.backend")
-    if legacy is not None:
-        saved.append(("2", (dict(legacy.PER_GRAPH_OBJECT_NAME_UIDS), set(legacy.OBSERVED_NAMES))))
-        legacy.reset_uids()
+    legacy_counters = tf_keras_adapter.take_layer_name_counters()
     try:
         yield
     finally:
-        for which, state in saved:
-            if which == "3":
-                keras_adapter.set_layer_name_counters(state)
-            else:
-                uids, observed = state
-                legacy.PER_GRAPH_OBJECT_NAME_UIDS.clear()
-                legacy.PER_GRAPH_OBJECT_NAME_UIDS.update(uids)
-                legacy.OBSERVED_NAMES.clear()
-                legacy.OBSERVED_NAMES.update(observed)
+        if keras_adapter is not None:
+            keras_adapter.set_layer_name_counters(keras_counters)
+        tf_keras_adapter.restore_layer_name_counters(legacy_counters)
 
 
 def load_study(path, need_study=True):

@@ -109,7 +109,7 @@ def _expanded(layer):
     """``layer``, then its sublayers' expansions when pruning does not know it (see :func:`flat_layers`)."""
     if layer_table.entry(layer) is not None:
         return [layer]
-    inner = [sub for sub in layer._flatten_layers(include_self=False, recursive=False)]
+    inner = keras_adapter.sublayers(layer)
     out = [layer]
     for sub in inner:
         out += flat_layers(sub) if isinstance(sub, keras.Model) else _expanded(sub)
