@@ -176,3 +176,66 @@ def test_a_registered_dataset_trains_with_two_workers_that_read_it_from_the_stud
                             timeout=300, cwd=tmp_path / "out")  # from records alone: no loader registered there
     assert status.returncode == 0, status.stderr
     assert all(", 0 failed, 0 missing" in line for line in status.stdout.splitlines() if " done, " in line)
+
+
+def test_arrays_given_to_a_study_are_a_dataset_named_by_their_content():
+    from widthvsprune import Recipe, Study, Tuning
+    from widthvsprune.errors import StudyError
+    from widthvsprune.plan import planner
+
+    def study(arrays):
+        return Study(name="a", dataset=arrays, family="mlp", widths=(8,), sparsities=(0.5,),
+                     baseline=Recipe(epochs=1), finetune=Recipe(epochs=1), tuning=Tuning(trials=2), engine="jax")
+
+    first = study(small_arrays(0.0))
+    assert first.dataset.startswith("arrays-") and len(first.dataset) == len("arrays-") + 16
+    assert study(small_arrays(0.0)).dataset == first.dataset  # the same arrays: the same name, in any process
+    as_dict = study(dict(zip(("x_train", "y_train", "x_test", "y_test"), small_arrays(0.0))))
+    assert as_dict.dataset == first.dataset
+    other = study(small_arrays(1e-3))
+    assert other.dataset != first.dataset
+    assert not {r.key for r in planner.plan(first).runs} & {r.key for r in planner.plan(other).runs}
+    np.testing.assert_array_equal(data.load(first.dataset).x_test, small_arrays(0.0)[2])
+    assert first.to_dict()["dataset"] == first.dataset  # study.json holds the name, not the arrays
+    with pytest.raises(StudyError) as error:
+        study(small_arrays(0.0)[:3])
+    assert error.value.problems == ["dataset: Expected 4 arrays (x_train, y_train, x_test, y_test). Received: tuple "
+                                    "of 3"]
+
+
+HELPER = """
+import json, sys
+from widthvsprune import data, store
+from widthvsprune.study import study_from_dict
+
+# What a helper process does: it never saw the arrays, only the study's folder.
+root, study = sys.argv[1], json.load(open(sys.argv[1] + "/study.json"))
+data.use_materialised(root, study["dataset"])
+study = study_from_dict(study)
+splits = data.load(study.dataset, study.validation_fraction, study.data_seed)
+print(json.dumps({"dataset": study.dataset, "fingerprint": data.fingerprint(study.dataset),
+                  "x_test": float(splits.x_test.sum()), "n": len(splits.x_train)}))
+"""
+
+
+def test_a_helper_that_never_saw_the_arrays_reads_them_from_the_study_folder(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from widthvsprune import Recipe, Study, Tuning, run_study
+
+    arrays = small_arrays(0.5)
+    study = Study(name="arr", dataset=arrays, family="mlp", widths=(8,), sparsities=(0.5,), seeds=(0,),
+                  baseline=Recipe(epochs=1, batch_size=16), finetune=Recipe(epochs=1, batch_size=16),
+                  tuning=Tuning(oracle="random", trials=1, controls=False, rescore=0), engine="jax")
+    assert not run_study(study, out=tmp_path, workers=1, stream=open(tmp_path / "log.txt", "w")).failed
+    root = tmp_path / "arr"
+    (tmp_path / "helper.py").write_text(HELPER)
+    result = subprocess.run([sys.executable, str(tmp_path / "helper.py"), str(root)], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["dataset"] == study.dataset and seen["fingerprint"] == data.fingerprint(study.dataset)
+    assert seen["x_test"] == float(np.asarray(arrays[2], np.float32).sum())
+    assert seen["n"] == len(data.load(study.dataset).x_train)

@@ -92,11 +92,12 @@ def test_the_quickstart_command_names_a_study_that_plans_its_runs(tmp_path):
 
 def test_the_keras_model_example_runs_with_import_keras_and_no_keras_backend_set(tmp_path):
     """The README's own-model example, run in a fresh Python without KERAS_BACKEND, its study made smaller to fit
-    the suite (one epoch, one trial, no controls): Keras 3 starts on whichever backend it picks, and the study
-    still trains on the jax engine."""
-    example = next(b for b in blocks("python") if "family_from_model" in b)
-    assert "KERAS_BACKEND" not in example
-    small = example.replace("seeds=(0, 1))", "seeds=(0,), baseline=Recipe(epochs=1), finetune=Recipe(epochs=1), "
+    the suite (one seed, a one-epoch fine-tune, one trial, no controls): Keras 3 starts on whichever backend it
+    picks and trains the user's model; the study starts from its saved weights and still trains on the jax
+    engine."""
+    example = next(b for b in blocks("python") if "pretrained=" in b)
+    assert "KERAS_BACKEND" not in example and len(example.strip().splitlines()) <= 20
+    small = example.replace("seeds=(0, 1))", "seeds=(0,), finetune=Recipe(epochs=1), "
                                               "tuning=Tuning(trials=1, controls=False))")
     assert small != example
     small = "from widthvsprune import Recipe, Tuning\n" + small
@@ -116,6 +117,8 @@ def test_the_keras_model_example_runs_with_import_keras_and_no_keras_backend_set
     assert (runs[runs.arm == "pruned"].mask_updates >= 10).all()
     assert "little chance to recover" not in report
     assert (tmp_path / "my_cnn_pruned.keras").is_file()  # the pruned model, taken home
+    baseline = runs[runs.arm == "baseline"]
+    assert len(baseline) == 1 and "the trained weights" in report  # the saved model, evaluated as it is
 
 
 @pytest.mark.parametrize("page", sorted(re.findall(r"\]\((docs/[\w-]+\.md)\)", README)))

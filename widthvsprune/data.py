@@ -372,6 +372,51 @@ def register_dataset(name, loader, overwrite=False):
     return name
 
 
+#: The name of a dataset given as arrays (``Study(dataset=(x_train, y_train, x_test, y_test))``) starts so.
+ARRAYS_PREFIX = "arrays-"
+
+
+def is_arrays(value):
+    """Whether ``value`` is a dataset given as arrays: 4 of them in a tuple or list, or a dict of
+    :data:`NPZ_KEYS`."""
+    return isinstance(value, (tuple, list, dict))
+
+
+def register_arrays(arrays):
+    """Registers a dataset given as arrays and returns its name, ``arrays-`` and 16 hex digits of their content.
+
+    What ``Study(dataset=(x_train, y_train, x_test, y_test))`` does: the same
+    arrays give the same name in every process, and other arrays another one.
+    They are checked as an ``npz:`` file's are.
+
+    Args:
+        arrays: ``(x_train, y_train, x_test, y_test)``, or a dict with those keys.
+
+    Raises:
+        DataError: one line per problem, naming the array.
+    """
+    if isinstance(arrays, dict):
+        missing = [k for k in NPZ_KEYS if k not in arrays]
+        if missing:
+            raise DataError(f"dataset: Expected a dict with keys {list(NPZ_KEYS)}. Received: a dict without "
+                            f"{missing}")
+        values = tuple(arrays[k] for k in NPZ_KEYS)
+    elif len(arrays) != len(NPZ_KEYS):
+        raise DataError(f"dataset: Expected 4 arrays (x_train, y_train, x_test, y_test). Received: "
+                        f"{type(arrays).__name__} of {len(arrays)}")
+    else:
+        values = tuple(arrays)
+    try:
+        values = tuple(np.asarray(a) for a in values)
+    except Exception as error:  # ragged lists, say
+        raise DataError(f"dataset: Expected arrays (anything np.asarray takes). Received: {error}") from None
+    name = ARRAYS_PREFIX + _digest(values)
+    if name not in _ARRAYS:
+        register_dataset(name, lambda: values, overwrite=True)
+        _registered_arrays(name)  # checked now, before the study exists
+    return name
+
+
 def registered(name):
     """Whether ``name`` is a dataset registered with :func:`register_dataset` (or known from a study's records)."""
     return isinstance(name, str) and name in _REGISTERED
@@ -470,13 +515,19 @@ def _file_fingerprint(path):
 
 
 def use_materialised(root, name):
-    """In a helper process: takes a registered dataset's arrays from the study's folder instead of its loader."""
+    """In a helper process: takes a registered dataset's arrays from the study's folder instead of its loader (a
+    dataset given as arrays, or one whose script registers it only under its main guard, is registered from
+    there)."""
+    if not isinstance(name, str) or name in _ARRAYS:
+        return False
     path = materialised(root, name)
-    if not registered(name) or name in _ARRAYS or not path.is_file():
+    if not path.is_file():
         return False
     with np.load(path, allow_pickle=False) as f:
         _ARRAYS[name] = tuple(f[k] for k in NPZ_KEYS)
         _FINGERPRINTS[name] = str(f["fingerprint"])
+    if name not in _REGISTERED:
+        _REGISTERED[name] = lambda: _ARRAYS[name]
     return True
 
 

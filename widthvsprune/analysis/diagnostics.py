@@ -116,6 +116,27 @@ def tuning_warnings(runs):
     return out
 
 
+def pretrained_warnings(study, runs):
+    """The warning of a study that started from trained weights whose recipe is not known
+    (:attr:`Study.pretrained` ``"unknown"``): the narrow arm's step budget is then not the wide model's own.
+
+    Args:
+        study: the :class:`~widthvsprune.Study`.
+        runs: a DataFrame with ``runs.csv``'s columns.
+
+    Returns:
+        A list of strings (empty for any other study).
+    """
+    if getattr(study, "pretrained", None) != "unknown":
+        return []
+    narrow = runs[(runs.arm == "narrow") & runs.steps.notna()] if "steps" in runs.columns else runs.iloc[:0]
+    steps = f"{int(narrow.steps.max())} steps" if len(narrow) else "the baseline recipe's steps and the fine-tune's"
+    return ["the study started from trained weights whose training recipe is not known (pretrained='unknown'): "
+            f"the narrow models trained {steps} from scratch, by the study's baseline recipe and fine-tune, not by "
+            "what the wide model had, so the budgets are unknown and the size comparison is not at equal training; "
+            "declare the recipe the weights were trained with (baseline=Recipe(...), pretrained='declared')"]
+
+
 def schedule_warnings(runs):
     """Warnings about the pruned rows of a runs table, one sentence each, with the fix.
 

@@ -137,7 +137,8 @@ def tables(root, size="nonzero_params"):
     failures = [r for r in found if r.get("status") == RunStatus.FAILED]
     warnings = (diagnostics.divergence_warnings(runs) + diagnostics.broken_evaluation_warnings(runs)
                 + diagnostics.tuning_warnings(runs)
-                + diagnostics.schedule_warnings(runs))
+                + diagnostics.schedule_warnings(runs)
+                + diagnostics.pretrained_warnings(study, runs))
     return Tables(Results(study, runs, comparison, frontier, tolerance, iso, answer), survey, failures, warnings,
                   search_compute(survey), configurations(survey))
 

@@ -9,13 +9,18 @@ Its runs (stages 0 and 1):
 - the chosen configuration (``tuned``), at every evaluation seed and at the
   search seed (the baseline the pruned searches prune).
 
+A study that starts from trained weights (:attr:`Study.pretrained`) has no
+search and trains nothing here: its baseline runs are the family's trained
+model evaluated as it is, at every evaluation seed and at the search seed,
+and stand for both the recipe's baseline and the tuned one.
+
 Other arms reach these runs through :class:`Baselines`.
 """
 
 import dataclasses
 from typing import Optional
 
-from widthvsprune import keys
+from widthvsprune import families, keys
 from widthvsprune.arms import shared
 from widthvsprune.arms.base import Arm, common_result, log_rate, recipe_fit, search_compute
 from widthvsprune.arms.shared import data_config, engine_of, evaluation_fields, search_settings  # noqa: F401
@@ -68,6 +73,8 @@ class Baseline(Arm):
     controlled = True
 
     def plan(self, study, builder):
+        if study.pretrained:
+            return self._plan_pretrained(study, builder)
         recipe = config(study)
         recipe_key = keys.run_key(recipe, NAME)
         helper = builder.add_helper(NAME, "untuned", recipe_key, recipe, 0)
@@ -84,7 +91,20 @@ class Baseline(Arm):
         if study.tuning.controls:
             baselines.recipe_ids()
 
+    def _plan_pretrained(self, study, builder):
+        """The family's trained model (:attr:`Study.pretrained`) as the baseline: evaluated as it is at every
+        evaluation seed and at the search seed, nothing trained and nothing searched. It is the tuned baseline and
+        the recipe's alike, so every arm that starts from a baseline starts from it."""
+        trained = config(study, "tuned")
+        key = keys.run_key(trained, NAME)
+        helper = builder.add_helper(NAME, "tuned", key, trained, 0)
+        ids = {r.seed: r.id for r in builder.add_runs(NAME, "tuned", 0, key, trained, 0)}
+        builder.offer(shared.BASELINES, Baselines(builder, trained, key, helper.id, trained, ids, helper.id, ids))
+
     def max_trainings(self, study):
+        if study.pretrained:
+            return len(study.seeds) + 1  # evaluations only
+
         # The search, the tuned runs and the recipe's (which may serve the tuned pruned arm too), each also at the
         # search seed.
         return study.tuning.trainings + 2 * len(study.seeds) + 2
@@ -93,6 +113,8 @@ class Baseline(Arm):
         from widthvsprune.families import describe_widths
 
         tag = "" if run.tuning == "tuned" else " untuned"
+        if "pretrained" in run.config:
+            tag = " (trained weights, as they are)"
         role = " (for the searches)" if run.role == "search" else ""
         return f"baseline{tag} seed={run.seed} widths={describe_widths(run.widths)}{role}"
 
@@ -104,19 +126,30 @@ class Baseline(Arm):
 
     def chosen(self, run):
         r = run.config["recipe"]
+        pretrained = run.config.get("pretrained")
+        if pretrained is not None:
+            how = (f"trained with {r['epochs']} epochs at batch {r['batch_size']}, {r['optimizer']}"
+                   if pretrained["recipe"] == "declared" else "how it was trained is not known")
+            return f"the trained weights {pretrained['weights']}, evaluated as they are ({how})"
         return f"{r['epochs']} epochs at batch {r['batch_size']}, {r['optimizer']}"
 
     def fit(self, study, n_train):
-        return recipe_fit(study.baseline)
+        fit = recipe_fit(study.baseline)
+        return dataclasses.replace(fit, epochs=0) if study.pretrained else fit  # trained weights: evaluated only
 
     def model_spec(self, study, run, splits, initial_weights=None, source=None, log_dir=None):
+        weights = families.get_family(study.family).weights if "pretrained" in run.config else None
         return ModelSpec(study.family, run.widths, int(run.seed), float(run.config["recipe"]["learning_rate"]),
-                         None, None, log_dir)
+                         None if weights is None else tuple(weights), None, log_dir)
 
     def record_fields(self, study, run, spec, outcome, splits, search=None, source=None, sizes=None):
         n, recipe = len(splits.x_train), study.baseline
+        pretrained = run.config.get("pretrained")
+        extra = {} if pretrained is None else {"pretrained": pretrained["recipe"],
+                                               "weights_fingerprint": pretrained["weights"]}
         return {**search_compute(search), "epochs": float(recipe.epochs),
-                "steps": recipe.epochs * steps_per_epoch(n, recipe.batch_size), "learning_rate": spec.learning_rate}
+                "steps": recipe.epochs * steps_per_epoch(n, recipe.batch_size), "learning_rate": spec.learning_rate,
+                **extra}
 
     def space(self, study, search, context):
         def declare(hp):

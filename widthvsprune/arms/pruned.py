@@ -269,7 +269,8 @@ class Pruned(Arm):
             choices = list(self.outputs(study, search.target, sizes))
             default = "pruned" if p.prune_output else "dense"
             hp.Choice("output", choices, default=default if default in choices else choices[0])
-            hp.Choice("baseline", list(BASELINES), default=BASELINES[0])
+            if not study.pretrained:  # trained weights: one baseline to prune
+                hp.Choice("baseline", list(BASELINES), default=BASELINES[0])
 
         return declare
 

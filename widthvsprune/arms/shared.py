@@ -28,8 +28,17 @@ def baseline_config(study, tuning="untuned", learning_rate=None):
         recipe["learning_rate"] = float(learning_rate)
     return {"arm": BASELINE, "tuning": tuning, "engine": engine_of(study), "data": data_config(study),
             "family": study.family, **families.key_fields(study.family), **evaluation_fields(study),
-            "widths": list(study.widths),
+            "widths": list(study.widths), **pretrained_fields(study),
             "recipe": recipe}
+
+
+def pretrained_fields(study):
+    """What a baseline's key adds when the study starts from trained weights (:attr:`Study.pretrained`): their
+    fingerprint and whether the recipe is the declared one; nothing otherwise."""
+    if not study.pretrained:
+        return {}
+    weights = families.get_family(study.family).weights
+    return {"pretrained": {"weights": families.weights_fingerprint(weights), "recipe": study.pretrained}}
 
 
 def engine_of(study):

@@ -88,7 +88,10 @@ class Pack:
         models: the :class:`ModelSpec` s.
         batch_size: examples per step.
         optimizer: ``"adam"`` or ``"sgd"`` (momentum 0.9).
-        epochs: passes over the training split.
+        epochs: passes over the training split; ``0`` trains nothing and
+            evaluates every model as it is (its history is one row,
+            ``epoch`` 0, with its loss and accuracy on the training and
+            validation splits; batch normalization keeps its statistics).
         max_steps: stop every model after this many optimizer steps (the
             last epoch is then partial); ``None`` trains whole epochs.
         validate: ``"every_epoch"``, or ``"last_epoch"`` when only the final

@@ -325,6 +325,29 @@ def key_fields(name):
     return {"family_config": digest} if digest else {}
 
 
+_FINGERPRINTS = {}  # id(weights) -> (weights, fingerprint): a family's weights are hashed once per process
+
+
+def weights_fingerprint(weights):
+    """16 hex digits of the SHA-256 of trained weights (every array's dtype, shape and bytes, in order): what a run
+    key holds of the weights a study starts from (:attr:`~widthvsprune.Study.pretrained`), so that other weights
+    never reuse its runs."""
+    import hashlib
+
+    import numpy as np
+
+    kept = _FINGERPRINTS.get(id(weights))
+    if kept is not None and kept[0] is weights:
+        return kept[1]
+    digest = hashlib.sha256()
+    for array in weights:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    _FINGERPRINTS[id(weights)] = (weights, digest.hexdigest()[:16])
+    return _FINGERPRINTS[id(weights)][1]
+
+
 def batch_normalized(family):
     """Whether a family's models have batch normalization (:attr:`Family.batchnorm`).
 

@@ -96,6 +96,28 @@ def _shape_problems(study, splits, count=None):
     return out
 
 
+def pretrained_problems(study, splits, count):
+    """Whether the trained weights a study starts from (:attr:`Study.pretrained`) fit its model on its data: as many
+    parameters as the family's model at the study's widths, input shape and number of classes (one line if not).
+
+    Args:
+        count: ``f(family, widths, input_shape, num_classes)``, an engine's ``count_params``.
+    """
+    if not study.pretrained:
+        return []
+    weights = families.get_family(study.family).weights
+    held = sum(int(getattr(w, "size", 0)) for w in weights)
+    try:
+        built = int(count(study.family, tuple(study.widths), splits.input_shape, splits.num_classes))
+    except Exception as error:  # the model cannot be built on this data: named in one line
+        built = f"none ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+    if held == built:
+        return []
+    return [f"pretrained: Expected trained weights that fit family {study.family!r} on dataset {study.dataset!r} "
+            f"(inputs {splits.input_shape}, {splits.num_classes} classes: {built} parameters at widths "
+            f"{tuple(study.widths)}). Received: weights of {held} parameters"]
+
+
 def default_workers(engine):
     """Training processes to use: one per CPU core (at most 4); one when a GPU is visible."""
     if engine is None or engine.gpus():
@@ -119,11 +141,12 @@ def _helper(study_dict, study_file, out, verbose, workers, session, queue, index
     try:
         if study_file:
             loading.load_study(study_file)  # registers the families the file defines
+        # A registered dataset, or arrays given to the Study: the arrays the first process wrote into the folder.
+        data.use_materialised(store.study_dir(out, study_dict["name"]), study_dict["dataset"])
         study = study_from_dict(study_dict)
         executor = executors.create("local", study.engine, verbose)
         executor.engine.limit_threads(workers)
         root = store.study_dir(out, study.name)
-        data.use_materialised(root, study.dataset)  # a registered dataset: the arrays the first process wrote
         splits = load_splits(study)
         runner = Runner(study, root, splits, executor, reporter, verbose=verbose, workers=workers, session=session)
         with processes.single_threaded_blas():
@@ -213,6 +236,9 @@ def _run(study, out, splits, trainer, force, verbose, stream, workers, study_fil
         problems = _shape_problems(study, splits, trainer.count_params)
         if problems:
             raise StudyError(problems)
+    problems = pretrained_problems(study, splits, trainer.count_params)
+    if problems:
+        raise StudyError(problems)
     workers = (default_workers(trainer.engine) if workers is None else workers) if trainer.processes else 1
     root = store.study_dir(out, study.name)
     if force or (study_file is None and study.family not in families.SHIPPED) or _complete(study, root):

@@ -10,14 +10,17 @@ import re
 from typing import Optional, Tuple
 
 from widthvsprune import arms, engines, families, keys
-from widthvsprune.data import DATASETS, mnist1d_samples, registered
+from widthvsprune.data import DATASETS, is_arrays, mnist1d_samples, register_arrays, registered
 from widthvsprune.engines import CHOICES as ENGINE_CHOICES
-from widthvsprune.errors import StudyError, problem, suggest
+from widthvsprune.errors import DataError, StudyError, problem, suggest
 from widthvsprune.study.recipes import Pruning, Recipe, Tuning, is_int, is_number
 
 SEARCH_SEED = 10_000
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
+
+#: What :attr:`Study.pretrained` accepts besides ``None``.
+PRETRAINED = ("declared", "unknown")
 
 SUBCONFIGS = {"baseline": Recipe, "finetune": Recipe, "pruning": Pruning, "tuning": Tuning}
 
@@ -31,8 +34,11 @@ class Study:
             that leaves it empty is named after the file.
         dataset: ``"digits"``, ``"mnist1d"`` (``"mnist1d:N"`` for N
             sequences), ``"mnist"``, ``"fashion_mnist"``, ``"cifar10"``,
-            ``"npz:PATH"``, or a name given to
-            :func:`~widthvsprune.register_dataset`.
+            ``"npz:PATH"``, a name given to
+            :func:`~widthvsprune.register_dataset`, or the arrays themselves:
+            ``(x_train, y_train, x_test, y_test)`` (or a dict with those
+            keys), registered as ``"arrays-"`` and a fingerprint of their
+            content (the name the study then holds).
         family: a registered model family (``seed_cnn``, ``mlp``, ``lenet5``).
         widths: the wide (baseline) model's widths; ``None`` for the family's.
         sparsities: target sparsities of the pruned arm, each in [0, 1).
@@ -70,6 +76,18 @@ class Study:
             momentum averages, which lag far behind after a few epochs. Runs
             of models without batch normalization are the same either way and
             keep their keys.
+        pretrained: start from the trained weights the family carries
+            (:func:`~widthvsprune.family_from_file` of a ``.keras`` file, or
+            ``family_from_model(model, use_weights=True)``) instead of
+            training the baseline: the baseline is that model evaluated as it
+            is, at every evaluation seed; the pruned and dense fine-tuned arms
+            fine-tune it; the narrow arm trains from scratch as long as the
+            baseline recipe and the fine-tune together. ``"declared"``:
+            ``baseline`` is the recipe the model was trained with, so the
+            narrow arm's step budget is the model's own; ``"unknown"``: how
+            it was trained is not known, the narrow arm trains with
+            ``baseline`` all the same, and the reports say that the budgets
+            are unknown. ``None`` (the default) trains the baseline.
 
     Example:
 
@@ -102,8 +120,14 @@ class Study:
     # Declared as an added field whose absent value is False: a study recorded before recalibration existed
     # evaluated with the moving averages. Models without batch normalization keep their run keys either way.
     recalibrate_batchnorm: bool = keys.added_field(True, absent=False)
+    pretrained: Optional[str] = keys.added_field(None)
 
     def __post_init__(self):
+        if is_arrays(self.dataset):  # arrays from Python: registered under a name made of their content
+            try:
+                object.__setattr__(self, "dataset", register_arrays(self.dataset))
+            except DataError as error:
+                raise StudyError(str(error).splitlines()) from None
         if self.arms is None:
             object.__setattr__(self, "arms", arms.default_names())
         for field in ("sparsities", "seeds", "widths", "arms"):
@@ -196,6 +220,7 @@ class Study:
         elif family is not None and engines.mismatch(self.engine, self.family):
             out.append(engines.mismatch(self.engine, self.family))
         out += self._arm_problems()
+        out += self._pretrained_problems(family)
         if not isinstance(self.recalibrate_batchnorm, bool):
             out.append(problem("recalibrate_batchnorm", "True or False", self.recalibrate_batchnorm))
         if not isinstance(self.tensorboard, bool):
@@ -213,6 +238,24 @@ class Study:
             if isinstance(error, StudyError):
                 raise StudyError([f"family: {line}" for line in error.problems]) from None
             return None
+
+    def _pretrained_problems(self, family):
+        value = self.pretrained
+        if value is None:
+            return []
+        if value not in PRETRAINED:
+            return [problem("pretrained", "None, 'declared' (the model was trained with the baseline recipe) or "
+                                          "'unknown' (how it was trained is not known)", value)]
+        if family is None:
+            return []  # the unknown family is the problem
+        if family.weights is None:
+            return [f"pretrained: Expected a family that carries trained weights (family='model:PATH.keras', or "
+                    f"family_from_model(model, use_weights=True)). Received: family={self.family!r}, which carries "
+                    f"none"]
+        if tuple(self.widths or ()) != tuple(family.default_widths):
+            return [f"pretrained: Expected the model's own widths {tuple(family.default_widths)}, which its weights "
+                    f"fit. Received: widths={self.widths}"]
+        return []
 
     def _arm_problems(self):
         names = arms.names()

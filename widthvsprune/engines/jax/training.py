@@ -37,6 +37,14 @@ class DeviceData:
         self.chunk = min(EVAL_CHUNK_MAX, 1 << max(0, (size - 1).bit_length()))
         self.val = self._chunks(splits.x_val, splits.y_val)
         self.test = self._chunks(splits.x_test, splits.y_test)
+        self._train_chunks = None
+
+    @property
+    def train_chunks(self):
+        """The training split in chunks, as validation and test (made on first use: an evaluation-only pack's)."""
+        if self._train_chunks is None:
+            self._train_chunks = self._chunks(self.splits.x_train, self.splits.y_train)
+        return self._train_chunks
 
     def _chunks(self, x, y):
         out = []
@@ -149,7 +157,7 @@ class GroupRun:
         extra = group.size - len(specs)
         self.lr = np.array([float(s.learning_rate) for s in specs] + [0.0] * extra, np.float32)
         n = self.config.num_examples
-        self.orders = [base.batch_order(n, pack.epochs, s.seed) for s in specs]
+        self.orders = [base.batch_order(n, pack.epochs, s.seed) for s in specs] if pack.epochs else []
         shapes = [layout.shapes[w] for w in layout.trainable]
         self.block = tuple(_put(a) for a in packing.stack(
             group, lambda m, j: np.ones(m.layout.shapes[m.layout.trainable[j]], np.float32), shapes))
@@ -228,6 +236,8 @@ class GroupRun:
         """
         cfg, pack, members = self.config, self.pack, self.group.members
         steps, total = cfg.steps, self.total_steps()
+        if total == 0:
+            return self.as_is(), [None] * len(members)
         epochs = -(-total // steps)
         histories, errors = [[] for _ in members], [None] * len(members)
         key = ("segment", self.group.key, cfg)
@@ -271,6 +281,15 @@ class GroupRun:
             if all(e is not None for e in errors):
                 break
         return histories, errors
+
+    def as_is(self):
+        """The histories of an evaluation-only pack (no epoch): one row, ``epoch`` 0, of every member as it is, on
+        the training and validation splits (no step, no recalibration)."""
+        loss, accuracy, _ = self.evaluate(self.data.train_chunks)
+        val_loss, val_accuracy, _ = self.evaluate(self.data.val)
+        return [[{"epoch": 0, "loss": float(loss[i]), "accuracy": float(accuracy[i]),
+                  "val_loss": float(val_loss[i]), "val_accuracy": float(val_accuracy[i])}]
+                for i in range(len(self.group.members))]
 
     def recalibrate(self):
         """Re-estimates every member's batch normalization statistics over the training split

@@ -64,7 +64,8 @@ class TfKerasEngine(base.Engine):
 
     def _outcome(self, pack, spec, branch, history, splits, seconds, targets):
         outcome = base.Outcome(history=history, seconds=seconds)
-        recalibrating = pack.recalibrate_batchnorm and bool(training.normalizations(branch))
+        evaluated_only = int(pack.epochs) == 0 or pack.max_steps == 0  # the model as it is: statistics included
+        recalibrating = pack.recalibrate_batchnorm and not evaluated_only and bool(training.normalizations(branch))
         if not pack.test and not pack.weights and not recalibrating:
             last = history[-1] if history else {}
             outcome.val_accuracy = float(last.get("val_accuracy", float("nan")))

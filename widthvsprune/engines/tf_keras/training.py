@@ -265,6 +265,8 @@ def fit_packed(branches, splits, pack, callbacks=()):
         wall time of the fit.
     """
     n = len(branches)
+    if int(pack.epochs) == 0 or pack.max_steps == 0:  # an evaluation only: every model as it is
+        return [[as_is(branch, splits)] for branch in branches], [], 0.0
     spe = steps_per_epoch(len(splits.x_train), pack.batch_size)
     epochs = int(pack.epochs) if pack.max_steps is None else -(-int(pack.max_steps) // spe)
     for i, branch in enumerate(branches):
@@ -302,6 +304,14 @@ def fit_packed(branches, splits, pack, callbacks=()):
         if len(rows) < epochs or not all(math.isfinite(r["loss"]) for r in rows):
             diverged.append(i)
     return histories, diverged, seconds
+
+
+def as_is(model, splits):
+    """The one history row of a model evaluated as it is (``epoch`` 0): its loss and accuracy on the training and
+    validation splits."""
+    loss, accuracy, _ = evaluate(model, splits.x_train, splits.y_train)
+    val_loss, val_accuracy, _ = evaluate(model, splits.x_val, splits.y_val)
+    return {"epoch": 0, "loss": loss, "accuracy": accuracy, "val_loss": val_loss, "val_accuracy": val_accuracy}
 
 
 def diverged_message(history):

@@ -347,5 +347,11 @@ def family_from_file(path, name=None, use_weights=False):
     return family_from_model(model, name=name, use_weights=use_weights)
 
 
-families.register_deriver(families.MODEL_PREFIX,
-                          lambda name: family_from_file(name[len(families.MODEL_PREFIX):], name=name))
+def _from_path(name):
+    """The family of ``model:PATH``: a ``.keras`` file's carries its weights (a study may start from them:
+    :attr:`~widthvsprune.Study.pretrained`); a JSON config's has none."""
+    path = name[len(families.MODEL_PREFIX):]
+    return family_from_file(path, name=name, use_weights=path.endswith(".keras"))
+
+
+families.register_deriver(families.MODEL_PREFIX, _from_path)
