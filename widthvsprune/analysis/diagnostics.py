@@ -129,8 +129,9 @@ def pretrained_warnings(study, runs):
     """
     if getattr(study, "pretrained", None) != "unknown":
         return []
-    narrow = runs[(runs.arm == "narrow") & runs.steps.notna()] if "steps" in runs.columns else runs.iloc[:0]
-    steps = f"{int(narrow.steps.max())} steps" if len(narrow) else "the baseline recipe's steps and the fine-tune's"
+    # Every arm but the baseline trains as many steps in all: the baseline recipe's and the fine-tune's.
+    most = runs.steps.max() if "steps" in runs.columns and len(runs) else float("nan")
+    steps = f"{int(most)} steps" if most == most else "the baseline recipe's steps and the fine-tune's"
     return ["the study started from trained weights whose training recipe is not known (pretrained='unknown'): "
             f"the narrow models trained {steps} from scratch, by the study's baseline recipe and fine-tune, not by "
             "what the wide model had, so the budgets are unknown and the size comparison is not at equal training; "
