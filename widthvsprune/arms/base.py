@@ -175,6 +175,12 @@ class Arm:
         points = len(study.sparsities) if self.at_each_size else 1
         return points * len(study.seeds) * self.configurations(study)
 
+    def searches(self, study):
+        """Searches with trials this arm runs in the whole study: one per size point, or one for the study."""
+        if not self.hyperparameters:
+            return 0
+        return len(study.sparsities) if self.at_each_size else 1
+
     def contrasts(self, study):
         """The :class:`Contrast` s this arm brings to the comparison."""
         return []

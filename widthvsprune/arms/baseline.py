@@ -101,6 +101,12 @@ class Baseline(Arm):
         ids = {r.seed: r.id for r in builder.add_runs(NAME, "tuned", 0, key, trained, 0)}
         builder.offer(shared.BASELINES, Baselines(builder, trained, key, helper.id, trained, ids, helper.id, ids))
 
+    def configurations(self, study):
+        return 1 if study.pretrained else super().configurations(study)  # trained weights: one baseline
+
+    def searches(self, study):
+        return 0 if study.pretrained else super().searches(study)  # trained weights: nothing to search
+
     def max_trainings(self, study):
         if study.pretrained:
             return len(study.seeds) + 1  # evaluations only

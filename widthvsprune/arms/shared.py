@@ -37,8 +37,7 @@ def pretrained_fields(study):
     fingerprint and whether the recipe is the declared one; nothing otherwise."""
     if not study.pretrained:
         return {}
-    weights = families.get_family(study.family).weights
-    return {"pretrained": {"weights": families.weights_fingerprint(weights), "recipe": study.pretrained}}
+    return {"pretrained": {"weights": families.weights_of(study.family), "recipe": study.pretrained}}
 
 
 def engine_of(study):

@@ -146,14 +146,16 @@ def not_here(name):
             f"from a finished study's records")
 
 
-def recorded_family(name, widths, digest=None, batchnorm=False):
+def recorded_family(name, widths, digest=None, batchnorm=False, weights=None):
     """Registers a stand-in for a family that this process does not know, read from a study's records.
 
     A finished study's ``status``, ``report`` and ``summary`` need its family
     only for its name and its run keys' ``family_config`` (``digest``), which
     the records hold; a family registered in the script that ran the study is
     not registered in another process; ``batchnorm`` says whether its runs'
-    keys record how batch normalization was evaluated. The stand-in builds nothing (training
+    keys record how batch normalization was evaluated, and ``weights`` the
+    fingerprint of the trained weights a study started from
+    (:func:`weights_of`). The stand-in builds nothing (training
     with it is refused before any run) and a real family of the same name
     replaces it when registered.
 
@@ -166,7 +168,21 @@ def recorded_family(name, widths, digest=None, batchnorm=False):
     family = Family(name, tuple(int(w) for w in widths), None, _NotHere(name), digest=digest, batchnorm=batchnorm)
     _FAMILIES[name] = family
     _RECORDED.add(name)
+    if weights:
+        _RECORDED_WEIGHTS[name] = str(weights)
     return family
+
+
+_RECORDED_WEIGHTS = {}  # name -> the fingerprint of a recorded family's trained weights
+
+
+def weights_of(name):
+    """The fingerprint of the trained weights family ``name`` carries (:func:`weights_fingerprint`), or, for a
+    stand-in read from a study's records, the one they record; ``None`` when it has none."""
+    family = get_family(name)
+    if family.weights is not None:
+        return weights_fingerprint(family.weights)
+    return _RECORDED_WEIGHTS.get(name) if name in _RECORDED else None
 
 
 def is_recorded(name):

@@ -45,8 +45,7 @@ def status(study, root):
             line += f", {nofit} with no dense model small enough"
         lines.append(line)
     tuned = [s for s in plan.searches if s.trials]
-    expected = sum(1 if not arm.per_point(study) else len(study.sparsities)
-                   for arm in arms.of(study) if arm.hyperparameters)
+    expected = sum(arm.searches(study) for arm in arms.of(study))
     lines.append(f"  searches  {sum(s.key in survey.searches for s in tuned)} done of {expected} "
                  f"({study.tuning.trials} trials each)")
     for run in plan.runs:

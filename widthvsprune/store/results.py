@@ -64,7 +64,9 @@ def _know_family(root, data):
         pass
     # A family with batch normalization hashes how it was evaluated ("batchnorm" beside "family"): the records say.
     batchnorm = _recorded_value(root, "family", name, "batchnorm") is not None
-    families.recorded_family(name, data["widths"], _recorded_value(root, "family", name, "family_config"), batchnorm)
+    pretrained = _recorded_value(root, "family", name, "pretrained") or {}  # the weights a study started from
+    families.recorded_family(name, data["widths"], _recorded_value(root, "family", name, "family_config"), batchnorm,
+                             pretrained.get("weights"))
 
 
 def _recorded_value(root, field, name, wanted):

@@ -246,8 +246,8 @@ class Study:
         if value not in PRETRAINED:
             return [problem("pretrained", "None, 'declared' (the model was trained with the baseline recipe) or "
                                           "'unknown' (how it was trained is not known)", value)]
-        if family is None:
-            return []  # the unknown family is the problem
+        if family is None or families.is_recorded(self.family):
+            return []  # the unknown family is the problem; a finished study's reports need no weights
         if family.weights is None:
             return [f"pretrained: Expected a family that carries trained weights (family='model:PATH.keras', or "
                     f"family_from_model(model, use_weights=True)). Received: family={self.family!r}, which carries "
