@@ -117,6 +117,8 @@ class Plan:
         skipped: ``(arm, target) -> Skip`` for size points where an arm has no model.
         max_trainings: models the whole study trains at most (trials included), with the runs planned beyond
             the arms' own bounds once earlier results called for them (:meth:`Builder.add_runs`).
+        twins: ``run id -> run id`` of the runs that train the same model as a run of an earlier stage
+            (:func:`twins`): they are not trained, their records are that run's.
     """
 
     study: object
@@ -124,6 +126,7 @@ class Plan:
     searches: Tuple[Search, ...]
     skipped: dict
     max_trainings: int
+    twins: dict = dataclasses.field(default_factory=dict)
 
     def runs_of(self, arm, target=None, tuning=None):
         return matching(self.runs, arm=arm, target=target, tuning=tuning)
@@ -217,6 +220,36 @@ class Builder:
         self.skipped[arm, float(target)] = why
 
 
+def untagged(config):
+    """A run's configuration without its tuning labels, at any depth (``"tuning"``: ``tuned`` or ``untuned``, its
+    own and those of the runs it starts from): what the model it trains depends on."""
+    if isinstance(config, dict):
+        return {k: untagged(v) for k, v in config.items() if k != "tuning"}
+    if isinstance(config, list):
+        return [untagged(v) for v in config]
+    return config
+
+
+def twins(runs):
+    """The runs that train exactly the model a run of an earlier stage trains: ``run id -> that run's id``.
+
+    Two runs of one arm at one seed whose configurations differ only in their
+    tuning labels (:func:`untagged`) train the same model: a search that
+    chose its recipe as written makes the tuned run the untuned control's
+    twin, and a pruned run that starts from such a baseline the twin of the
+    one that starts from the recipe's. Their keys differ (the key policy does
+    not change), but the later one is not trained: its record, weights and
+    predictions are the earlier one's (:meth:`widthvsprune.run.trainer.Trainer.link`).
+    A function of the plan alone, so it holds however the study is run.
+    """
+    first, out = {}, {}
+    for run in sorted(runs, key=lambda r: (r.stage, r.id)):
+        original = first.setdefault((run.arm, run.seed, keys.run_key(untagged(run.config), run.arm)), run)
+        if original.stage < run.stage:
+            out[run.id] = original.id
+    return out
+
+
 def matching(items, **wanted):
     """The runs or searches whose attributes equal every given value (``None`` matches anything)."""
     return [item for item in items if all(v is None or getattr(item, k) == v for k, v in wanted.items())]
@@ -243,4 +276,4 @@ def plan(study, records=None, searches=None):
     for arm in arms.of(study):
         arm.plan(study, builder)
     return Plan(study, tuple(builder.runs), tuple(builder.found), builder.skipped,
-                max_trainings(study) + builder.extra)
+                max_trainings(study) + builder.extra, twins(builder.runs))

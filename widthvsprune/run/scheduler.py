@@ -42,12 +42,15 @@ class StudyResult:
     Attributes:
         root: the study's results folder.
         trained: models this process trained.
+        linked: runs this process recorded without training: the same model as a run of an earlier stage
+            (:func:`widthvsprune.plan.planner.twins`).
         failed: records of the runs that failed (all processes).
         workers: processes that shared the study (this one and its helpers).
     """
 
     root: object
     trained: int = 0
+    linked: int = 0
     failed: list = dataclasses.field(default_factory=list)
     workers: int = 1
 
@@ -126,7 +129,8 @@ class Runner:
         if not runs:
             return []
         n_train, stage, wanted = len(self.splits.x_train), runs[0].stage, {r.id for r in runs}
-        stage_packs = packs.stage_packs([r for r in survey.plan.runs if r.stage == stage],
+        twins = survey.plan.twins  # not trained: recorded from their earlier twin (Trainer.link)
+        stage_packs = packs.stage_packs([r for r in survey.plan.runs if r.stage == stage and r.id not in twins],
                                         lambda run: arms.get(run.arm).fit(self.study, n_train))
         return [p for p in stage_packs if any(r.id in wanted for r in p)]
 
@@ -164,13 +168,18 @@ class Runner:
             if work is None:
                 return self.result
             runs, searches = work
+            twins = [r for r in runs if r.id in survey.plan.twins]
+            held_twins = self.claim(twins, lambda r: self._run_folders((r,)), self.run_settled)
+            if held_twins:
+                self._release_after(held_twins, self.trainer.link, survey)
+            runs = [r for r in runs if r.id not in survey.plan.twins]
             held_runs = self.claim(self.packs(survey, runs), self._run_folders, self._pack_settled)
             if held_runs:
                 self._release_after(held_runs, self.trainer.train, survey)
             held_searches = self.claim(searches, lambda s: [store.run_dir(self.root, s.key)], self._search_settled)
             if held_searches:
                 self._release_after(held_searches, self.searcher.search, survey)
-            if not held_runs and not held_searches:
+            if not held_twins and not held_runs and not held_searches:
                 with self.watch("waiting"):
                     time.sleep(POLL_SECONDS)  # another process holds all that is left of this stage
 

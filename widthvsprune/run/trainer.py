@@ -15,6 +15,7 @@ import pandas as pd
 
 from widthvsprune import arms, sizes, store
 from widthvsprune.analysis import stats
+from widthvsprune.arms.base import search_compute
 from widthvsprune.arms.shared import engine_of
 from widthvsprune.status import RunStatus
 from widthvsprune.store import results
@@ -192,6 +193,40 @@ class Trainer:
             return None
         return fit, ready, specs, sources, todo
 
+    def link(self, runs, survey):
+        """Records runs that train the same model as a run of an earlier stage (their twins,
+        :func:`widthvsprune.plan.planner.twins`) without training them: the twin's history, weights and
+        predictions are copied into the run's folder, and its record is the twin's with the run's own key, label,
+        tuning and search. A run whose twin did not train fails, naming it (both are tried again by the next
+        ``run``)."""
+        r = self.runner
+        for run in runs:
+            r.check()
+            twin = survey.plan.twins[run.id]
+            state, label = survey.states[twin], _label_of(survey, twin)
+            with r.watch("records"):
+                if not state.done:
+                    self.fail(run, f"the same model as {label}, which did not train", survey)
+                    continue
+                source, folder = store.seed_dir(r.root, *twin), store.seed_dir(r.root, run.key, run.seed)
+                try:
+                    store.write_json(store.config_json(folder), results.run_config(r.study, run))
+                    for name in state.record.get("files", {}):
+                        store.write_bytes(folder / name, (source / name).read_bytes())
+                    record = {**state.record, **common_fields(r.study, run),
+                              **search_compute(survey.searches.get(run.search)), "same_as": f"{twin[0]}/seed-{twin[1]}"}
+                    store.write_json(store.record_json(folder), record)
+                except store.DiskFullError:
+                    raise
+                except Exception as error:
+                    self.fail(run, error, survey)
+                    continue
+            r.attempted.add(run.id)
+            r.result.linked += 1
+            r.progress.line(f"{run.label}: the same model as {label}, not trained again",
+                            nonzero=record["nonzero_params"], val_acc=record["val_accuracy"],
+                            test_acc=record["test_accuracy"])
+
     def _compare(self, run, outcome, survey):
         """Reports a recorded run whose model, trained again in its pack, did not reproduce its record."""
         record = survey.states[run.id].record or {}
@@ -231,6 +266,12 @@ class Trainer:
         record = write_failed(folder, r.study, run, error, survey.states[run.id].record, r.session, r.verbose)
         r.result.failed.append(record)
         r.progress.line(f"FAILED {run.label}", error=record["error"])
+
+
+def _label_of(survey, run_id):
+    """The label of the run ``run_id`` of the plan (its key and seed when the plan lacks it)."""
+    found = next((other for other in survey.plan.runs if other.id == run_id), None)
+    return found.label if found is not None else f"{run_id[0]}/seed-{run_id[1]}"
 
 
 def source_name(survey, run):
