@@ -16,8 +16,13 @@ It prints the wall time of each, their ratio, training samples per second,
 peak resident memory, and the achieved arithmetic rate as a fraction of this
 machine's peak (a large float32 matmul in TensorFlow, measured in the same
 run). Its last line is ``speedup: <ratio>`` for the quickstart workload.
-Every repeat compiles its programs as a first run does (the jax engine's
-persistent compilation cache is off in the benchmark's processes).
+The ratio is a first run's: every repeat compiles its programs as a first run
+does (the jax engine's persistent compilation cache starts empty). Beside it
+the runner runs once more on the cache the first run filled (``warm``), and
+the benchmark prints where each run's time went, all its processes together
+(the runner's imports, setup, compiling, training, proposals, records and
+reports) and the training share of the wall time (training seconds over wall
+time times processes).
 
 Usage::
 
@@ -194,19 +199,37 @@ def trainings_of(study, results_root):
 
 
 def run_runner(study, results):
+    """``(wall, accuracies, parts, processes)``: the runner's wall time, test accuracies per arm, where its time
+    went (all its processes together, as ``run -v`` prints it) and how many processes shared it."""
     import io
 
     from widthvsprune import arms, data, run_study
     from widthvsprune.store import results as results_module
 
     data.load(study.dataset, study.validation_fraction, study.data_seed)  # warm the file cache
+    stream = io.StringIO()
     start = time.perf_counter()
-    run_study(study, results, stream=io.StringIO())
+    result = run_study(study, results, stream=stream, verbose=True)
     wall = time.perf_counter() - start
     survey = results_module.survey(study, pathlib.Path(results) / study.name)
     records = [r for r in survey.records() if r.get("status") == "ok" and r.get("role") == "eval"]
     names = [arm.name for arm in arms.of(study)]
-    return wall, {name: [r["test_accuracy"] for r in records if r["arm"] == name] for name in names}
+    return (wall, {name: [r["test_accuracy"] for r in records if r["arm"] == name] for name in names},
+            breakdown(stream.getvalue()), result.workers)
+
+
+def breakdown(text):
+    """``part -> seconds`` (and ``programs``) from the lines a verbose run prints after "Where the time went"."""
+    parts, lines = {}, text.split("Where the time went", 1)[-1].splitlines()[1:]
+    for line in lines:
+        words = line.split()
+        if len(words) == 3 and words[2] == "s":
+            parts[words[0]] = float(words[1])
+        elif len(words) == 3 and words[2] == "compiled)":
+            parts["programs"] = int(words[0].lstrip("("))
+        elif words:
+            break
+    return parts
 
 
 def run_naive(study, jobs):
@@ -277,16 +300,21 @@ def child(args):
 
     from widthvsprune import engines
 
-    # The engine's framework is imported before timing (the naive way is always tf_keras).
+    # The engine's framework is imported before timing (the naive way is always tf_keras); the runner's imports
+    # are timed apart.
+    start = time.perf_counter()
     engines.load(args.engine if args.approach == "runner" else "tf_keras")
+    imports = time.perf_counter() - start
     study = dataclasses.replace(load_workload(args.workload, args.workdir), engine=args.engine)
+    parts, processes = {}, 1
     if args.approach == "runner":
-        wall, accuracies = run_runner(study, args.results)
+        wall, accuracies, parts, processes = run_runner(study, args.results)
     else:
         wall, accuracies = run_naive(study, trainings_of(study, args.reference))
     # Peak resident memory of this process plus its largest helper process (the runner's workers).
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    out = {"wall": wall, "accuracies": accuracies, "peak_rss_mb": rss / 1024}
+    out = {"wall": wall, "accuracies": accuracies, "peak_rss_mb": rss / 1024, "parts": {"imports": imports, **parts},
+           "processes": processes}
     if args.approach == "naive":
         jobs = trainings_of(study, args.reference)
         out["flops"], out["samples"] = training_flops(study, jobs)
@@ -299,10 +327,15 @@ def child(args):
 # The driver: alternate the two approaches and report.
 
 
-def spawn(*argv):
-    # Every repeat compiles as a first run does: no programs from an earlier run's persistent compilation cache.
-    environment = {**os.environ, "PYTHONUNBUFFERED": "1", "WIDTHVSPRUNE_COMPILATION_CACHE": "0"}
+def spawn(*argv, cache=None):
+    """A child run; ``cache``: the jax engine's compilation cache folder (``None``: none at all)."""
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
     environment.pop("JAX_COMPILATION_CACHE_DIR", None)
+    if cache is None:
+        environment["WIDTHVSPRUNE_COMPILATION_CACHE"] = "0"
+    else:
+        environment.pop("WIDTHVSPRUNE_COMPILATION_CACHE", None)
+        environment["WIDTHVSPRUNE_JAX_CACHE"] = str(cache)
     result = subprocess.run([sys.executable, __file__, "--child", *argv], capture_output=True, text=True,
                             env=environment)
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
@@ -315,18 +348,37 @@ def mean(values):
     return sum(values) / len(values) if values else float("nan")
 
 
+SHOWN = ("imports", "setup", "compiling", "training", "proposals", "records", "surveys", "waiting", "reports")
+
+
+def show_parts(label, run):
+    """One line: where a runner's time went (all its processes together) and the training share of its wall."""
+    parts = run["parts"]
+    shown = "  ".join(f"{p} {parts[p]:.1f}" for p in SHOWN if p in parts)
+    share = parts.get("training", 0.0) / (run["wall"] * max(1, run["processes"]))
+    programs = f", {parts['programs']} programs compiled" if parts.get("programs") else ""
+    print(f"  {label}: wall {run['wall']:.1f} s, {run['processes']} process(es){programs}; seconds: {shown}; "
+          f"training share {share:.0%}", flush=True)
+
+
 def bench(workload, engine, repeats, workdir):
-    runner, naive = [], []
+    runner, naive, warm = [], [], []
     reference = None
     for rep in range(repeats):
         results = tempfile.mkdtemp(prefix=f"{workload}-{engine}-runner-", dir=workdir)
+        cache = tempfile.mkdtemp(prefix="cache-", dir=workdir)  # empty: a first run
         runner.append(spawn("--workload", workload, "--engine", engine, "--approach", "runner", "--results", results,
-                            "--workdir", workdir))
+                            "--workdir", workdir, cache=cache))
+        again = tempfile.mkdtemp(prefix=f"{workload}-{engine}-warm-", dir=workdir)
+        warm.append(spawn("--workload", workload, "--engine", engine, "--approach", "runner", "--results", again,
+                          "--workdir", workdir, cache=cache))  # the programs the first run compiled
         reference = reference or results
         naive.append(spawn("--workload", workload, "--engine", engine, "--approach", "naive", "--reference",
                            reference, "--workdir", workdir))
-        print(f"  {workload} ({engine}) repeat {rep + 1}: runner {runner[-1]['wall']:.1f}s, "
-              f"naive {naive[-1]['wall']:.1f}s", flush=True)
+        print(f"  {workload} ({engine}) repeat {rep + 1}: runner {runner[-1]['wall']:.1f}s "
+              f"(warm cache {warm[-1]['wall']:.1f}s), naive {naive[-1]['wall']:.1f}s", flush=True)
+        show_parts("runner, cold cache", runner[-1])
+        show_parts("runner, warm cache", warm[-1])
     t_runner = statistics.median(r["wall"] for r in runner)
     t_naive = statistics.median(r["wall"] for r in naive)
     info = naive[-1]
@@ -347,6 +399,7 @@ def bench(workload, engine, repeats, workdir):
         b = [v for r in runner for v in r["accuracies"][arm]]
         print(f"{'test acc ' + arm:>22}{mean(a):>12.4f}{mean(b):>14.4f}")
     print(f"{'ratio (naive/ours)':>22}{ratio:>12.2f}")
+    print(f"{'ratio, warm cache':>22}{t_naive / statistics.median(r['wall'] for r in warm):>12.2f}")
     return ratio
 
 

@@ -78,6 +78,23 @@ def test_the_baseline_is_the_files_model_evaluated_as_it_is_and_nothing_is_retra
         assert record["weights_fingerprint"] == families.weights_fingerprint(tuple(weights))
 
 
+def test_status_and_report_of_the_finished_study_read_the_records_and_never_load_keras(finished):
+    """Beside the model file, ``status`` would derive its family with Keras; the records say all it needs."""
+    import subprocess
+    import sys
+
+    _, root, _, _ = finished
+    probe = ("import contextlib, io, sys; from widthvsprune import cli\n"
+             "out = io.StringIO()\n"
+             "with contextlib.redirect_stdout(out): cli.main(['status', sys.argv[1]])\n"
+             "print(out.getvalue()); print(sorted(m for m in ('keras', 'jax', 'tensorflow') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe, str(root)], capture_output=True, text=True, timeout=300,
+                            cwd=root.parent.parent)  # where trained.keras is
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert "baseline  2/2 done, 0 failed, 0 missing" in result.stdout and "searches  5 done of 5" in result.stdout
+
+
 def test_the_pruned_arm_prunes_the_files_weights_at_its_first_mask_update(finished):
     """At the first update every kernel reaches its final sparsity (initial_sparsity above every target), and the
     later updates keep its zeros: so the weights a pruned model kept are the file's largest in magnitude, layer by

@@ -75,6 +75,13 @@ def test_where_the_time_went_sums_the_workers_parts():
                                                    "  waiting         1.0 s"]
 
 
+def test_the_programs_every_worker_compiled_are_counted_beside_the_parts_not_as_seconds():
+    display = progress.Display(io.StringIO(), live=False)
+    display(Event("timing", 1, timings=(("compiling", 2.0), (progress.PROGRAMS, 3.0))))
+    display(Event("timing", 2, timings=(("compiling", 1.0), (progress.PROGRAMS, 2.0))))
+    assert progress.breakdown(display.timings) == ["  compiling       3.0 s", "  (5 programs compiled)"]
+
+
 def test_with_the_studys_totals_the_counter_goes_down_one_per_model_while_other_workers_events_are_in_flight():
     stream = io.StringIO()
     display = progress.Display(stream, workers=2, live=False)

@@ -3,12 +3,13 @@ with the same number of nonzero parameters?
 
 The configuration, the planner, the store, the statistics and the reports
 import without any training framework; an engine is imported only when a
-study trains.
+study trains, and pandas, SciPy and matplotlib only when a report or a
+comparison utility is asked for (:func:`compare`, :func:`compare_studies`,
+:func:`load_results` load on first use).
 """
 
-from widthvsprune.analysis.compare import compare
-from widthvsprune.analysis.summary import compare_studies
-from widthvsprune.analysis.tables import load_results
+import importlib
+
 from widthvsprune.data import register_dataset
 from widthvsprune.errors import DataError, ResultsError, StudyError, WidthVsPruneError
 from widthvsprune.families import Family, get_family, register_family
@@ -44,6 +45,23 @@ __all__ = [
     "register_layer",
     "run_study",
 ]
+
+
+#: The comparison utilities, imported on first use (they need pandas and SciPy): name -> module.
+_ON_DEMAND = {"compare": "widthvsprune.analysis.compare", "compare_studies": "widthvsprune.analysis.summary",
+              "load_results": "widthvsprune.analysis.tables"}
+
+
+def __getattr__(name):
+    if name in _ON_DEMAND:
+        value = getattr(importlib.import_module(_ON_DEMAND[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'widthvsprune' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_ON_DEMAND))
 
 
 def export_model(folder, arm, sparsity=None, seed=None, tuning=None, path=None):

@@ -125,7 +125,7 @@ def _status(target, out, overrides):
     path = pathlib.Path(target)
     if path.is_dir():
         root = path
-        study = results.load_study(root)
+        study = results.load_study(root, derive=False)  # from the records: no Keras for a model:PATH family
     else:
         study = _load(path, overrides).resolved()
         root = store.study_dir(out, study.name)

@@ -123,7 +123,7 @@ def tables(root, size="nonzero_params"):
     """Every table of a study folder, from its records: a :class:`Tables`."""
     if size not in SIZE_AXES:
         raise ResultsError(f"size: Expected one of {list(SIZE_AXES)}. Received: size={size!r}")
-    study = results.load_study(root)
+    study = results.load_study(root, derive=False)  # the records say all the tables need of the family
     survey = results.survey(study, root)
     found = survey.records()
     runs = runs_frame(found)

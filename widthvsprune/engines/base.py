@@ -278,6 +278,11 @@ class Engine(abc.ABC):
         """Seconds this engine has spent compiling programs so far, in this process (0 where it cannot tell)."""
         return 0.0
 
+    @property
+    def programs_compiled(self):
+        """Programs this engine has compiled so far, in this process (0 where it cannot tell)."""
+        return 0
+
     def limit_threads(self, workers):  # noqa: B027 - most engines need nothing
         """Splits the CPU cores between ``workers`` training processes (before any training)."""
 

@@ -185,6 +185,15 @@ def weights_of(name):
     return _RECORDED_WEIGHTS.get(name) if name in _RECORDED else None
 
 
+def forget_recorded(name):
+    """Drops the stand-in of a ``model:PATH`` family read from a study's records (:func:`recorded_family`), so that
+    the next :func:`get_family` derives the real one from its file (a study about to train)."""
+    if isinstance(name, str) and name.startswith(MODEL_PREFIX) and name in _RECORDED:
+        _RECORDED.discard(name)
+        _RECORDED_WEIGHTS.pop(name, None)
+        _FAMILIES.pop(name, None)
+
+
 def is_recorded(name):
     """Whether ``name`` is known in this process only as a stand-in from a study's records."""
     return name in _RECORDED

@@ -267,10 +267,17 @@ class Stopwatch:
 PARTS = ("setup", "training", "compiling", "proposals", "records", "surveys", "waiting", "reports")
 
 
+#: Not a time: the programs the engines compiled, counted beside the parts (the jax engine's; ``-v`` shows them).
+PROGRAMS = "programs"
+
+
 def breakdown(timings):
-    """Where the time went, in words: one ``part: seconds`` per part that took any."""
-    order = [p for p in PARTS if p in timings] + sorted(p for p in timings if p not in PARTS)
-    return [f"  {part:<10} {timings[part]:8.1f} s" for part in order if timings[part] >= 0.05]
+    """Where the time went, in words: one ``part: seconds`` per part that took any, and the programs compiled."""
+    order = [p for p in PARTS if p in timings] + sorted(p for p in timings if p not in PARTS and p != PROGRAMS)
+    lines = [f"  {part:<10} {timings[part]:8.1f} s" for part in order if timings[part] >= 0.05]
+    if timings.get(PROGRAMS):
+        lines.append(f"  ({int(timings[PROGRAMS])} programs compiled)")
+    return lines
 
 
 def drain(queue, display):

@@ -26,6 +26,7 @@ import uuid
 
 from widthvsprune import arms, store
 from widthvsprune.plan import packs
+from widthvsprune.run import progress
 from widthvsprune.run.progress import Stopwatch
 from widthvsprune.run.searcher import Searcher
 from widthvsprune.run.trainer import Trainer
@@ -250,11 +251,13 @@ class Runner:
         """
         engine = self.executor.engine
         compiled = engine.compile_seconds if engine is not None else 0.0
+        programs = engine.programs_compiled if engine is not None else 0
         start = time.perf_counter()
         outcomes = self.executor.train(packs, self.splits)
         self.check()
         seconds = time.perf_counter() - start
         compiled = (engine.compile_seconds if engine is not None else 0.0) - compiled
+        self.watch.add(progress.PROGRAMS, (engine.programs_compiled if engine is not None else 0) - programs)
         self.watch.add("compiling", compiled)
         self.watch.add("training", seconds - compiled)
         self.progress.compiled(compiled)

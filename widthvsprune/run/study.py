@@ -195,6 +195,7 @@ def run_study(study, out="results", force=False, verbose=False, stream=None, wor
         DiskFullError: if the results folder's device is full.
     """
     started = time.perf_counter()
+    families.forget_recorded(study.family)  # a report read earlier in this process: the real family trains
     engines.prefer_jax_backend()
     study = study.resolved()
     conflict = engines.keras_backend_conflict(study.engine)

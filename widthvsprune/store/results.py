@@ -19,8 +19,14 @@ from widthvsprune.study import study_from_dict
 _COVERAGE = ("sparsities", "seeds", "arms")  # study.json covers the union of these
 
 
-def load_study(root):
+def load_study(root, derive=True):
     """The study a results folder describes (its ``study.json``).
+
+    Args:
+        root: the folder.
+        derive: derive a ``model:PATH`` family from its file (which imports
+            Keras); ``False`` takes what the records say of it instead, all
+            that ``status`` and the reports need.
 
     Raises:
         ResultsError: if the folder holds no readable ``study.json``.
@@ -37,11 +43,11 @@ def load_study(root):
             f"DIR: Expected a readable study.json. Received: DIR={str(root)!r}, whose study.json is unreadable "
             f"({type(error).__name__})"
         ) from None
-    _know_family(root, data)
+    _know_family(root, data, derive)
     return study_from_dict(data)
 
 
-def _know_family(root, data):
+def _know_family(root, data, derive=True):
     """Registers a stand-in for the study's family when this process cannot build it
     (:func:`widthvsprune.families.recorded_family`): its reports need only what the records hold."""
     from widthvsprune import data as datasets
@@ -57,8 +63,10 @@ def _know_family(root, data):
     name = data.get("family")
     if not isinstance(name, str) or not data.get("widths"):
         return
+    recorded_only = not derive and name.startswith(families.MODEL_PREFIX) and name not in families.family_names() \
+        and _recorded_value(root, "family", name, "family_config")
     try:
-        if families.known(name):
+        if not recorded_only and families.known(name):
             return
     except (StudyError, ValueError):  # a model:PATH file that is gone: the records still describe its runs
         pass

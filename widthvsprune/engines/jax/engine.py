@@ -111,6 +111,10 @@ class JaxEngine(base.Engine):
     def compile_seconds(self):
         return self.cache.compile_seconds
 
+    @property
+    def programs_compiled(self):
+        return self.cache.compiled
+
     def count_params(self, family, widths, input_shape, num_classes):
         """Parameters of the Keras 3 model of ``family`` at ``widths``."""
         model, _ = self.templates.get(family, widths, tuple(input_shape), num_classes)
