@@ -10,15 +10,15 @@ import pytest
 RELEASE_0_3 = pathlib.Path(__file__).resolve().parent / "data" / "release-0.3.0" / "tiny"
 HEAVY = ("jax", "keras", "tensorflow", "tf_keras", "keras_tuner", "sklearn", "pandas", "scipy", "matplotlib")
 
-PROBE = """
+PROBE = f"HEAVY = {HEAVY!r}\n" + """
 import contextlib, io, json, sys
 from widthvsprune import cli
 
 out = io.StringIO()
 with contextlib.redirect_stdout(out):
     code = cli.main(sys.argv[1:]) or 0
-print(json.dumps({"code": code, "out": out.getvalue(), "loaded": [m for m in %r if m in sys.modules]}))
-""" % (HEAVY,)
+print(json.dumps({"code": code, "out": out.getvalue(), "loaded": [m for m in HEAVY if m in sys.modules]}))
+"""
 
 
 def loaded(*args, cwd=None):
