@@ -180,3 +180,21 @@ def test_weights_of_an_unknown_recipe_warn_that_the_budgets_are_unknown(tmp_path
     (warning,) = diagnostics.pretrained_warnings(unknown, runs)
     assert "budgets are unknown" in warning and "210 steps" in warning
     assert diagnostics.pretrained_warnings(pretrained_study(tmp_path / "m.keras"), runs) == []
+
+
+def test_an_under_trained_model_of_the_users_is_named_as_such_not_as_a_recipe():
+    from widthvsprune.analysis.hypothesis import words
+
+    row = pd.Series({"reference": "dense_finetuned tuned", "reference_gain": 0.05, "baseline_accuracy": 0.9,
+                     "trained_baseline_accuracy": 0.85})
+    assert words.under_trained(row, 0.01).startswith("The baseline recipe is under-trained: ")
+    theirs = words.under_trained(row, 0.01, pretrained=True)
+    assert theirs.startswith("The trained model is under-trained: ") and "train it longer" in theirs
+    assert words.under_trained(row, 0.1, pretrained=True) == ""  # within the tolerance: nothing to say
+
+
+def test_the_reports_answer_speaks_of_the_trained_model(finished):
+    _, root, _, _ = finished
+    report = (root / "report.md").read_text()
+    assert "baseline recipe is under-trained" not in report
+    assert "under-trained" not in report or "The trained model is under-trained" in report

@@ -133,7 +133,8 @@ def tables(root, size="nonzero_params"):
     frontier = hypothesis.annotate(compare.frontier(runs, size), runs, study.tolerance, size)
     tolerance = hypothesis.tolerance_table(runs, study.tolerance, correct)
     iso = hypothesis.iso_table(runs, contrasts, study.tolerance, correct)
-    answer = hypothesis.answer(tolerance, comparison, iso, arms.headline(study), study.tolerance)
+    answer = hypothesis.answer(tolerance, comparison, iso, arms.headline(study), study.tolerance,
+                               pretrained=bool(study.pretrained))
     failures = [r for r in found if r.get("status") == RunStatus.FAILED]
     warnings = (diagnostics.divergence_warnings(runs) + diagnostics.broken_evaluation_warnings(runs)
                 + diagnostics.tuning_warnings(runs)

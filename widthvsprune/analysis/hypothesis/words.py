@@ -70,22 +70,25 @@ def _equal_sizes(rows, arm, opponent):
     return phrases, ties
 
 
-def under_trained(row, tolerance_value):
+def under_trained(row, tolerance_value, pretrained=False):
     """The answer's first sentence when the reference trained as long as the arms beats the baseline as trained by
-    more than the tolerance (read from a ``tolerance.csv`` row), else ``""``."""
+    more than the tolerance (read from a ``tolerance.csv`` row), else ``""``; ``pretrained``: the baseline is the
+    user's trained model (:attr:`Study.pretrained`), not a recipe the study trained."""
     if row is None or "reference_gain" not in row or not isinstance(row.reference, str):
         return ""
     name = row.reference.split(" ")[0]
     if not name or name == arms.names()[0] or not row.reference_gain > tolerance_value:
         return ""
-    return (f"The baseline recipe is under-trained: the wide dense model trained as long as the arms "
+    which, fix = ("trained model", "train it longer") if pretrained else \
+        ("baseline recipe", "train the baseline longer")
+    return (f"The {which} is under-trained: the wide dense model trained as long as the arms "
             f"({arms.get(name).title}) reaches {_percent_accuracy(row.baseline_accuracy)} test accuracy, "
             f"{compare.points(row.reference_gain)} points above the baseline's "
             f"{_percent_accuracy(row.trained_baseline_accuracy)}, so every size below is measured against it; "
-            "train the baseline longer before reading what follows as over-parameterization.")
+            f"{fix} before reading what follows as over-parameterization.")
 
 
-def answer(tolerance, comparison, iso, contrast, tolerance_value, axis="nonzero_params"):
+def answer(tolerance, comparison, iso, contrast, tolerance_value, axis="nonzero_params", pretrained=False):
     """The study's answer to the over-parameterization question, in words, every number read from the tables.
 
     Args:
@@ -95,6 +98,7 @@ def answer(tolerance, comparison, iso, contrast, tolerance_value, axis="nonzero_
         contrast: the headline :class:`~widthvsprune.arms.base.Contrast`.
         tolerance_value: the study's ``tolerance``.
         axis: the size axis of the tolerance frontiers.
+        pretrained: the baseline is the user's trained model (:attr:`Study.pretrained`).
 
     Returns:
         A paragraph of two or three sentences: how far each arm keeps the
@@ -113,7 +117,7 @@ def answer(tolerance, comparison, iso, contrast, tolerance_value, axis="nonzero_
     dense, sparse = row_of(opponent.name, contrast.opponent_tuning), row_of(arm.name, contrast.arm_tuning)
     within = f"keep its accuracy within {tolerance_words(tolerance_value)}"
     sentences = []
-    undertrained = under_trained(dense if dense is not None else sparse, tolerance_value)
+    undertrained = under_trained(dense if dense is not None else sparse, tolerance_value, pretrained)
     if undertrained:
         sentences.append(undertrained)
     if dense is None or dense.status == NO_BASELINE:
