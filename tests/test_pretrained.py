@@ -198,3 +198,12 @@ def test_the_reports_answer_speaks_of_the_trained_model(finished):
     report = (root / "report.md").read_text()
     assert "baseline recipe is under-trained" not in report
     assert "under-trained" not in report or "The trained model is under-trained" in report
+
+
+def test_a_dry_run_says_the_trained_model_is_evaluated_not_trained(tmp_path):
+    from widthvsprune.run import overview
+
+    trained_model(epochs=1).save(tmp_path / "m.keras")
+    lines = overview.dry_run(pretrained_study(tmp_path / "m.keras"), tmp_path / "results" / "pretrained")
+    baselines = [line for line in lines if line.startswith("  baseline")]
+    assert len(baselines) == 3 and all(line.endswith(": to evaluate") for line in baselines)

@@ -68,3 +68,18 @@ def test_a_second_run_trains_and_links_nothing(one_trial):
     study, root, _ = one_trial
     again = run_study(study, out=root.parent, workers=1, stream=open(root.parent / "log2.txt", "w"))
     assert again.trained == 0 and again.linked == 0
+
+
+def test_a_dry_run_says_which_runs_are_recorded_from_their_twin(one_trial, tmp_path):
+    import shutil
+
+    from widthvsprune.run import overview
+
+    study, root, _ = one_trial
+    copy = tmp_path / "twins"
+    shutil.copytree(root, copy)
+    linked = [p for p in (copy / "runs").rglob("record.json") if "same_as" in json.loads(p.read_text())]
+    linked[0].unlink()  # one twin's record gone: the next run records it from its twin again, training nothing
+    lines = [line for line in overview.dry_run(study, copy) if "to record from" in line]
+    assert len(lines) == 1 and lines[0].endswith(", the same model")
+    assert not any(line.endswith("to train") for line in overview.dry_run(study, copy))

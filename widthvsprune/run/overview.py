@@ -15,8 +15,15 @@ def dry_run(study, root):
     for search in plan.searches:
         if search.trials:
             lines.append(f"  {search.label}: {'done' if search.key in survey.searches else 'to search'}")
+    labels = {run.id: run.label for run in plan.runs}
     for run in plan.runs:
-        lines.append(f"  {run.label}: {'done' if survey.states[run.id].done else 'to train'}")
+        if survey.states[run.id].done:
+            todo = "done"
+        elif run.id in plan.twins:  # recorded from the run that trains the same model (plan.planner.twins)
+            todo = f"to record from {labels[plan.twins[run.id]]}, the same model"
+        else:
+            todo = "to evaluate" if "pretrained" in run.config else "to train"  # trained weights: evaluated as they are
+        lines.append(f"  {run.label}: {todo}")
     later = [f"{arm.name} sparsity={t:g}" for t in study.sparsities for arm in arms.of(study)
              if arm.per_point(study) and not plan.runs_of(arm.name, t, "tuned")]
     if later:
