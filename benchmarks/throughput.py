@@ -207,29 +207,14 @@ def run_runner(study, results):
     from widthvsprune.store import results as results_module
 
     data.load(study.dataset, study.validation_fraction, study.data_seed)  # warm the file cache
-    stream = io.StringIO()
     start = time.perf_counter()
-    result = run_study(study, results, stream=stream, verbose=True)
+    result = run_study(study, results, stream=io.StringIO())
     wall = time.perf_counter() - start
     survey = results_module.survey(study, pathlib.Path(results) / study.name)
     records = [r for r in survey.records() if r.get("status") == "ok" and r.get("role") == "eval"]
     names = [arm.name for arm in arms.of(study)]
     return (wall, {name: [r["test_accuracy"] for r in records if r["arm"] == name] for name in names},
-            breakdown(stream.getvalue()), result.workers)
-
-
-def breakdown(text):
-    """``part -> seconds`` (and ``programs``) from the lines a verbose run prints after "Where the time went"."""
-    parts, lines = {}, text.split("Where the time went", 1)[-1].splitlines()[1:]
-    for line in lines:
-        words = line.split()
-        if len(words) == 3 and words[2] == "s":
-            parts[words[0]] = float(words[1])
-        elif len(words) == 3 and words[2] == "compiled)":
-            parts["programs"] = int(words[0].lstrip("("))
-        elif words:
-            break
-    return parts
+            result.timings, result.workers)
 
 
 def run_naive(study, jobs):

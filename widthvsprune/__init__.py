@@ -8,8 +8,7 @@ comparison utility is asked for (:func:`compare`, :func:`compare_studies`,
 :func:`load_results` load on first use).
 """
 
-import importlib
-
+from widthvsprune import on_demand
 from widthvsprune.data import register_dataset
 from widthvsprune.errors import DataError, ResultsError, StudyError, WidthVsPruneError
 from widthvsprune.families import Family, get_family, register_family
@@ -48,20 +47,9 @@ __all__ = [
 
 
 #: The comparison utilities, imported on first use (they need pandas and SciPy): name -> module.
-_ON_DEMAND = {"compare": "widthvsprune.analysis.compare", "compare_studies": "widthvsprune.analysis.summary",
-              "load_results": "widthvsprune.analysis.tables"}
-
-
-def __getattr__(name):
-    if name in _ON_DEMAND:
-        value = getattr(importlib.import_module(_ON_DEMAND[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'widthvsprune' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_ON_DEMAND))
+__getattr__, __dir__ = on_demand.attributes(__name__, {
+    "compare": "widthvsprune.analysis.compare", "compare_studies": "widthvsprune.analysis.summary",
+    "load_results": "widthvsprune.analysis.tables"})
 
 
 def export_model(folder, arm, sparsity=None, seed=None, tuning=None, path=None):

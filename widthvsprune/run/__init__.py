@@ -9,21 +9,13 @@
 - :mod:`.progress` and :mod:`.processes`: progress lines and helper processes.
 """
 
-import importlib
-
+from widthvsprune import on_demand
 from widthvsprune.run.processes import Interrupted
-
-#: Imported on first use, so that ``status`` and ``--dry-run`` (which read :mod:`.overview`) import neither pandas
-#: nor SciPy nor KerasTuner: name -> module.
-_ON_DEMAND = {"StudyResult": "widthvsprune.run.scheduler", "preflight": "widthvsprune.run.study",
-              "run_study": "widthvsprune.run.study"}
 
 __all__ = ["Interrupted", "StudyResult", "preflight", "run_study"]
 
-
-def __getattr__(name):
-    if name in _ON_DEMAND:
-        value = getattr(importlib.import_module(_ON_DEMAND[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'widthvsprune.run' has no attribute {name!r}")
+#: Imported on first use, so that ``status`` and ``--dry-run`` (which read :mod:`.overview`) import neither pandas
+#: nor SciPy nor KerasTuner: name -> module.
+__getattr__, __dir__ = on_demand.attributes(__name__, {
+    "StudyResult": "widthvsprune.run.scheduler", "preflight": "widthvsprune.run.study",
+    "run_study": "widthvsprune.run.study"})

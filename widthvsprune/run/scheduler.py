@@ -47,6 +47,8 @@ class StudyResult:
             (:func:`widthvsprune.plan.planner.twins`).
         failed: records of the runs that failed (all processes).
         workers: processes that shared the study (this one and its helpers).
+        timings: where the time went, all processes together: seconds per part (``setup``, ``training``,
+            ``compiling``...) and the programs compiled (``programs``), as ``run -v`` prints them.
     """
 
     root: object
@@ -54,6 +56,7 @@ class StudyResult:
     linked: int = 0
     failed: list = dataclasses.field(default_factory=list)
     workers: int = 1
+    timings: dict = dataclasses.field(default_factory=dict)
 
 
 class Runner:

@@ -282,8 +282,9 @@ def _run(study, out, splits, trainer, force, verbose, stream, workers, study_fil
     display.close()
     with runner.watch("reports"):
         report.write_reports(root, stream=stream)
+    timings = {**display.timings, "reports": runner.watch.parts["reports"]}
+    result.timings = timings
     if verbose:
-        timings = {**display.timings, "reports": runner.watch.parts["reports"]}
         print(f"\nWhere the time went, {1 + len(helpers)} process(es) together:", file=stream or sys.stdout)
         print("\n".join(progress.breakdown(timings)), file=stream or sys.stdout)
     result.workers = 1 + len(helpers)

@@ -268,13 +268,18 @@ class Trainer:
         r.progress.line(f"FAILED {run.label}", error=record["error"])
 
 
+def planned(survey, run_id):
+    """The run ``run_id`` of the survey's plan, or ``None``."""
+    return next((other for other in survey.plan.runs if other.id == run_id), None)
+
+
 def _label_of(survey, run_id):
     """The label of the run ``run_id`` of the plan (its key and seed when the plan lacks it)."""
-    found = next((other for other in survey.plan.runs if other.id == run_id), None)
+    found = planned(survey, run_id)
     return found.label if found is not None else f"{run_id[0]}/seed-{run_id[1]}"
 
 
 def source_name(survey, run):
     """What the run a run needs is, in words (``baseline``, ``pruned``...)."""
-    needed = next((other for other in survey.plan.runs if other.id == run.needs[0]), None)
+    needed = planned(survey, run.needs[0])
     return "baseline" if needed is None else arms.get(needed.arm).name

@@ -54,31 +54,50 @@ def _know_family(root, data, derive=True):
     from widthvsprune import families
     from widthvsprune.errors import StudyError
 
+    read = []  # the run configurations, read on first need and once
+
+    def recorded(field, name, wanted):
+        if not read:
+            read.append(_recorded_configs(root))
+        return _recorded_value(read[0], field, name, wanted)
+
     dataset = data.get("dataset")
-    if isinstance(dataset, str) and not datasets.registered(dataset) and _recorded_value(root, "dataset", dataset,
-                                                                                          "fingerprint"):
-        datasets.recorded_dataset(dataset, _recorded_value(root, "dataset", dataset, "fingerprint"))
+    fingerprint = recorded("dataset", dataset, "fingerprint") if isinstance(dataset, str) and \
+        not datasets.registered(dataset) else None
+    if fingerprint:
+        datasets.recorded_dataset(dataset, fingerprint)
     if datasets.is_recorded(dataset):
         datasets.use_materialised(root, dataset)  # no loader here: the arrays a run wrote into the folder
     name = data.get("family")
     if not isinstance(name, str) or not data.get("widths"):
         return
     recorded_only = not derive and name.startswith(families.MODEL_PREFIX) and name not in families.family_names() \
-        and _recorded_value(root, "family", name, "family_config")
+        and recorded("family", name, "family_config")
     try:
         if not recorded_only and families.known(name):
             return
     except (StudyError, ValueError):  # a model:PATH file that is gone: the records still describe its runs
         pass
     # A family with batch normalization hashes how it was evaluated ("batchnorm" beside "family"): the records say.
-    batchnorm = _recorded_value(root, "family", name, "batchnorm") is not None
-    pretrained = _recorded_value(root, "family", name, "pretrained") or {}  # the weights a study started from
-    families.recorded_family(name, data["widths"], _recorded_value(root, "family", name, "family_config"), batchnorm,
+    batchnorm = recorded("family", name, "batchnorm") is not None
+    pretrained = recorded("family", name, "pretrained") or {}  # the weights a study started from
+    families.recorded_family(name, data["widths"], recorded("family", name, "family_config"), batchnorm,
                              pretrained.get("weights"))
 
 
-def _recorded_value(root, field, name, wanted):
-    """The ``wanted`` value the run configurations of ``root`` record beside ``field == name`` (``None`` if none):
+def _recorded_configs(root):
+    """Every run configuration (``config.json``) of ``root`` that reads, run folders' first."""
+    runs, out = paths.runs_dir(root), []
+    for path in sorted(runs.glob("*/config.json")) + sorted(runs.glob("*/seed-*/config.json")):
+        try:
+            out.append(files.read_json(path))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def _recorded_value(configs, field, name, wanted):
+    """The ``wanted`` value the run configurations ``configs`` record beside ``field == name`` (``None`` if none):
     a family's ``family_config``, a registered dataset's ``fingerprint``."""
     def find(config):
         if isinstance(config, dict):
@@ -90,12 +109,8 @@ def _recorded_value(root, field, name, wanted):
                     return found
         return None
 
-    runs = paths.runs_dir(root)
-    for path in sorted(runs.glob("*/config.json")) + sorted(runs.glob("*/seed-*/config.json")):
-        try:
-            found = find(files.read_json(path))
-        except (OSError, ValueError):
-            continue
+    for config in configs:
+        found = find(config)
         if found:
             return found
     return None
