@@ -122,3 +122,26 @@ def test_without_ray_the_ray_executor_says_which_extra_to_install(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "error: --executor: Expected Ray installed: pip install 'widthvsprune[ray]'. Received: --executor='ray'"]
     assert not (tmp_path / "out" / "quickstart").exists()
+
+
+ARRAYS_STUDY = """
+from sklearn.datasets import load_digits
+
+from widthvsprune import Recipe, Study, Tuning
+
+x, y = load_digits(return_X_y=True)
+x = (x / 16.0).astype("float32")
+STUDY = Study(name="arrays", dataset=(x[:1400], y[:1400], x[1400:], y[1400:]), family="mlp", widths=(16, 8),
+              sparsities=(0.5,), seeds=(0,), baseline=Recipe(epochs=1, batch_size=64),
+              finetune=Recipe(epochs=1, batch_size=64), tuning=Tuning(oracle="random", trials=1, controls=False))
+"""
+
+
+def test_arrays_given_to_the_study_reach_the_ray_workers(tmp_path):
+    (tmp_path / "arrays.py").write_text(ARRAYS_STUDY)
+    result = cli("run", tmp_path / "arrays.py", "--out", tmp_path / "out", "--executor", "ray", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    runs = pd.read_csv(tmp_path / "out" / "arrays" / "runs.csv")
+    assert runs.dataset.str.startswith("arrays-").all() and (runs.test_examples == 397).all()
+    lines = [line for line in result.stdout.splitlines() if PROGRESS.match(line) and "not trained again" not in line]
+    assert lines and all(re.search(r"  on=\S+:\d+  ", line) for line in lines)  # trained on Ray's workers
