@@ -6,7 +6,9 @@ Two measurements, each in this process, on whatever device JAX has:
     For the convolution layers of the shipped convolutional families, the
     time of one training step's convolution work (forward, and the gradient
     of a fixed cotangent with respect to the kernels and, except for a first
-    layer, the input) for ``m`` stacked models, by each method of
+    layer, the input), run as the engine runs it: ten steps in one compiled
+    loop (XLA's CPU convolutions are several times slower in a loop than
+    alone), for ``m`` stacked models, by each method of
     :mod:`widthvsprune.engines.jax.convolutions`, and the method
     :func:`~widthvsprune.engines.jax.convolutions.choose` picks. Times are
     CPU seconds of this process (``time.process_time``: XLA spreads a step
@@ -57,10 +59,16 @@ LAYERS = (
     ("resnet 3x3 stride 2", (16, 16, 16), (3, 3), 32, (2, 2), "same", 32, False),
     ("resnet 1x1 projection", (16, 16, 16), (1, 1), 32, (2, 2), "same", 32, False),
     ("mobilenet 1x1", (16, 16, 32), (1, 1), 64, (1, 1), "valid", 32, False),
+    ("mnist_convnet conv1+pool", (28, 28, 1), (3, 3), 32, (1, 1), "valid", 64, True, (2, 2)),
+    ("mnist_convnet conv2+pool", (13, 13, 32), (3, 3), 64, (1, 1), "valid", 64, False, (2, 2)),
 )
 
 
-def cpu_seconds(fn, args, repeats=5, calls=10):
+#: Steps of the compiled loop a layer is timed in (the engine runs its steps in one).
+LOOP_STEPS = 10
+
+
+def cpu_seconds(fn, args, repeats=5, calls=3):
     """Best CPU seconds of one call of a compiled ``fn`` (``calls`` calls timed together, ``repeats`` times)."""
     import jax
 
@@ -76,7 +84,14 @@ def cpu_seconds(fn, args, repeats=5, calls=10):
 
 
 def layer_step(method, strides, padding, first, pool):
-    """A compiled function: the layer's forward pass (and pooling) and its gradients for a fixed cotangent."""
+    """A compiled function: :data:`LOOP_STEPS` training steps of the layer's convolution work in one loop.
+
+    Each step is the forward pass (and pooling) and the gradients for a
+    fixed cotangent, and moves the kernel by its gradient, the next step's
+    input depending on it, so that every step is computed: inside a loop,
+    as the engine's programs run them (XLA's CPU convolutions run several
+    times slower inside a compiled loop than alone, jax-ml/jax#12868).
+    """
     import jax
     import jax.numpy as jnp
 
@@ -87,10 +102,21 @@ def layer_step(method, strides, padding, first, pool):
             return jnp.vdot(convolutions.conv(x, kernel, strides, padding, method), cotangent)
         return jnp.vdot(convolutions.conv_max_pool(x, kernel, strides, padding, pool, method), cotangent)
 
-    return jax.jit(jax.grad(objective, argnums=(0,) if first else (0, 1)))
+    grad = jax.grad(objective, argnums=(0,) if first else (0, 1))
+
+    def steps(kernel, x, cotangent):
+        def body(_, carry):
+            kernel, x = carry
+            grads = grad(kernel, x, cotangent)
+            x = x * (1 + 1e-7 * jnp.mean(grads[0])) + (0 if first else 1e-7 * grads[1])
+            return kernel - 1e-7 * grads[0], x
+
+        return jax.lax.fori_loop(0, LOOP_STEPS, body, (kernel, x))
+
+    return jax.jit(steps)
 
 
-def bench_layers(model_counts, methods):
+def bench_layers(model_counts, methods, only=None):
     import numpy as np
 
     from widthvsprune.engines.jax import convolutions
@@ -99,6 +125,8 @@ def bench_layers(model_counts, methods):
     columns = list(methods) + ["phases"]
     print(f"{'layer':<26} {'m':>3}  " + "".join(f"{m:>10}" for m in columns) + "   fastest / chosen   (us per example)")
     for name, shape, kernel_size, filters, strides, padding, batch, first, *pool in LAYERS:
+        if only and not any(part in name for part in only):
+            continue
         pool = pool[0] if pool else None
         for m in model_counts:
             x = rng.random((m, batch) + shape, dtype=np.float32)
@@ -108,10 +136,11 @@ def bench_layers(model_counts, methods):
                 out = tuple(n // p for n, p in zip(out, pool))
             cotangent = rng.normal(size=(m, batch) + out + (filters,)).astype(np.float32)
             times = {}
-            for method in methods + (["phases"] if pool is not None else []):
+            for method in list(methods) + (["phases"] if pool is not None else []):
                 step = layer_step(method, strides, padding, first, pool)
-                calls = 2 if method == "grouped" and m > 1 else 10
-                times[method] = cpu_seconds(step, (kernel, x, cotangent), calls=calls) / (m * batch) * 1e6
+                calls = 1 if method == "grouped" and m > 1 else 3
+                seconds = cpu_seconds(step, (kernel, x, cotangent), calls=calls) / LOOP_STEPS
+                times[method] = seconds / (m * batch) * 1e6
             if pool is None:
                 chosen = convolutions.choose(kernel_size, shape[-1], strides)
             else:
@@ -167,13 +196,14 @@ def main(argv=None):
     parser.add_argument("what", nargs="?", choices=["layers", "packs", "both"], default="both")
     parser.add_argument("--models", type=int, nargs="+", default=[1, 4, 12], help="models per pack")
     parser.add_argument("--methods", nargs="+", help="convolution methods (layers; default: all)")
+    parser.add_argument("--layers", nargs="+", help="only the layers whose names hold one of these (layers)")
     parser.add_argument("--forward", nargs="+", default=["batched", "keras"], help="forward passes (packs)")
     args = parser.parse_args(argv)
     from widthvsprune.engines import jax as _  # noqa: F401  (selects Keras's JAX backend)
     from widthvsprune.engines.jax import convolutions
 
     if args.what in ("layers", "both"):
-        bench_layers(args.models, args.methods or list(convolutions.METHODS))
+        bench_layers(args.models, args.methods or list(convolutions.METHODS), args.layers)
     if args.what in ("packs", "both"):
         bench_packs(args.models, args.forward)
 

@@ -29,6 +29,7 @@ Usage::
     python benchmarks/throughput.py                 # every workload, both engines, 2 repeats
     python benchmarks/throughput.py --workload quickstart --engine jax --repeats 1
     python benchmarks/throughput.py --workload mnist1d --engine jax --repeats 1
+    python benchmarks/throughput.py --workload mnist_convnet --engine jax --repeats 1
 """
 
 import argparse
@@ -89,8 +90,26 @@ def mnist1d_study():
         tuning=Tuning(oracle="bayesian", trials=4))
 
 
-def synthetic_mnist(path):
-    """60,000 + 10,000 examples of 28x28: noisy class templates, learnable but not trivial."""
+def mnist_convnet_study(npz):
+    """keras.io's "Simple MNIST convnet" (34,826 parameters) on 8,000 synthetic 28x28 images (7,200 to train),
+    one epoch at batch 64 per training: the pruned arm at 80% and a one-trial narrow search."""
+    from widthvsprune import Pruning, Recipe, Study, Tuning
+
+    return Study(
+        name="mnist_convnet_synthetic",
+        dataset=f"npz:{npz}",
+        family="mnist_convnet",
+        sparsities=(0.8,),
+        seeds=(0,),
+        baseline=Recipe(epochs=1, batch_size=64),
+        finetune=Recipe(epochs=1, batch_size=64),
+        pruning=Pruning(initial_sparsity=0.5, end_fraction=1.0),
+        tuning=Tuning(oracle="bayesian", trials=1),
+    )
+
+
+def synthetic_mnist(path, train=60_000, test=10_000):
+    """``train`` + ``test`` examples of 28x28: noisy class templates, learnable but not trivial."""
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -101,8 +120,8 @@ def synthetic_mnist(path):
         x = 0.1 * templates[y] + 0.9 * rng.random((n, 28, 28), dtype=np.float32)
         return (x * 255).astype("uint8"), y
 
-    x_train, y_train = make(60_000)
-    x_test, y_test = make(10_000)
+    x_train, y_train = make(train)
+    x_test, y_test = make(test)
     np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
 
 
@@ -111,6 +130,11 @@ def load_workload(name, workdir):
         return quickstart_study()
     if name == "mnist1d":
         return mnist1d_study()
+    if name == "mnist_convnet":
+        npz = pathlib.Path(workdir) / "synthetic_mnist_8000.npz"
+        if not npz.exists():
+            synthetic_mnist(npz, train=8_000, test=2_000)
+        return mnist_convnet_study(npz)
     npz = pathlib.Path(workdir) / "synthetic_mnist.npz"
     if not npz.exists():
         synthetic_mnist(npz)
@@ -390,9 +414,11 @@ def bench(workload, engine, repeats, workdir):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workload", choices=["quickstart", "seed_cnn", "mnist1d", "all"], default="all",
+    parser.add_argument("--workload", choices=["quickstart", "seed_cnn", "mnist1d", "mnist_convnet", "all"],
+                        default="all",
                         help="seed_cnn: the seed notebook's CNN on MNIST-shaped synthetic data; mnist1d: "
-                             "studies/mnist1d.py's CNN, trimmed; all: the three")
+                             "studies/mnist1d.py's CNN, trimmed; mnist_convnet: keras.io's simple MNIST convnet "
+                             "on 8,000 synthetic images; all: the four")
     parser.add_argument("--engine", choices=["tf_keras", "jax", "both"], default="both",
                         help="the runner's engine (the naive way is always one tf_keras fit per model)")
     parser.add_argument("--repeats", type=int, default=2)
@@ -407,7 +433,8 @@ def main():
     workdir = tempfile.mkdtemp(prefix="widthvsprune-bench-")
     print(f"cores: {os.cpu_count()}, repeats: {args.repeats}, alternating runner / naive in fresh processes")
     ratios = {}
-    for workload in (["seed_cnn", "mnist1d", "quickstart"] if args.workload == "all" else [args.workload]):
+    everything = ["seed_cnn", "mnist1d", "mnist_convnet", "quickstart"]
+    for workload in (everything if args.workload == "all" else [args.workload]):
         for engine in (["tf_keras", "jax"] if args.engine == "both" else [args.engine]):
             ratios[workload, engine] = bench(workload, engine, args.repeats, workdir)
     print()

@@ -10,7 +10,8 @@ from widthvsprune.families import budgets, conv2d, dense
 
 SHAPES = {"seed_cnn": [(28, 28, 1), (8, 8, 1), (32, 32, 3)],
           "mlp": [(28, 28), (8, 8, 1), (32, 32, 3)],
-          "lenet5": [(28, 28, 1), (8, 8, 1), (32, 32, 3)]}
+          "lenet5": [(28, 28, 1), (8, 8, 1), (32, 32, 3)],
+          "mnist_convnet": [(28, 28, 1), (10, 10, 1), (32, 32, 3)]}
 
 
 def test_seed_cnn_count_is_the_seed_notebooks_20410():
@@ -22,13 +23,18 @@ def test_lenet_300_100_count_is_266610():
     assert dense.count_mlp((300, 100), (28, 28), 10) == 266_610
 
 
+def test_mnist_convnet_count_is_keras_ios_34826():
+    # conv1 3*3*1*32+32, conv2 3*3*32*64+64, dense 5*5*64*10+10
+    assert conv2d.count_mnist_convnet((32, 64), (28, 28, 1), 10) == 320 + 18496 + 16010 == 34_826
+
+
 def test_lenet5_count_by_hand():
     # conv1 5*5*1*6+6, conv2 5*5*6*16+16, fc 7*7*16*120+120, 120*84+84, 84*10+10
     expected = 156 + 2416 + 94200 + 10164 + 850
     assert conv2d.count_lenet5((6, 16, 120, 84), (28, 28, 1), 10) == expected
 
 
-@pytest.mark.parametrize("name", ["seed_cnn", "mlp", "lenet5"])
+@pytest.mark.parametrize("name", ["seed_cnn", "mlp", "lenet5", "mnist_convnet"])
 def test_solver_never_exceeds_budget_and_is_exact(name):
     family = families.get_family(name)
     rng = random.Random(0)

@@ -89,16 +89,55 @@ def test_one_input_shared_by_every_model_gives_each_models_own_logits(engine, fa
         assert_close_to(logits[i], model(x), 1e-5)
 
 
+def dropout_cnn(widths, input_shape, num_classes, keras):
+    """keras.io's simple MNIST convnet, scaled to 8x8 inputs: two convolutions and poolings, dropout, the output."""
+    return keras.Sequential([
+        keras.Input(shape=input_shape), keras.layers.Conv2D(int(widths[0]), 3, activation="relu", padding="same"),
+        keras.layers.MaxPooling2D(2), keras.layers.Conv2D(int(widths[1]), 3, activation="relu", padding="same"),
+        keras.layers.MaxPooling2D(2), keras.layers.Flatten(), keras.layers.Dropout(0.5),
+        keras.layers.Dense(num_classes),
+    ])
+
+
+def test_batched_dropout_draws_each_models_keras_mask_and_moves_its_seed_as_keras_does(engine):
+    import jax
+
+    from widthvsprune.engines.jax import batched
+
+    families.register_family(families.Family("dropout_cnn_test", (4, 6), None, dropout_cnn, 2), overwrite=True)
+    built, trainable, frozen = stacked_models("dropout_cnn_test", (4, 6), (12, 12, 1))
+    assert batched.supported(built[0])
+    states = [np.asarray(m.layers[-2].seed_generator.state.value) for m in built]
+    assert len({s.tobytes() for s in states}) == len(built)  # each model its own seed
+    forward = batched.Forward(built[0])
+    x = np.random.default_rng(4).normal(size=(len(built), 32, 12, 12, 1)).astype(np.float32)
+    step = jax.jit(lambda t, f, x: forward(t, f, x, training=True))
+    logits, new_frozen = step(trainable, frozen, x)
+    again, _ = step(trainable, new_frozen, x)
+    for i, model in enumerate(built):
+        want = np.asarray(model(x[i], training=True))  # draws from and moves the model's own seed state
+        assert_close_to(logits[i], want, 1e-5)
+        np.testing.assert_array_equal(np.asarray(logits[i]) == 0, want == 0)  # the same units dropped
+        for ours, theirs in zip(new_frozen, model.non_trainable_variables):
+            np.testing.assert_array_equal(ours[i], np.asarray(theirs.value))
+        np.testing.assert_array_equal(new_frozen[0][i], states[i] + np.array([0, 1], states[i].dtype))
+        assert_close_to(again[i], model(x[i], training=True), 1e-5)  # the next step's mask is Keras's next one
+    inference, kept = jax.jit(lambda t, f, x: forward(t, f, x, training=False))(trainable, frozen, x)
+    for i, model in enumerate(built):
+        assert_close_to(inference[i], model(x[i], training=False), 1e-5)
+        np.testing.assert_array_equal(kept[0][i], states[i])  # no mask drawn outside training
+
+
 def test_a_model_with_a_layer_the_batched_pass_does_not_know_is_not_supported(engine):
     import keras
 
     from widthvsprune.engines.jax import batched
 
-    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3), keras.layers.Dropout(0.5),
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3), keras.layers.GaussianNoise(0.1),
                               keras.layers.Flatten(), keras.layers.Dense(10)])
     assert not batched.supported(model)
-    assert "Dropout" in batched.problem(model._functional)
-    with pytest.raises(ValueError, match="Received: Dropout is not among the layers"):
+    assert "GaussianNoise" in batched.problem(model._functional)
+    with pytest.raises(ValueError, match="Received: GaussianNoise is not among the layers"):
         batched.Forward(model)
 
 
@@ -273,6 +312,24 @@ def test_batch_normalized_convolutional_models_of_different_widths_train_as_each
     assert moving_mean.shape == (4,) and np.abs(moving_mean).max() > 0
 
 
+def test_stepped_keras_steps_run_the_short_last_batch_at_its_own_size_as_the_batched_program(engine, splits):
+    from widthvsprune.engines.jax import engine as jax_engine
+
+    families.register_family(families.Family("bn_cnn_test", (6, 8), count_bn_cnn, build_bn_cnn, 2), overwrite=True)
+    specs = [spec("bn_cnn_test", (6, 8), 3, lr=1e-2),
+             spec("bn_cnn_test", (6, 8), 4, lr=2e-2, prune=prune_spec(splits, 0.6, epochs=1))]
+    trained = pack(*specs, epochs=1, optimizer="sgd")
+    batched_out, configs = train_observed(engine, trained, splits)
+    keras_out, keras_configs = train_observed(jax_engine.JaxEngine(forward="keras"), trained, splits)
+    assert keras_configs[0].stepped and keras_configs[0].exact_last_batch and not configs[0].stepped
+    assert len(splits.x_train) % 32  # a short last batch
+    for ours, theirs in zip(batched_out, keras_out):
+        assert_same_weights(ours.weights, theirs.weights, atol=1e-4)
+        assert ours.history[-1]["loss"] == pytest.approx(theirs.history[-1]["loss"], rel=1e-4)
+    assert [c["kernel_nonzero"] for c in sizes.layer_counts(batched_out[1].layers)] == [
+        c["kernel_nonzero"] for c in sizes.layer_counts(keras_out[1].layers)]
+
+
 def test_a_batched_pack_reaches_the_weights_of_the_keras_forward_pass(engine, splits):
     from widthvsprune.engines.jax import engine as jax_engine
 
@@ -294,9 +351,27 @@ def test_a_family_with_an_unknown_layer_trains_through_keras(engine, splits):
             keras.layers.SpatialDropout2D(0.0), keras.layers.Flatten(), keras.layers.Dense(num_classes),
         ])
 
-    families.register_family(families.Family("dropout_cnn_test", (3,), None, build, 1), overwrite=True)
-    (out,), configs = train_observed(engine, pack(spec("dropout_cnn_test", (3,), 0), epochs=1), splits)
+    families.register_family(families.Family("spatial_dropout_cnn_test", (3,), None, build, 1), overwrite=True)
+    (out,), configs = train_observed(engine, pack(spec("spatial_dropout_cnn_test", (3,), 0), epochs=1), splits)
     assert out.ok and not configs[0].batched and configs[0].unrolled
+
+
+def test_a_convnet_with_dropout_trains_batched_to_the_weights_of_the_keras_forward_pass(engine, splits):
+    from widthvsprune.engines.jax import engine as jax_engine
+
+    families.register_family(families.Family("dropout_cnn_test", (4, 6), None, dropout_cnn, 2), overwrite=True)
+    specs = [spec("dropout_cnn_test", (4, 6), 5),
+             spec("dropout_cnn_test", (4, 6), 6, prune=prune_spec(splits, 0.6, prune_output=True))]
+    batched_out, configs = train_observed(engine, pack(*specs), splits)
+    keras_out, keras_configs = train_observed(jax_engine.JaxEngine(forward="keras"), pack(*specs), splits)
+    assert configs[0].batched and not keras_configs[0].batched
+    assert keras_configs[0].stepped and not configs[0].stepped  # Keras's convolutions, one program call a step
+    for ours, theirs in zip(batched_out, keras_out):
+        assert_same_weights(ours.weights, theirs.weights, atol=1e-4)
+        assert ours.test_accuracy == pytest.approx(theirs.test_accuracy, abs=2 / 360 + 1e-9)
+        assert ours.history[-1]["loss"] == pytest.approx(theirs.history[-1]["loss"], rel=1e-4)
+    (alone,) = engine.train(pack(specs[0]), splits)
+    assert_same_weights(batched_out[0].weights, alone.weights)
 
 
 def test_the_forward_option_names_the_choices(engine):

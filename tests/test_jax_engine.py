@@ -102,6 +102,7 @@ def test_keras_runs_the_jax_backend(engine):
 @pytest.mark.parametrize("family,widths,shape", [
     ("mlp", (16, 8), (8, 8, 1)), ("mlp", (300, 100), (28, 28)), ("seed_cnn", (12,), (28, 28)),
     ("seed_cnn", (3,), (8, 8, 1)), ("lenet5", (6, 16, 120, 84), (32, 32, 3)), ("lenet5", (2, 3, 5, 4), (8, 8, 1)),
+    ("mnist_convnet", (32, 64), (28, 28, 1)), ("mnist_convnet", (2, 3), (10, 10, 1)),
 ])
 def test_count_params_equals_the_family_count(engine, family, widths, shape):
     assert engine.count_params(family, widths, shape, 10) == families.get_family(family).count_params(widths, shape, 10)

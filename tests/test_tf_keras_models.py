@@ -11,12 +11,15 @@ from widthvsprune.families import dense
     ("seed_cnn", (12,)), ("seed_cnn", (1,)), ("seed_cnn", (7,)),
     ("mlp", (300, 100)), ("mlp", (5,)), ("mlp", (3, 4, 5)),
     ("lenet5", (6, 16, 120, 84)), ("lenet5", (1, 2, 3, 4)),
+    ("mnist_convnet", (32, 64)), ("mnist_convnet", (1, 3)),
 ])
 @pytest.mark.parametrize("shape", [(28, 28), (8, 8, 1), (32, 32, 3)])
 def test_count_function_equals_count_params(name, widths, shape):
     if name != "mlp" and len(shape) == 2 and shape != (28, 28):
         pytest.skip("rank-2 inputs are only the MNIST-style (28, 28) case")
     family = families.get_family(name)
+    if min(shape[:2]) < family.min_input_side:
+        pytest.skip(f"{name} needs inputs of at least {family.min_input_side} a side")
     model = models.build(name, widths, shape, 10, seed=0)
     assert model.count_params() == family.count_params(widths, shape, 10)
 

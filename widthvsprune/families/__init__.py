@@ -420,6 +420,8 @@ def _register_shipped():
     register_family(Family("seed_cnn", (12,), conv2d.count_seed_cnn, conv2d.build_seed_cnn, 1, min_input_side=4,
                            batchnorm=False))
     register_family(Family("mlp", (300, 100), dense.count_mlp, dense.build_mlp, None, batchnorm=False))
+    register_family(Family("mnist_convnet", (32, 64), conv2d.count_mnist_convnet, conv2d.build_mnist_convnet, 2,
+                           min_input_side=10, batchnorm=False))
     register_family(Family("lenet5", (6, 16, 120, 84), conv2d.count_lenet5, conv2d.build_lenet5, 4, min_input_side=4,
                            batchnorm=False))
     register_family(Family("cnn1d", (25, 25, 25), conv1d.count_cnn1d, conv1d.build_cnn1d, 3, batchnorm=False))

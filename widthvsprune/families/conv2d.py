@@ -1,4 +1,4 @@
-"""Small image CNNs: the seed notebook's CNN and LeNet-5."""
+"""Small image CNNs: the seed notebook's CNN, keras.io's simple MNIST convnet and LeNet-5."""
 
 from widthvsprune.families.inputs import spatial
 from widthvsprune.families.layer_counts import conv, dense
@@ -28,6 +28,29 @@ def build_seed_cnn(widths, input_shape, num_classes, keras):
         keras.layers.Dense(num_classes),
     ]
     return keras.Sequential(layers, name="seed_cnn")
+
+
+def count_mnist_convnet(widths, input_shape, num_classes):
+    """Conv2D(f1, 3x3) -> MaxPool(2) -> Conv2D(f2, 3x3) -> MaxPool(2) -> Flatten -> Dropout -> Dense(classes)."""
+    f1, f2 = widths
+    h, w, c = spatial(input_shape)
+    pooled = (((h - 2) // 2 - 2) // 2) * (((w - 2) // 2 - 2) // 2)
+    return conv(3, c, f1) + conv(3, f1, f2) + dense(pooled * f2, num_classes)
+
+
+def build_mnist_convnet(widths, input_shape, num_classes, keras):
+    """keras.io's "Simple MNIST convnet": 34,826 parameters on 28x28x1 at widths ``(32, 64)``."""
+    f1, f2 = (int(w) for w in widths)
+    layers = _image_input(input_shape, keras) + [
+        keras.layers.Conv2D(f1, (3, 3), activation="relu"),
+        keras.layers.MaxPooling2D((2, 2)),
+        keras.layers.Conv2D(f2, (3, 3), activation="relu"),
+        keras.layers.MaxPooling2D((2, 2)),
+        keras.layers.Flatten(),
+        keras.layers.Dropout(0.5),
+        keras.layers.Dense(num_classes),
+    ]
+    return keras.Sequential(layers, name="mnist_convnet")
 
 
 def count_lenet5(widths, input_shape, num_classes):

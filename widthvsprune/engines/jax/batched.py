@@ -20,6 +20,9 @@ time, and emits JAX operations on the stacked weights of all the models:
   max pooling reads: pooled before its bias and ReLU (both preserve the
   order of values, so the maxima are the same), which then act on a
   quarter of the values;
+- ``Dropout``: each model's mask drawn from its own seed state, exactly as
+  Keras 3 draws it (``keras.random.dropout`` with the layer's seed
+  generator, which then moves one step);
 - every other layer of :data:`FOLDED` (no weights, each example on its
   own: ``Flatten``, ``Reshape``, padding, cropping, activations, pooling,
   element-wise merges): Keras's own ``call``, with the models folded into the
@@ -38,6 +41,7 @@ its largest output rather than to the first of the tied ones (a ReLU stops
 the gradient of windows of zeros either way).
 """
 
+import jax
 import jax.numpy as jnp
 import keras
 from jax import lax
@@ -86,6 +90,8 @@ def layer_problem(layer):
         ok = (_channels_last(layer) and layer.padding in ("valid", "same") and _plain_weights(layer)
               and all(d == 1 for d in layer.dilation_rate) and getattr(layer, "groups", 1) == 1)
         return None if ok else f"{name} with dilation, groups, causal padding or channels_first"
+    if name == "Dropout":
+        return None
     if name == "BatchNormalization":
         rank = len(layer.input.shape)
         ok = layer.axis in (-1, rank - 1) and not layer.renorm and not layer.synchronized
@@ -228,6 +234,8 @@ class Forward:
             return depthwise(layer, args[0], state)
         if name == "BatchNormalization":
             return batch_normalization(layer, args[0], state)
+        if name == "Dropout":
+            return dropout(layer, args[0], state)
         if name in POOLING and _tiles(layer):
             pool = tuple(layer.pool_size)
             return pooling.max_pool(args[0], pool) if name.startswith("Max") else pooling.average_pool(args[0], pool)
@@ -235,7 +243,7 @@ class Forward:
 
 
 #: Layers that run on an input without the model axis (one batch for every model) without broadcasting it.
-ONCE = FOLDED | CONVOLUTIONS | {"Dense"}
+ONCE = FOLDED | CONVOLUTIONS | {"Dense", "Dropout"}
 
 
 def _give_model_axis(node, values, common, models):
@@ -331,6 +339,26 @@ def batch_normalization(layer, x, state):
     if layer.center:
         res = res + _per_model(state.get(layer.beta), x.ndim)
     return x * inv + res
+
+
+def dropout(layer, x, state):
+    """Keras's ``Dropout`` for stacked models: in training, each model's mask from its own seed state.
+
+    Keras draws the mask with ``jax.random.bernoulli`` keyed by the seed
+    generator's state and then adds ``[0, 1]`` to the state; here each
+    model's state (a row of the stacked non-trainable variable) draws its own
+    mask the same way and moves the same step. Outside training, ``x`` as it is.
+    """
+    if not state.training or layer.rate == 0:
+        return x
+    seeds = state.get(layer.seed_generator.state)
+
+    def one(seed, inputs):
+        return keras.random.dropout(inputs, layer.rate, noise_shape=layer.noise_shape, seed=seed)
+
+    y = jax.vmap(one)(seeds, x)
+    state.set(layer.seed_generator.state, seeds + jnp.asarray([0, 1], seeds.dtype))
+    return y
 
 
 def _tiles(layer):

@@ -8,8 +8,8 @@ computes each model's convolution exactly as Keras 3's ``Conv1D`` /
 ``"valid"`` or ``"same"`` padding), up to the order of float32 sums.
 
 The ways to compute it (:data:`METHODS`), chosen per layer shape by
-:func:`choose` from measurements on a 2-core CPU
-(``benchmarks/convolutions.py``):
+:func:`choose` from measurements on a 2-core CPU, inside a compiled loop
+as the engine's programs run them (``benchmarks/convolutions.py``):
 
 - ``"patches"``: the input's patches (im2col) are cut by strided slices and
   concatenated, ``(m, batch * positions, k * k * in)``, then multiplied by
@@ -21,8 +21,8 @@ The ways to compute it (:data:`METHODS`), chosen per layer shape by
 - ``"taps"``: the same patches with the kernel offsets on a leading axis.
 - ``"shifts"``: one batched matrix product per kernel offset, summed: no
   patch copy, but ``k * k`` products of depth ``in``.
-- ``"per_model"``: XLA's convolution, written out model by model (what the
-  engine did for every convolutional model on a CPU before).
+- ``"per_model"``: XLA's convolution, written out model by model (fast
+  alone, many times slower inside a compiled loop on a CPU: never chosen).
 - ``"grouped"``: XLA's convolution with the models folded into the channels
   (``feature_group_count=m``), what ``jax.vmap`` of a convolution becomes.
 
@@ -318,19 +318,20 @@ def choose_pooled(kernel_size, in_channels, strides, pool):
 
 
 def choose(kernel_size, in_channels, strides):
-    """The fastest of :data:`METHODS` for a convolution of this shape on a CPU.
+    """The fastest of :data:`METHODS` for a convolution of this shape on a CPU, inside a training loop.
 
-    Measured as :func:`choose_pooled` (1 and 4 models): XLA's own
-    convolution, model by model, is the fastest for 2-D kernels larger than
-    1x1 (LeNet-5's first layer 11-12 us per example against 35-47 for
-    patches, ResNet's 3x3 layers of 16 channels 170-204 against 577-964);
-    patches are for 1-D convolutions (the MNIST-1D CNN's layers, 0.1-3 us
-    per example by any method but the grouped one) and 1x1 kernels (one
-    matrix product per model: 4-32 us against 12-95). The grouped
-    convolution of a ``vmap`` is 10-50 times slower than any other way from
-    4 models on.
+    Measured as :func:`choose_pooled` (1 and 4 models), each step in a
+    compiled loop as the engine runs it: there XLA's own convolution is
+    many times slower than alone (jax-ml/jax#12868), slower than every
+    product of patches (ResNet's 3x3 layers of 16 channels 8,700-10,000 us
+    per example against 242-308 for shifts and 317-525 for patches; LeNet-5's
+    5x5 layers 106-667 against 32-63 for patches). Patches are the fastest
+    or within a few percent for 1-D convolutions, 1x1 kernels and 2-D
+    kernels over few channels; shifts (no patch copy) for 2-D kernels over
+    16 channels or more. The grouped convolution of a ``vmap`` is never the
+    choice.
     """
-    del in_channels, strides
-    if len(kernel_size) == 2 and math.prod(kernel_size) > 1:
-        return "per_model"
+    del strides
+    if len(kernel_size) == 2 and math.prod(kernel_size) > 1 and in_channels >= 16:
+        return "shifts"
     return "patches"

@@ -78,6 +78,13 @@ class Config:
         eval_slice: with ``batched``, how many examples of an evaluation
             chunk the models take at once (``jax.lax.map`` over slices); 0:
             all (:func:`~widthvsprune.engines.jax.chunks.examples_per_slice`).
+        stepped: each training step is a program call of its own
+            (:meth:`Program.step`), the loop over the steps on the host,
+            instead of one call per segment: XLA's CPU convolutions run
+            several times slower inside a compiled loop than alone
+            (jax-ml/jax#12868; keras.io's MNIST convnet through
+            ``stateless_call``: 40 s an epoch in a loop, 4 s stepped), so
+            a model whose step holds XLA convolutions on a CPU is stepped.
     """
 
     batch_size: int
@@ -88,6 +95,7 @@ class Config:
     unrolled: bool = False
     batched: bool = False
     eval_slice: int = 0
+    stepped: bool = False
 
     @property
     def full_steps(self):
@@ -272,6 +280,36 @@ class Program:
                 self._model_step, (0, 0, 0, 0, 0, 0, 0, 0, None, None), params, frozen, slots, masks, block, lr, x,
                 y, weight, p)
         return params, frozen, slots, masks, step + 1, loss_sum + loss, correct_sum + correct
+
+    def step(self, state, data, orders, lr, kept, block, powers, index):
+        """Step ``index`` of an epoch, a full batch, for every model (:attr:`Config.stepped`): one step of
+        :meth:`segment`'s loop. Returns ``(state, loss, correct)`` of the step."""
+        cfg = self.config
+        bs, n = cfg.batch_size, cfg.num_examples
+        params, frozen, slots, masks, counter = state
+        zeros = jnp.zeros(lr.shape, jnp.float32)
+        batch = jax.lax.dynamic_slice_in_dim(orders, index * bs, bs, axis=1)
+        weight = None if cfg.exact_last_batch else ((index * bs + jnp.arange(bs)) < n).astype(jnp.float32)
+        carry = self._step((params, frozen, slots, masks, counter, zeros, zeros),
+                           (data[0], data[1], lr, kept, block, powers), index, batch, weight)
+        params, frozen, slots, masks, counter, loss, correct = carry
+        return (params, frozen, slots, masks, counter), loss, correct
+
+    def last_step(self, state, data, orders, lr, kept, block, powers):
+        """The epoch's short last batch at its own size (:attr:`Config.exact_last_batch`), stepped."""
+        cfg = self.config
+        bs, n, index = cfg.batch_size, cfg.num_examples, cfg.full_steps
+        params, frozen, slots, masks, counter = state
+        zeros = jnp.zeros(lr.shape, jnp.float32)
+        carry = self._step((params, frozen, slots, masks, counter, zeros, zeros),
+                           (data[0], data[1], lr, kept, block, powers), index, orders[:, index * bs : n], None)
+        params, frozen, slots, masks, counter, loss, correct = carry
+        return (params, frozen, slots, masks, counter), loss, correct
+
+    def end_epoch(self, state):
+        """The kernels multiplied by their masks, as :meth:`segment` does where an epoch ends (stepped)."""
+        params, frozen, slots, masks, counter = state
+        return (tuple(jax.vmap(self._mask)(params, masks)), frozen, slots, masks, counter)
 
     def segment(self, state, data, orders, lr, kept, block, powers, start, stop, end_epoch):
         """Runs steps ``[start, stop)`` of an epoch for every model of the group.

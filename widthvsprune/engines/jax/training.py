@@ -116,6 +116,7 @@ def _config(group, pack, num_examples, forward):
         exact_last_batch=group.layout.batch_coupled,
         unrolled=group.layout.convolutional and cpu and not batched_pass,
         batched=batched_pass,
+        stepped=group.layout.convolutional and cpu and not batched_pass,
         eval_slice=chunks.examples_per_slice(group.model, group.size) if batched_pass and cpu else 0,
     )
 
@@ -256,10 +257,9 @@ class GroupRun:
             for a, b in zip(cuts, cuts[1:]):
                 if first + a + 1 in host_steps:
                     self._host_update(first + a + 1)
-                args = (self.state, *inputs, np.int32(a), np.int32(b), np.bool_(b == count))
-                self.state, loss, correct = self.cache.call(key, self.program.segment, args, donate=(0,))
-                loss_sum += np.asarray(loss)
-                correct_sum += np.asarray(correct)
+                loss, correct = self._segment(key, inputs, a, b, b == count)
+                loss_sum += loss
+                correct_sum += correct
                 self.steps_run = first + b
                 if observe is not None and first + b in observe_steps:
                     observe(first + b, self)
@@ -281,6 +281,27 @@ class GroupRun:
             if all(e is not None for e in errors):
                 break
         return histories, errors
+
+    def _segment(self, key, inputs, start, stop, end_epoch):
+        """Runs steps ``[start, stop)`` of the epoch whose ``inputs`` are given; returns the sums of each model's
+        batch losses and correct predictions. One program call, or one per step (:attr:`Config.stepped`)."""
+        if not self.config.stepped:
+            args = (self.state, *inputs, np.int32(start), np.int32(stop), np.bool_(end_epoch))
+            self.state, loss, correct = self.cache.call(key, self.program.segment, args, donate=(0,))
+            return np.asarray(loss), np.asarray(correct)
+        cfg, losses = self.config, []
+        for index in range(start, stop):
+            if cfg.exact_last_batch and index == cfg.full_steps:
+                call = ("last step",) + key, self.program.last_step, (self.state, *inputs)
+            else:
+                call = ("step",) + key, self.program.step, (self.state, *inputs, np.int32(index))
+            self.state, loss, correct = self.cache.call(*call, donate=(0,))
+            losses.append((loss, correct))
+        if end_epoch and cfg.masked:
+            self.state = self.cache.call(("end epoch",) + key, self.program.end_epoch, (self.state,), donate=(0,))
+        size = (self.group.size,)
+        return (sum((np.asarray(loss) for loss, _ in losses), np.zeros(size)),
+                sum((np.asarray(correct) for _, correct in losses), np.zeros(size)))
 
     def as_is(self):
         """The histories of an evaluation-only pack (no epoch): one row, ``epoch`` 0, of every member as it is, on
