@@ -25,15 +25,28 @@ Two measurements, each in this process, on whatever device JAX has:
     time and compile time, and the best wall and CPU time of two more calls
     (programs compiled), as training samples per second.
 
+``fit``
+    One model's epoch of keras.io's simple MNIST convnet (7,200 28x28
+    images) and of a CIFAR-size ResNet-20 (1,600 32x32x3 images), batch 64,
+    Adam, on synthetic data, each way in a fresh process: the engine (one
+    model, a pack of two per model, and Keras's own forward pass), and
+    plain ``model.fit`` of Keras 3 on JAX and on TensorFlow and of tf_keras.
+    It prints the first epoch (compiling) and the best of two more, and
+    the ratio to the fastest plain Keras.
+
 Usage::
 
-    python benchmarks/convolutions.py                   # both
+    python benchmarks/convolutions.py fit               # one model's epoch, the engine against plain Keras
+    python benchmarks/convolutions.py                   # layers and packs
     python benchmarks/convolutions.py layers --models 1 4
     python benchmarks/convolutions.py packs --forward batched
 """
 
 import argparse
+import json
+import os
 import pathlib
+import subprocess
 import sys
 import time
 
@@ -191,14 +204,88 @@ def bench_packs(model_counts, forwards):
                       f"{samples / wall:>10,.0f}", flush=True)
 
 
+#: ``(family, widths, input shape, training examples, batch size)`` of the ``fit`` comparison.
+FITS = (("mnist_convnet", (32, 64), (28, 28, 1), 7_200, 64), ("resnet", (16, 32, 64), (32, 32, 3), 1_600, 64))
+#: The ways one model's epoch is trained in ``fit``, each in a fresh process.
+FIT_WAYS = ("engine", "engine, pack of 2", "engine, keras forward", "keras jax", "keras tensorflow", "tf_keras")
+
+
+def fit_one(way, family, repeats=2):
+    """Seconds of one epoch of ``family`` (:data:`FITS`) trained ``way``: the best of ``repeats`` epochs after a
+    first one (which compiles), per model. Run in its own process (Keras's backend is fixed at its import)."""
+    import numpy as np
+
+    name, widths, shape, n, batch = next(f for f in FITS if f[0] == family)
+    rng = np.random.default_rng(0)
+    x = rng.random((n,) + shape, dtype=np.float32)
+    y = rng.integers(0, 10, n).astype(np.int32)
+    times = []
+    if way.startswith("engine"):
+        from widthvsprune import data
+        from widthvsprune.engines import base
+        from widthvsprune.engines.jax import engine as jax_engine
+
+        splits = data.Splits("synthetic", x, y, x[:512], y[:512], x[:512], y[:512], 10)
+        engine = jax_engine.JaxEngine(forward="keras" if way.endswith("keras forward") else "auto")
+        models = 2 if way.endswith("pack of 2") else 1
+        specs = tuple(base.ModelSpec(name, widths, seed=s, learning_rate=1e-3) for s in range(models))
+        trained = base.Pack(specs, batch, "adam", 1, validate="last_epoch", test=False, weights=False)
+        for _ in range(repeats + 1):
+            start = time.perf_counter()
+            engine.train(trained, splits)
+            times.append((time.perf_counter() - start) / models)
+    else:
+        from widthvsprune import families
+
+        if way == "tf_keras":
+            from widthvsprune.engines.tf_keras.backend import keras
+        else:
+            import keras
+        model = families.get_family(name).build(widths, shape, 10, keras)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        for _ in range(repeats + 1):
+            start = time.perf_counter()
+            model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
+            times.append(time.perf_counter() - start)
+    print(json.dumps({"first": times[0], "epoch": min(times[1:])}))
+
+
+def bench_fit(names):
+    """One model's epoch trained every way of :data:`FIT_WAYS`, each in a fresh process."""
+    print(f"{'family':<14} {'way':<24} {'first epoch s':>14} {'epoch s':>9} {'vs fastest Keras':>17}")
+    for family, widths, shape, n, batch in FITS:
+        if names and family not in names:
+            continue
+        results = {}
+        for way in FIT_WAYS:
+            env = dict(os.environ, KERAS_BACKEND="tensorflow" if way == "keras tensorflow" else "jax")
+            out = subprocess.run([sys.executable, __file__, "fit-one", "--way", way, "--family", family],
+                                 env=env, capture_output=True, text=True, check=True).stdout
+            results[way] = json.loads(out.strip().splitlines()[-1])
+        fastest = min(results[w]["epoch"] for w in ("keras jax", "keras tensorflow", "tf_keras"))
+        for way, r in results.items():
+            print(f"{family:<14} {way:<24} {r['first']:>14.2f} {r['epoch']:>9.2f} {r['epoch'] / fastest:>16.2f}x",
+                  flush=True)
+        print(f"({family} at widths {widths}: {n:,} examples of {shape}, batch {batch}, Adam; per model)")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", nargs="?", choices=["layers", "packs", "both"], default="both")
+    parser.add_argument("what", nargs="?", choices=["layers", "packs", "fit", "fit-one", "both"], default="both")
+    parser.add_argument("--way", choices=FIT_WAYS, help=argparse.SUPPRESS)
+    parser.add_argument("--family", nargs="+", help="fit: only these families (mnist_convnet, resnet)")
     parser.add_argument("--models", type=int, nargs="+", default=[1, 4, 12], help="models per pack")
     parser.add_argument("--methods", nargs="+", help="convolution methods (layers; default: all)")
     parser.add_argument("--layers", nargs="+", help="only the layers whose names hold one of these (layers)")
     parser.add_argument("--forward", nargs="+", default=["batched", "keras"], help="forward passes (packs)")
     args = parser.parse_args(argv)
+    if args.what == "fit":
+        return bench_fit(args.family)
+    if args.what == "fit-one":
+        if args.way.startswith("engine"):
+            from widthvsprune.engines import jax as _  # noqa: F401  (selects Keras's JAX backend)
+        return fit_one(args.way, args.family[0])
     from widthvsprune.engines import jax as _  # noqa: F401  (selects Keras's JAX backend)
     from widthvsprune.engines.jax import convolutions
 

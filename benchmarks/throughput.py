@@ -30,6 +30,7 @@ Usage::
     python benchmarks/throughput.py --workload quickstart --engine jax --repeats 1
     python benchmarks/throughput.py --workload mnist1d --engine jax --repeats 1
     python benchmarks/throughput.py --workload mnist_convnet --engine jax --repeats 1
+    python benchmarks/throughput.py --workload resnet20 --engine both --repeats 1
 """
 
 import argparse
@@ -108,8 +109,44 @@ def mnist_convnet_study(npz):
     )
 
 
-def synthetic_mnist(path, train=60_000, test=10_000):
-    """``train`` + ``test`` examples of 28x28: noisy class templates, learnable but not trivial."""
+def resnet20_study(npz):
+    """A CIFAR-size ResNet-20 (the ``resnet`` family at its default widths, 274,042 parameters on 32x32x3) on
+    2,000 synthetic 32x32x3 images (1,800 to train), one epoch at batch 64 per training, as ``mnist_convnet``."""
+    from widthvsprune import Pruning, Recipe, Study, Tuning
+
+    return Study(
+        name="resnet20_synthetic",
+        dataset=f"npz:{npz}",
+        family="resnet",
+        sparsities=(0.8,),
+        seeds=(0,),
+        baseline=Recipe(epochs=1, batch_size=64),
+        finetune=Recipe(epochs=1, batch_size=64),
+        pruning=Pruning(initial_sparsity=0.5, end_fraction=1.0),
+        tuning=Tuning(oracle="bayesian", trials=1),
+    )
+
+
+def synthetic_cifar(path, train=1_800, test=200, signal=0.3):
+    """``train`` + ``test`` examples of 32x32x3, made as :func:`synthetic_mnist` makes its images."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    templates = rng.random((10, 32, 32, 3)).astype("float32")
+
+    def make(n):
+        y = rng.integers(0, 10, n).astype("uint8")
+        x = signal * templates[y] + (1 - signal) * rng.random((n, 32, 32, 3), dtype=np.float32)
+        return (x * 255).astype("uint8"), y
+
+    x_train, y_train = make(train)
+    x_test, y_test = make(test)
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+
+
+def synthetic_mnist(path, train=60_000, test=10_000, signal=0.1):
+    """``train`` + ``test`` examples of 28x28: noisy class templates (``signal`` of each image), learnable but not
+    trivial."""
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -117,7 +154,7 @@ def synthetic_mnist(path, train=60_000, test=10_000):
 
     def make(n):
         y = rng.integers(0, 10, n).astype("uint8")
-        x = 0.1 * templates[y] + 0.9 * rng.random((n, 28, 28), dtype=np.float32)
+        x = signal * templates[y] + (1 - signal) * rng.random((n, 28, 28), dtype=np.float32)
         return (x * 255).astype("uint8"), y
 
     x_train, y_train = make(train)
@@ -132,9 +169,14 @@ def load_workload(name, workdir):
         return mnist1d_study()
     if name == "mnist_convnet":
         npz = pathlib.Path(workdir) / "synthetic_mnist_8000.npz"
-        if not npz.exists():
-            synthetic_mnist(npz, train=8_000, test=2_000)
+        if not npz.exists():  # a stronger signal: one epoch of 7,200 images learns it
+            synthetic_mnist(npz, train=8_000, test=2_000, signal=0.3)
         return mnist_convnet_study(npz)
+    if name == "resnet20":
+        npz = pathlib.Path(workdir) / "synthetic_cifar_2000.npz"
+        if not npz.exists():
+            synthetic_cifar(npz)
+        return resnet20_study(npz)
     npz = pathlib.Path(workdir) / "synthetic_mnist.npz"
     if not npz.exists():
         synthetic_mnist(npz)
@@ -414,11 +456,12 @@ def bench(workload, engine, repeats, workdir):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workload", choices=["quickstart", "seed_cnn", "mnist1d", "mnist_convnet", "all"],
+    parser.add_argument("--workload", choices=["quickstart", "seed_cnn", "mnist1d", "mnist_convnet", "resnet20", "all"],
                         default="all",
                         help="seed_cnn: the seed notebook's CNN on MNIST-shaped synthetic data; mnist1d: "
                              "studies/mnist1d.py's CNN, trimmed; mnist_convnet: keras.io's simple MNIST convnet "
-                             "on 8,000 synthetic images; all: the four")
+                             "on 8,000 synthetic images; resnet20: a CIFAR-size ResNet-20 on 2,000 synthetic "
+                             "images; all: the five")
     parser.add_argument("--engine", choices=["tf_keras", "jax", "both"], default="both",
                         help="the runner's engine (the naive way is always one tf_keras fit per model)")
     parser.add_argument("--repeats", type=int, default=2)
@@ -433,7 +476,7 @@ def main():
     workdir = tempfile.mkdtemp(prefix="widthvsprune-bench-")
     print(f"cores: {os.cpu_count()}, repeats: {args.repeats}, alternating runner / naive in fresh processes")
     ratios = {}
-    everything = ["seed_cnn", "mnist1d", "mnist_convnet", "quickstart"]
+    everything = ["seed_cnn", "mnist1d", "mnist_convnet", "resnet20", "quickstart"]
     for workload in (everything if args.workload == "all" else [args.workload]):
         for engine in (["tf_keras", "jax"] if args.engine == "both" else [args.engine]):
             ratios[workload, engine] = bench(workload, engine, args.repeats, workdir)

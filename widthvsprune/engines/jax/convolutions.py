@@ -305,12 +305,13 @@ def choose_pooled(kernel_size, in_channels, strides, pool):
     """The fastest way (``"phases"`` or one of :data:`METHODS`) to compute a convolution and a max pooling.
 
     Measured on a 2-core CPU (``benchmarks/convolutions.py layers``, the
-    table in ``docs/engines-jax-convolutions.md``), a pooling of 2 after the
-    seed CNN's and LeNet-5's convolutions, CPU microseconds per example: the
-    phases 16-23 where the best plain method and a pooling take 37-46 (the
-    seed CNN), 23-27 against 59-71 (LeNet-5's first layer), 52-60 against
-    77-82 (its second). A larger pooling multiplies the phases' work by
-    ``prod(pool)``; it is left to :func:`choose`.
+    table in ``docs/engines-jax-convolutions.md``, each step in a compiled
+    loop), a pooling of 2 after a convolution, CPU microseconds per example:
+    the phases 14 where the best plain method and a pooling take 36-42 (the
+    seed CNN), 15-22 against 56-61 (LeNet-5's first layer), 46-58 against
+    75-76 (its second), 41-52 against 48-50 and 131-149 against 136-159
+    (keras.io's MNIST convnet). A larger pooling multiplies the phases' work
+    by ``prod(pool)``; it is left to :func:`choose`.
     """
     if math.prod(pool) <= 4:
         return "phases"

@@ -1,7 +1,8 @@
 """The compiled programs that train and evaluate a group of same-shape models.
 
 One program call runs a *segment* of an epoch, steps ``[start, stop)``, for
-every model of a group at once: a ``jax.lax.fori_loop`` over the steps, and
+every model of a group at once (or, for XLA's convolutions on a CPU, one
+step: :attr:`Config.stepped`): a ``jax.lax.fori_loop`` over the steps, and
 inside it the models side by side (``jax.vmap`` over stacked weights), each
 with its own batch order, learning rate, optimizer state and masks. An
 epoch is one call unless masks are updated on the host (``global``,
@@ -281,30 +282,24 @@ class Program:
                 y, weight, p)
         return params, frozen, slots, masks, step + 1, loss_sum + loss, correct_sum + correct
 
+    def _one_step(self, state, data, lr, kept, block, powers, index, batch, weight):
+        zeros = jnp.zeros(lr.shape, jnp.float32)
+        *state, loss, correct = self._step(tuple(state) + (zeros, zeros), (data[0], data[1], lr, kept, block, powers),
+                                           index, batch, weight)
+        return tuple(state), loss, correct
+
     def step(self, state, data, orders, lr, kept, block, powers, index):
         """Step ``index`` of an epoch, a full batch, for every model (:attr:`Config.stepped`): one step of
         :meth:`segment`'s loop. Returns ``(state, loss, correct)`` of the step."""
-        cfg = self.config
-        bs, n = cfg.batch_size, cfg.num_examples
-        params, frozen, slots, masks, counter = state
-        zeros = jnp.zeros(lr.shape, jnp.float32)
+        bs, n = self.config.batch_size, self.config.num_examples
         batch = jax.lax.dynamic_slice_in_dim(orders, index * bs, bs, axis=1)
-        weight = None if cfg.exact_last_batch else ((index * bs + jnp.arange(bs)) < n).astype(jnp.float32)
-        carry = self._step((params, frozen, slots, masks, counter, zeros, zeros),
-                           (data[0], data[1], lr, kept, block, powers), index, batch, weight)
-        params, frozen, slots, masks, counter, loss, correct = carry
-        return (params, frozen, slots, masks, counter), loss, correct
+        weight = None if self.config.exact_last_batch else ((index * bs + jnp.arange(bs)) < n).astype(jnp.float32)
+        return self._one_step(state, data, lr, kept, block, powers, index, batch, weight)
 
     def last_step(self, state, data, orders, lr, kept, block, powers):
         """The epoch's short last batch at its own size (:attr:`Config.exact_last_batch`), stepped."""
-        cfg = self.config
-        bs, n, index = cfg.batch_size, cfg.num_examples, cfg.full_steps
-        params, frozen, slots, masks, counter = state
-        zeros = jnp.zeros(lr.shape, jnp.float32)
-        carry = self._step((params, frozen, slots, masks, counter, zeros, zeros),
-                           (data[0], data[1], lr, kept, block, powers), index, orders[:, index * bs : n], None)
-        params, frozen, slots, masks, counter, loss, correct = carry
-        return (params, frozen, slots, masks, counter), loss, correct
+        bs, n, index = self.config.batch_size, self.config.num_examples, self.config.full_steps
+        return self._one_step(state, data, lr, kept, block, powers, index, orders[:, index * bs : n], None)
 
     def end_epoch(self, state):
         """The kernels multiplied by their masks, as :meth:`segment` does where an epoch ends (stepped)."""

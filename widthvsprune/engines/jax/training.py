@@ -5,7 +5,9 @@ runs each epoch as one or more calls of the group's compiled segment program
 (:mod:`.programs`), cut where the host writes ``global`` or ``random`` masks,
 where ``max_steps`` ends the training, or where a caller observes the state,
 and validates with the group's compiled evaluation program. Python does work
-per epoch and per host mask update, never per step.
+per epoch and per host mask update, never per step, except in a stepped group
+(XLA's convolutions on a CPU, :attr:`~.programs.Config.stepped`), where it
+calls one program per step.
 """
 
 import math
