@@ -1,6 +1,7 @@
-"""Convolutional packs on the jax engine: stacked convolution methods per layer shape, and whole packs.
+"""Convolutional packs on the jax engine: stacked convolution methods per layer shape, whole packs, one model's epoch.
 
-Two measurements, each in this process, on whatever device JAX has:
+Three measurements on whatever device JAX has (``layers`` and ``packs`` in
+this process, ``fit`` in fresh ones):
 
 ``layers``
     For the convolution layers of the shipped convolutional families, the
