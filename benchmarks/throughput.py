@@ -91,15 +91,15 @@ def mnist1d_study():
         tuning=Tuning(oracle="bayesian", trials=4))
 
 
-def mnist_convnet_study(npz):
-    """keras.io's "Simple MNIST convnet" (34,826 parameters) on 8,000 synthetic 28x28 images (7,200 to train),
-    one epoch at batch 64 per training: the pruned arm at 80% and a one-trial narrow search."""
+def one_epoch_study(name, npz, family):
+    """``family`` at its default widths on a synthetic npz, one epoch at batch 64 per training: the pruned arm at
+    80% and one-trial searches (the ``mnist_convnet`` and ``resnet20`` workloads)."""
     from widthvsprune import Pruning, Recipe, Study, Tuning
 
     return Study(
-        name="mnist_convnet_synthetic",
+        name=name,
         dataset=f"npz:{npz}",
-        family="mnist_convnet",
+        family=family,
         sparsities=(0.8,),
         seeds=(0,),
         baseline=Recipe(epochs=1, batch_size=64),
@@ -109,34 +109,17 @@ def mnist_convnet_study(npz):
     )
 
 
-def resnet20_study(npz):
-    """A CIFAR-size ResNet-20 (the ``resnet`` family at its default widths, 274,042 parameters on 32x32x3) on
-    2,000 synthetic 32x32x3 images (1,800 to train), one epoch at batch 64 per training, as ``mnist_convnet``."""
-    from widthvsprune import Pruning, Recipe, Study, Tuning
-
-    return Study(
-        name="resnet20_synthetic",
-        dataset=f"npz:{npz}",
-        family="resnet",
-        sparsities=(0.8,),
-        seeds=(0,),
-        baseline=Recipe(epochs=1, batch_size=64),
-        finetune=Recipe(epochs=1, batch_size=64),
-        pruning=Pruning(initial_sparsity=0.5, end_fraction=1.0),
-        tuning=Tuning(oracle="bayesian", trials=1),
-    )
-
-
-def synthetic_cifar(path, train=1_800, test=200, signal=0.3):
-    """``train`` + ``test`` examples of 32x32x3, made as :func:`synthetic_mnist` makes its images."""
+def synthetic_images(path, shape=(28, 28), train=60_000, test=10_000, signal=0.1):
+    """``train`` + ``test`` images of ``shape``: noisy class templates (``signal`` of each image), learnable but
+    not trivial."""
     import numpy as np
 
     rng = np.random.default_rng(0)
-    templates = rng.random((10, 32, 32, 3)).astype("float32")
+    templates = rng.random((10,) + shape).astype("float32")
 
     def make(n):
         y = rng.integers(0, 10, n).astype("uint8")
-        x = signal * templates[y] + (1 - signal) * rng.random((n, 32, 32, 3), dtype=np.float32)
+        x = signal * templates[y] + (1 - signal) * rng.random((n,) + shape, dtype=np.float32)
         return (x * 255).astype("uint8"), y
 
     x_train, y_train = make(train)
@@ -144,22 +127,17 @@ def synthetic_cifar(path, train=1_800, test=200, signal=0.3):
     np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
 
 
-def synthetic_mnist(path, train=60_000, test=10_000, signal=0.1):
-    """``train`` + ``test`` examples of 28x28: noisy class templates (``signal`` of each image), learnable but not
-    trivial."""
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    templates = rng.random((10, 28, 28)).astype("float32")
-
-    def make(n):
-        y = rng.integers(0, 10, n).astype("uint8")
-        x = signal * templates[y] + (1 - signal) * rng.random((n, 28, 28), dtype=np.float32)
-        return (x * 255).astype("uint8"), y
-
-    x_train, y_train = make(train)
-    x_test, y_test = make(test)
-    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+#: The workloads on synthetic images: ``name: (npz file, synthetic_images arguments, study)``. The one-epoch
+#: workloads' images carry a stronger signal, which one epoch learns.
+IMAGE_WORKLOADS = {
+    "seed_cnn": ("synthetic_mnist.npz", {}, seed_cnn_study),
+    # keras.io's "Simple MNIST convnet", 34,826 parameters, on 7,200 training images of 28x28.
+    "mnist_convnet": ("synthetic_mnist_8000.npz", dict(train=8_000, test=2_000, signal=0.3),
+                      lambda npz: one_epoch_study("mnist_convnet_synthetic", npz, "mnist_convnet")),
+    # A CIFAR-size ResNet-20 (the resnet family, 274,042 parameters on 32x32x3) on 1,800 training images.
+    "resnet20": ("synthetic_cifar_2000.npz", dict(shape=(32, 32, 3), train=1_800, test=200, signal=0.3),
+                 lambda npz: one_epoch_study("resnet20_synthetic", npz, "resnet")),
+}
 
 
 def load_workload(name, workdir):
@@ -167,20 +145,11 @@ def load_workload(name, workdir):
         return quickstart_study()
     if name == "mnist1d":
         return mnist1d_study()
-    if name == "mnist_convnet":
-        npz = pathlib.Path(workdir) / "synthetic_mnist_8000.npz"
-        if not npz.exists():  # a stronger signal: one epoch of 7,200 images learns it
-            synthetic_mnist(npz, train=8_000, test=2_000, signal=0.3)
-        return mnist_convnet_study(npz)
-    if name == "resnet20":
-        npz = pathlib.Path(workdir) / "synthetic_cifar_2000.npz"
-        if not npz.exists():
-            synthetic_cifar(npz)
-        return resnet20_study(npz)
-    npz = pathlib.Path(workdir) / "synthetic_mnist.npz"
+    filename, images, study = IMAGE_WORKLOADS[name]
+    npz = pathlib.Path(workdir) / filename
     if not npz.exists():
-        synthetic_mnist(npz)
-    return seed_cnn_study(npz)
+        synthetic_images(npz, **images)
+    return study(npz)
 
 
 # --------------------------------------------------------------------------

@@ -136,7 +136,6 @@ def test_a_model_with_a_layer_the_batched_pass_does_not_know_is_not_supported(en
     model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3), keras.layers.GaussianNoise(0.1),
                               keras.layers.Flatten(), keras.layers.Dense(10)])
     assert not batched.supported(model)
-    assert "GaussianNoise" in batched.problem(model._functional)
     with pytest.raises(ValueError, match="Received: GaussianNoise is not among the layers"):
         batched.Forward(model)
 

@@ -79,13 +79,6 @@ class Config:
         eval_slice: with ``batched``, how many examples of an evaluation
             chunk the models take at once (``jax.lax.map`` over slices); 0:
             all (:func:`~widthvsprune.engines.jax.chunks.examples_per_slice`).
-        stepped: each training step is a program call of its own
-            (:meth:`Program.step`), the loop over the steps on the host,
-            instead of one call per segment: XLA's CPU convolutions run
-            several times slower inside a compiled loop than alone
-            (jax-ml/jax#12868; keras.io's MNIST convnet through
-            ``stateless_call``: 40 s an epoch in a loop, 4 s stepped), so
-            a model whose step holds XLA convolutions on a CPU is stepped.
     """
 
     batch_size: int
@@ -96,7 +89,15 @@ class Config:
     unrolled: bool = False
     batched: bool = False
     eval_slice: int = 0
-    stepped: bool = False
+
+    @property
+    def stepped(self):
+        """Each training step is a program call of its own (:meth:`Program.step`), the loop over the steps on
+        the host, instead of one call per segment: for an :attr:`unrolled` group, whose steps hold XLA's
+        convolutions on a CPU, which run several times slower inside a compiled loop than alone
+        (jax-ml/jax#12868; keras.io's MNIST convnet through ``stateless_call``: 40 s an epoch in a loop, 4 s
+        stepped)."""
+        return self.unrolled
 
     @property
     def full_steps(self):

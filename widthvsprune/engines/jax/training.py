@@ -118,7 +118,6 @@ def _config(group, pack, num_examples, forward):
         exact_last_batch=group.layout.batch_coupled,
         unrolled=group.layout.convolutional and cpu and not batched_pass,
         batched=batched_pass,
-        stepped=group.layout.convolutional and cpu and not batched_pass,
         eval_slice=chunks.examples_per_slice(group.model, group.size) if batched_pass and cpu else 0,
     )
 
