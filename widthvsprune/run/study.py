@@ -131,9 +131,9 @@ def _complete(study, root):
     return probe.pending(probe.survey()) is None
 
 
-def _helper(study_dict, study_file, out, verbose, workers, session, queue, index):
+def _helper(study_dict, study_file, out, verbose, workers, session, splits, queue, index):
     """A helper training process: shares the study with its parent through the run locks, reports through
-    ``queue`` to the parent's display."""
+    ``queue`` to the parent's display. ``splits``: the parent's (``None``: the helper loads the data itself)."""
     processes.die_with_parent()
     if verbose:
         os.environ["WIDTHVSPRUNE_VERBOSE"] = "1"
@@ -147,7 +147,7 @@ def _helper(study_dict, study_file, out, verbose, workers, session, queue, index
         executor = executors.create("local", study.engine, verbose)
         executor.engine.limit_threads(workers)
         root = store.study_dir(out, study.name)
-        splits = load_splits(study)
+        splits = load_splits(study) if splits is None else splits
         runner = Runner(study, root, splits, executor, reporter, verbose=verbose, workers=workers, session=session)
         with processes.single_threaded_blas():
             result = runner.run()
@@ -225,6 +225,14 @@ def run_study(study, out="results", force=False, verbose=False, stream=None, wor
         trainer.close()
 
 
+#: The most bytes of a dataset's splits the first process hands its helpers (more: each helper loads them itself).
+SPLITS_TO_HELPERS = 64 << 20
+
+
+def _nbytes(splits):
+    return sum(getattr(value, "nbytes", 0) for value in vars(splits).values())
+
+
 def _rebuilt_anywhere(name):
     """Whether any process rebuilds family ``name`` by its name alone: a shipped family, or a saved model's."""
     return name in families.SHIPPED or str(name).startswith(families.MODEL_PREFIX)
@@ -256,8 +264,10 @@ def _run(study, out, splits, trainer, force, verbose, stream, workers, study_fil
     if workers > 1:
         queue = processes.queue()
         drain = progress.drain(queue, display)
+        small = splits if _nbytes(splits) <= SPLITS_TO_HELPERS else None  # larger ones each helper loads
         helpers = processes.start(workers - 1, _helper, (study.to_dict(), None if study_file is None else
-                                                        str(study_file), str(out), verbose, workers, session, queue))
+                                                        str(study_file), str(out), verbose, workers, session, small,
+                                                        queue))
     interrupts = processes.Interrupts()
     runner = Runner(study, root, splits, trainer, progress.Reporter(display), force, verbose, workers, session,
                     interrupts.check)
