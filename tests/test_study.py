@@ -46,19 +46,6 @@ def test_runs_csv_has_one_row_per_trained_model(finished):
     assert re.search(rf"^runs\.csv: +{re.escape(str(root / 'runs.csv'))} \(\d+ models\)$", text, re.M)
 
 
-def test_a_stage_runs_its_searches_before_its_packs(finished):
-    # A search's rounds are a stage's longest work and what the next stage waits for: a process takes it first
-    # (and a second process the stage's packs meanwhile), then goes back for what is left.
-    _, _, _, output = finished
-    lines = output.splitlines()
-    first_trial = next(i for i, line in enumerate(lines) if "baseline search trial 1 " in line)
-    untuned = [i for i, line in enumerate(lines) if "baseline untuned seed=" in line]
-    assert untuned and first_trial < min(untuned)
-    last_trial = max(i for i, line in enumerate(lines) if "baseline search trial" in line)
-    assert max(untuned) < min(i for i, line in enumerate(lines) if re.search(r"\bbaseline seed=", line))
-    assert last_trial < min(untuned)  # the whole search, then the stage's pack
-
-
 def test_every_arm_is_searched_with_the_same_number_of_trials(finished):
     study, out, _, text = finished
     root = out / study.name

@@ -2,9 +2,8 @@
 
 A process repeatedly surveys the results folder (:func:`widthvsprune.store.results.survey`),
 takes the lowest stage that still has unsettled work (a stage starts once
-every run of the earlier stages is settled), claims its share of one kind of
-what nobody else holds (searches before packs: see :meth:`Runner._work_on`),
-and does it: runs are trained in packs through the executor
+every run of the earlier stages is settled), claims its share of what nobody
+else holds, and does it: runs are trained in packs through the executor
 (:class:`~widthvsprune.run.trainer.Trainer`), searches run their trials in
 rounds (:class:`~widthvsprune.run.searcher.Searcher`).
 
@@ -173,34 +172,20 @@ class Runner:
             if work is None:
                 return self.result
             runs, searches = work
-            if not self._work_on(survey, runs, searches):
+            twins = [r for r in runs if r.id in survey.plan.twins]
+            held_twins = self.claim(twins, lambda r: self._run_folders((r,)), self.run_settled)
+            if held_twins:
+                self._release_after(held_twins, self.trainer.link, survey)
+            runs = [r for r in runs if r.id not in survey.plan.twins]
+            held_runs = self.claim(self.packs(survey, runs), self._run_folders, self._pack_settled)
+            if held_runs:
+                self._release_after(held_runs, self.trainer.train, survey)
+            held_searches = self.claim(searches, lambda s: [store.run_dir(self.root, s.key)], self._search_settled)
+            if held_searches:
+                self._release_after(held_searches, self.searcher.search, survey)
+            if not held_twins and not held_runs and not held_searches:
                 with self.watch("waiting"):
                     time.sleep(POLL_SECONDS)  # another process holds all that is left of this stage
-
-    def _work_on(self, survey, runs, searches):
-        """Claims one kind of a stage's free work and does it; returns whether there was any.
-
-        Links of twins first (no training), then searches, then packs: a
-        search's rounds are a stage's longest work, and what the next stage
-        waits for, so they start first. One kind at a time, and the survey
-        read again after it, so that a stage's searches and packs are shared
-        between processes instead of one process claiming its share of each.
-        """
-        twins = [r for r in runs if r.id in survey.plan.twins]
-        held = self.claim(twins, lambda r: self._run_folders((r,)), self.run_settled)
-        if held:
-            self._release_after(held, self.trainer.link, survey)
-            return True
-        held = self.claim(searches, lambda s: [store.run_dir(self.root, s.key)], self._search_settled)
-        if held:
-            self._release_after(held, self.searcher.search, survey)
-            return True
-        held = self.claim(self.packs(survey, [r for r in runs if r.id not in survey.plan.twins]), self._run_folders,
-                          self._pack_settled)
-        if held:
-            self._release_after(held, self.trainer.train, survey)
-            return True
-        return False
 
     def claim(self, items, folders_of, settled_now):
         """Locks this process's share of ``items`` that nobody else holds and that are still unsettled.
