@@ -52,6 +52,11 @@ class Splits:
     def input_shape(self):
         return tuple(int(d) for d in self.x_train.shape[1:])
 
+    @property
+    def nbytes(self):
+        """Bytes of the six arrays."""
+        return sum(a.nbytes for a in (self.x_train, self.y_train, self.x_val, self.y_val, self.x_test, self.y_test))
+
 
 def keras_cache_dir():
     """Where tf_keras's ``keras.datasets`` keeps downloaded files (``~/.keras/datasets``)."""

@@ -229,10 +229,6 @@ def run_study(study, out="results", force=False, verbose=False, stream=None, wor
 SPLITS_TO_HELPERS = 64 << 20
 
 
-def _nbytes(splits):
-    return sum(getattr(value, "nbytes", 0) for value in vars(splits).values())
-
-
 def _rebuilt_anywhere(name):
     """Whether any process rebuilds family ``name`` by its name alone: a shipped family, or a saved model's."""
     return name in families.SHIPPED or str(name).startswith(families.MODEL_PREFIX)
@@ -264,7 +260,7 @@ def _run(study, out, splits, trainer, force, verbose, stream, workers, study_fil
     if workers > 1:
         queue = processes.queue()
         drain = progress.drain(queue, display)
-        small = splits if _nbytes(splits) <= SPLITS_TO_HELPERS else None  # larger ones each helper loads
+        small = splits if splits.nbytes <= SPLITS_TO_HELPERS else None  # larger ones each helper loads
         helpers = processes.start(workers - 1, _helper, (study.to_dict(), None if study_file is None else
                                                         str(study_file), str(out), verbose, workers, session, small,
                                                         queue))
