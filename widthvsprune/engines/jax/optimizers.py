@@ -1,10 +1,14 @@
 """tf_keras's legacy optimizers in their fused kernels' float32 arithmetic, for stacked weights.
 
-Each update takes the stacked ``params``, their ``slots`` (a tuple per
-variable), the gradients, the learning rate and, for Adam, the step's
-``beta ** t`` powers (:func:`adam_powers`), and returns the new params and
-slots. :data:`OPTIMIZERS` maps a recipe's optimizer name to
-``(update, slots per variable)``.
+Each update takes one model's ``params``, its ``slots``, the gradients, the
+learning rate, for Adam the step's ``beta ** t`` powers (:func:`adam_powers`),
+and the padding ``block`` (ones where the model has the weight, zeros in its
+padding: the padding's gradients are zeroed), and returns the new params and
+slots. Each slot is one flat vector over all the variables laid end to end
+(:func:`init_slots`): the arithmetic is each variable's, element by element,
+and a program holds one fused update of the slots instead of one per
+variable, which XLA compiles in less time. :data:`OPTIMIZERS` maps a recipe's
+optimizer name to ``(update, slots)``.
 """
 
 import jax
@@ -27,38 +31,54 @@ def adam_powers(first_step, count):
     return np.stack([np.power(BETA_1, t), np.power(BETA_2, t)], axis=-1).astype(F32)
 
 
-def adam(params, slots, grads, lr, powers):
+def _flat(arrays):
+    """The arrays laid end to end, one flat vector (the slots' layout)."""
+    return jnp.concatenate([jnp.reshape(a, (-1,)) for a in arrays])
+
+
+def _pieces(flat, params):
+    """``flat`` cut back into arrays of ``params``' shapes."""
+    out, start = [], 0
+    for w in params:
+        size = int(np.prod(np.shape(w), dtype=np.int64))
+        out.append(jnp.reshape(flat[start : start + size], np.shape(w)))
+        start += size
+    return out
+
+
+def adam(params, slots, grads, lr, powers, block):
     """tf_keras ``legacy.Adam`` (``ResourceApplyAdam``): one step for every variable.
 
     ``alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)``; ``m += (g - m) * (1 -
     beta_1)``; ``v += (g^2 - v) * (1 - beta_2)``; ``w -= m * alpha / (sqrt(v) + epsilon)``.
+    The slots ``(m, v)`` are flat vectors over all the variables (:func:`init_slots`).
     """
     beta_1_power, beta_2_power = powers[0], powers[1]
     alpha = lr * jnp.sqrt(ONE - beta_2_power) / (ONE - beta_1_power)
-    new_params, new_slots = [], []
-    for w, (m, v), g in zip(params, slots, grads):
-        m = m + (g - m) * (ONE - BETA_1)
-        v = v + (jnp.square(g) - v) * (ONE - BETA_2)
-        new_params.append(w - (m * alpha) / (jnp.sqrt(v) + EPSILON))
-        new_slots.append((m, v))
-    return new_params, new_slots
+    m, v = slots
+    g = _flat(grads) * _flat(block)
+    m = m + (g - m) * (ONE - BETA_1)
+    v = v + (jnp.square(g) - v) * (ONE - BETA_2)
+    new_params = [w - (mw * alpha) / (jnp.sqrt(vw) + EPSILON)
+                  for w, mw, vw in zip(params, _pieces(m, params), _pieces(v, params))]
+    return new_params, (m, v)
 
 
-def sgd(params, slots, grads, lr, powers):
+def sgd(params, slots, grads, lr, powers, block):
     """tf_keras ``legacy.SGD(momentum=0.9)`` (``ResourceApplyKerasMomentum``): ``a = a * 0.9 - g * lr; w += a``."""
     del powers
-    new_params, new_slots = [], []
-    for w, (a,), g in zip(params, slots, grads):
-        a = a * MOMENTUM - g * lr
-        new_params.append(w + a)
-        new_slots.append((a,))
-    return new_params, new_slots
+    (a,) = slots
+    a = a * MOMENTUM - (_flat(grads) * _flat(block)) * lr
+    return [w + aw for w, aw in zip(params, _pieces(a, params))], (a,)
 
 
 OPTIMIZERS = {"adam": (adam, 2), "sgd": (sgd, 1)}
 
 
 def init_slots(optimizer, params):
-    """Zero optimizer slots for stacked ``params`` (on the device)."""
+    """Zero optimizer slots for stacked ``params`` (on the device): each slot one ``(models, parameters)`` array,
+    every variable's entries laid end to end."""
     _, n = OPTIMIZERS[optimizer]
-    return tuple(tuple(jax.device_put(np.zeros(np.shape(p), np.float32)) for _ in range(n)) for p in params)
+    models = np.shape(params[0])[0]
+    size = sum(int(np.prod(np.shape(p)[1:], dtype=np.int64)) for p in params)
+    return tuple(jax.device_put(np.zeros((models, size), np.float32)) for _ in range(n))
