@@ -59,9 +59,8 @@ def adam(params, slots, grads, lr, powers, block):
     g = _flat(grads) * _flat(block)
     m = m + (g - m) * (ONE - BETA_1)
     v = v + (jnp.square(g) - v) * (ONE - BETA_2)
-    new_params = [w - (mw * alpha) / (jnp.sqrt(vw) + EPSILON)
-                  for w, mw, vw in zip(params, _pieces(m, params), _pieces(v, params))]
-    return new_params, (m, v)
+    step = (m * alpha) / (jnp.sqrt(v) + EPSILON)
+    return [w - s for w, s in zip(params, _pieces(step, params))], (m, v)
 
 
 def sgd(params, slots, grads, lr, powers, block):

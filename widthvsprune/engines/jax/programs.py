@@ -14,7 +14,7 @@ per process (ahead of time, timed).
 What one step does for each model, in tfmot's and tf_keras's order:
 
 1. at the steps where tfmot's schedule prunes, the ``layerwise`` mask of each
-   pruned kernel is recomputed from the current kernel (:func:`layerwise_mask`,
+   pruned kernel is recomputed from the current kernel (:func:`layerwise_masks`,
    tfmot's rule, with the kept count from the host);
 2. the kernel is multiplied by its mask (tfmot's ``weight_mask_op``);
 3. forward pass (Keras 3 ``stateless_call``, or for every model at once the
@@ -145,33 +145,35 @@ def _correct(logits, y, weight):
     return jnp.sum(hits) if weight is None else jnp.sum(hits * weight)
 
 
-def kth_largest(magnitudes, k):
-    """The ``k``-th largest of non-negative float32 ``magnitudes`` (``k >= 1``), exactly.
+def kth_largest(magnitudes, ks):
+    """The ``ks[j]``-th largest of each non-negative float32 array ``magnitudes[j]`` (``ks[j] >= 1``), exactly.
 
-    Non-negative floats order as their bit patterns do, so the answer is the
-    largest bit pattern ``t`` with at least ``k`` magnitudes ``>= t``, found
-    one bit at a time (31 counting passes): much cheaper than sorting, which
-    tfmot does (``top_k``), and the same value.
+    Non-negative floats order as their bit patterns do, so each answer is the
+    largest bit pattern ``t`` with at least ``ks[j]`` magnitudes ``>= t``,
+    found one bit at a time (31 counting passes, one loop for all the arrays):
+    much cheaper than sorting, which tfmot does (``top_k``), and the same value.
     """
-    bits = jax.lax.bitcast_convert_type(magnitudes.reshape(-1), jnp.uint32)
+    bits = [jax.lax.bitcast_convert_type(m.reshape(-1), jnp.uint32) for m in magnitudes]
 
     def step(i, found):
         candidate = found | (jnp.uint32(1) << (jnp.uint32(30) - i.astype(jnp.uint32)))
-        return jnp.where(jnp.sum(bits >= candidate) >= k, candidate, found)
+        counts = jnp.stack([jnp.sum(b >= candidate[j]) for j, b in enumerate(bits)])
+        return jnp.where(counts >= ks, candidate, found)
 
-    found = jax.lax.fori_loop(0, 31, step, jnp.uint32(0))
+    found = jax.lax.fori_loop(0, 31, step, jnp.zeros(len(bits), jnp.uint32))
     return jax.lax.bitcast_convert_type(found, jnp.float32)
 
 
-def layerwise_mask(weight, kept, block=None):
-    """tfmot's magnitude mask with ``kept`` weights: every ``|w|`` at least the ``kept``-th largest is kept.
+def layerwise_masks(weights, kept, blocks):
+    """tfmot's magnitude mask of each kernel with ``kept[j]`` weights: every ``|w|`` at least the ``kept[j]``-th
+    largest is kept.
 
-    ``block`` (padding) is multiplied in; padding holds zeros, which never
+    ``blocks[j]`` (padding) is multiplied in; padding holds zeros, which never
     outrank a real weight, so the threshold is that of the narrow kernel.
     """
-    magnitudes = jnp.abs(weight)
-    mask = (magnitudes >= kth_largest(magnitudes, jnp.maximum(kept, 1))).astype(weight.dtype)
-    return mask if block is None else mask * block
+    magnitudes = [jnp.abs(w) for w in weights]
+    thresholds = kth_largest(magnitudes, jnp.maximum(kept, 1))
+    return [(m >= thresholds[j]).astype(w.dtype) * b for j, (m, w, b) in enumerate(zip(magnitudes, weights, blocks))]
 
 
 def normalizations(model):
@@ -257,11 +259,8 @@ class Program:
         return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *outs)
 
     def _layerwise(self, params, masks, kept, block):
-        out = []
-        for j, p in enumerate(self.prunable):
-            new = layerwise_mask(params[p], kept[j], block[p])
-            out.append(jnp.where(kept[j] > 0, new, masks[j]))
-        return tuple(out)
+        new = layerwise_masks([params[p] for p in self.prunable], kept, [block[p] for p in self.prunable])
+        return tuple(jnp.where(kept[j] > 0, n, masks[j]) for j, n in enumerate(new))
 
     # -- a group -----------------------------------------------------------
 
