@@ -89,3 +89,18 @@ def test_cross_entropy_and_its_gradient_equal_the_gathered_log_probability_bit_f
         return jax.jit(jax.grad(lambda z: jnp.mean(fn(z, labels))))(logits)
 
     assert np.array_equal(np.asarray(mean(programs.cross_entropy)), np.asarray(mean(gathered_cross_entropy)))
+
+
+def test_one_threshold_search_finds_each_kernels_kth_largest_magnitude_exactly():
+    rng = np.random.default_rng(2)
+    arrays = [np.abs(rng.standard_normal((40, 32))).astype(F32), np.abs(rng.standard_normal((32, 10))).astype(F32),
+              np.zeros((6, 6), F32), np.repeat(np.abs(rng.standard_normal(8)).astype(F32), 5)]
+    arrays[2][:3, :3] = np.float32(0.25)  # ties, and zeros as padding holds them
+    arrays[0][0, :5] = np.float32(np.finfo(np.float32).tiny)  # the smallest normal float
+    for ks in ([1, 1, 1, 1], [1280, 320, 9, 40], [7, 100, 3, 6], [640, 2, 10, 13]):
+        got = np.asarray(jax.jit(programs.kth_largest)([jnp.asarray(a) for a in arrays], jnp.asarray(ks)))
+        want = [np.sort(a.reshape(-1))[::-1][k - 1] for a, k in zip(arrays, ks)]
+        assert got.dtype == np.float32 and np.array_equal(got, np.array(want, F32))
+    masks = programs.layerwise_masks([jnp.asarray(-a) for a in arrays], jnp.asarray([100, 5, 9, 7]),
+                                     [jnp.ones_like(jnp.asarray(a)) for a in arrays])
+    assert [int(np.asarray(m).sum()) for m in masks] == [100, 5, 9, 10]  # ties at the threshold are all kept
