@@ -125,12 +125,18 @@ class JaxEngine(base.Engine):
         return len(_devices("gpu"))
 
     def limit_threads(self, workers):
-        """Nothing to do: XLA's CPU runtime runs these small programs on about one core.
+        """Nothing to do: XLA's CPU runtime keeps the thread pool it sizes from the cores.
 
-        Measured on 2 cores with the quickstart's packs (programs loaded from
-        the compilation cache): 3.3 s alone, 3.7 s each for two processes at
-        once, with or without ``--xla_cpu_multi_thread_eigen=false``; so
-        ``workers`` processes share the cores without help.
+        Measured on 2 cores, with the pool of each process made one thread
+        (the CPU client created while the process could use one core): a
+        step of eight quickstart MLPs took 71 instead of 92 microseconds a
+        model with two processes at once, and the same weights bit for bit;
+        but a seed CNN pack alone trained an epoch in 5.61 s instead of
+        3.95 s, and a study's stages of a single pack leave one process
+        alone. Whole workloads (``benchmarks/throughput.py``'s studies, the
+        same code otherwise): MNIST-1D 37.2 s against 41.3 s, the seed CNN
+        73.9 s and 76.0 s against 71.4 s. No single pool size serves both, so
+        the pool stays as XLA sizes it.
         """
 
     def max_pack_models(self, family, widths, input_shape, num_classes, batch_size, optimizer="adam",
