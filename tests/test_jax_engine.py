@@ -13,25 +13,11 @@ import textwrap
 import numpy as np
 import pytest
 from conftest import without_imports
-from jax_helpers import ROOT
+from jax_helpers import ROOT, pack, prune_spec, spec
 
 from widthvsprune import families, sizes
 from widthvsprune.engines import base
 from widthvsprune.pruning import masks, schedules
-
-
-def spec(widths=(16, 8), seed=0, lr=3e-3, **kwargs):
-    return base.ModelSpec("mlp", tuple(widths), seed=seed, learning_rate=lr, **kwargs)
-
-
-def pack(*models, epochs=2, **kwargs):
-    return base.Pack(models=tuple(models), batch_size=32, optimizer=kwargs.pop("optimizer", "adam"), epochs=epochs,
-                     **kwargs)
-
-
-def prune_spec(splits, target=0.8, variant="layerwise", epochs=2, frequency=3, prune_output=True, seed=0):
-    steps = schedules.schedule_steps(len(splits.x_train), 32, epochs, frequency, 0, 0.75)
-    return base.PruneSpec(target, steps, allocation=variant, prune_output=prune_output, seed=seed)
 
 
 def assert_same_weights(a, b, atol=2e-5):

@@ -43,7 +43,9 @@ class JaxEngine(base.Engine):
     Attributes:
         stats: figures of the last :meth:`train` call: ``seconds``,
             ``compile_seconds``, ``compiled`` (programs compiled in it),
-            ``models``, ``examples`` (training examples processed, all models).
+            ``compiled_quickly`` (of those, compiled with XLA's quicker
+            options: :func:`~widthvsprune.engines.jax.programs.compiles_quickly`),
+            ``models``.
 
     Example:
 
@@ -85,6 +87,7 @@ class JaxEngine(base.Engine):
         if not pack.models:
             return []
         start, compile_before, compiled_before = time.perf_counter(), self.cache.compile_seconds, self.cache.compiled
+        quickly_before = self.cache.compiled_quickly
         if self._data is None or self._data.splits is not splits:
             self._data = training.DeviceData(splits)
         max_models = self.max_models
@@ -103,6 +106,7 @@ class JaxEngine(base.Engine):
             "seconds": time.perf_counter() - start,
             "compile_seconds": self.cache.compile_seconds - compile_before,
             "compiled": self.cache.compiled - compiled_before,
+            "compiled_quickly": self.cache.compiled_quickly - quickly_before,
             "models": len(pack.models),
         }
         return outcomes

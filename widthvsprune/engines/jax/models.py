@@ -329,6 +329,12 @@ def allocation_layers(layout, weights=None):
             for infos in groups.values()]
 
 
+def multiply_adds(layout):
+    """Multiply-adds of one example's forward pass through the model's kernels (each kernel weight once per
+    output position; biases, normalizations and attention's products of activations left out)."""
+    return sum(math.prod(layout.shapes[info.kernel]) * info.positions for info in layout.kernels)
+
+
 def other_params(layout):
     """Parameters outside the layers :func:`layer_weights` returns (always dense)."""
     counted = sum(math.prod(layout.shapes[info.kernel]) for info in layout.kernels)

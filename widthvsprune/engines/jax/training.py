@@ -165,8 +165,16 @@ class GroupRun:
             group, lambda m, j: np.ones(m.layout.shapes[m.layout.trainable[j]], np.float32), shapes))
         self.state = self._initial_state()
         self.steps_run = 0
+        self.quick = self._compiles_quickly()
         x, y, _ = data.val[0]
-        cache.prepare(self._eval_key(), self.program.evaluate, (self.state[0], self.state[1], x, y))
+        cache.prepare(self._eval_key(), self.program.evaluate, (self.state[0], self.state[1], x, y), quick=True)
+
+    def _compiles_quickly(self):
+        """Whether the group's training programs compile with XLA's quicker options
+        (:func:`~widthvsprune.engines.jax.programs.compiles_quickly`), from the arithmetic the pack asks of
+        them: a training step is about three forward passes of every model."""
+        forward = 2 * models.multiply_adds(self.group.layout) * self.group.size
+        return programs.compiles_quickly(3 * forward * self.config.batch_size * self.total_steps())
 
     def _eval_key(self):
         return "eval", self.group.key, self.group.size, self.config.batched
@@ -288,7 +296,7 @@ class GroupRun:
         batch losses and correct predictions. One program call, or one per step (:attr:`Config.stepped`)."""
         if not self.config.stepped:
             args = (self.state, *inputs, np.int32(start), np.int32(stop), np.bool_(end_epoch))
-            self.state, loss, correct = self.cache.call(key, self.program.segment, args, donate=(0,))
+            self.state, loss, correct = self.cache.call(key, self.program.segment, args, donate=(0,), quick=self.quick)
             return np.asarray(loss), np.asarray(correct)
         cfg, losses = self.config, []
         for index in range(start, stop):
@@ -296,10 +304,11 @@ class GroupRun:
                 call = ("last step",) + key, self.program.last_step, (self.state, *inputs)
             else:
                 call = ("step",) + key, self.program.step, (self.state, *inputs, np.int32(index))
-            self.state, loss, correct = self.cache.call(*call, donate=(0,))
+            self.state, loss, correct = self.cache.call(*call, donate=(0,), quick=self.quick)
             losses.append((loss, correct))
         if end_epoch and cfg.masked:
-            self.state = self.cache.call(("end epoch",) + key, self.program.end_epoch, (self.state,), donate=(0,))
+            self.state = self.cache.call(("end epoch",) + key, self.program.end_epoch, (self.state,), donate=(0,),
+                                         quick=self.quick)
         size = (self.group.size,)
         return (sum((np.asarray(loss) for loss, _ in losses), np.zeros(size)),
                 sum((np.asarray(correct) for _, correct in losses), np.zeros(size)))
@@ -321,7 +330,7 @@ class GroupRun:
         params, frozen, slots, masks, counter = self.state
         order = _put(base.recalibration_order(self.config.num_examples), np.int32)
         frozen = self.cache.call(("statistics", self.group.key, self.config), self.program.statistics,
-                                 (params, frozen, self.data.train[0], order))
+                                 (params, frozen, self.data.train[0], order), quick=self.quick)
         self.state = (params, tuple(frozen), slots, masks, counter)
 
     def evaluate(self, chunks):
@@ -329,7 +338,7 @@ class GroupRun:
         params, frozen = self.state[0], self.state[1]
         losses, hits = [], []
         for x, y, real in chunks:
-            ce, ok = self.cache.call(self._eval_key(), self.program.evaluate, (params, frozen, x, y))
+            ce, ok = self.cache.call(self._eval_key(), self.program.evaluate, (params, frozen, x, y), quick=True)
             losses.append(np.asarray(ce)[:, :real])
             hits.append(np.asarray(ok)[:, :real])
         ce, ok = np.concatenate(losses, axis=1), np.concatenate(hits, axis=1)
