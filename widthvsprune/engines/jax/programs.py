@@ -493,7 +493,7 @@ class ProgramCache:
         self._compiled = {}
         self._programs = {}
         self._pool = None
-        self._quick = jax.default_backend() == "cpu"
+        self._quick = None  # whether quick programs get QUICK_OPTIONS: on a CPU, until XLA turns them down
         self.compile_seconds = 0.0
         self.compiled = 0
         self.compiled_quickly = 0
@@ -507,6 +507,8 @@ class ProgramCache:
     def _signature(self, key, args, quick):
         leaves, treedef = jax.tree.flatten(args)
         shapes = tuple((np.shape(a), np.dtype(getattr(a, "dtype", None) or np.result_type(a)).str) for a in leaves)
+        if quick and self._quick is None:
+            self._quick = jax.default_backend() == "cpu"
         return key, treedef, shapes, bool(quick and self._quick)
 
     def _compile(self, lowered, quick):
