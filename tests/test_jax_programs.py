@@ -5,7 +5,6 @@ not know the options, every program compiles as usual and the tests that
 compare the two ways are skipped.
 """
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -17,14 +16,9 @@ from widthvsprune.engines.jax import programs
 
 
 def quick_options_known():
-    lowered = jax.jit(lambda x: x + 1).lower(jnp.zeros(3))
-    try:
-        lowered.compile(compiler_options=programs.QUICK_OPTIONS)
-    except Exception as error:
-        if "compile option" in str(error):
-            return False
-        raise
-    return jax.default_backend() == "cpu"
+    cache = programs.ProgramCache()
+    cache.call("probe", lambda x: x + 1, (jnp.zeros(3),), quick=True)
+    return cache.compiled_quickly == 1
 
 
 needs_quick_options = pytest.mark.skipif(not quick_options_known(), reason="this XLA lacks the quicker options")

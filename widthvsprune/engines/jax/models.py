@@ -330,8 +330,9 @@ def allocation_layers(layout, weights=None):
 
 
 def multiply_adds(layout):
-    """Multiply-adds of one example's forward pass through the model's kernels (each kernel weight once per
-    output position; biases, normalizations and attention's products of activations left out)."""
+    """Multiply-adds of one example's forward pass through the model's kernels, from the layout's shapes: the
+    dense model's :func:`widthvsprune.sizes.flops` (each kernel weight once per output position; biases,
+    normalizations and attention's products of activations left out)."""
     return sum(math.prod(layout.shapes[info.kernel]) * info.positions for info in layout.kernels)
 
 
