@@ -1,9 +1,11 @@
 """Families derived from built Keras models: their widths, their narrow models, and what is refused."""
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
+import zipfile
 
 import keras
 import numpy as np
@@ -11,6 +13,7 @@ import pytest
 
 from widthvsprune import StudyError, engines, families, family_from_file, family_from_model
 from widthvsprune.families import budgets, conv2d
+from widthvsprune.study.loading import fresh_layer_names
 
 
 def dense(n_in, n_out):
@@ -270,3 +273,48 @@ def test_data_without_the_channel_axis_a_saved_model_has_gets_it_added(tmp_path)
     np.testing.assert_array_equal(splits.x_test[..., 0], digits.x_test[..., 0])
     built = families.get_family(study.family).build((3,), splits.input_shape, splits.num_classes, keras)
     assert built.count_params() == 9 * 3 + 3 + 6 * 6 * 3 * 10 + 10
+
+
+ON_JAX = textwrap.dedent("""
+    import json, sys, zipfile
+    import keras
+    from widthvsprune import family_from_model
+    from widthvsprune.families.derived import configs
+    assert keras.backend.backend() == "jax"
+    sys.path.insert(0, sys.argv[2])
+    from test_from_model import residual_cnn
+    model = residual_cnn(keras)
+    family = family_from_model(model, name="residual")
+    with configs.serializing(model):
+        model.save(sys.argv[1])
+    print(json.dumps({"digest": family.digest, "widths": family.default_widths,
+                      "saved": zipfile.ZipFile(sys.argv[1]).read("config.json").decode(),
+                      "tensorflow": "tensorflow" in sys.modules}))
+""")
+
+
+def test_a_keras_3_config_is_derived_and_saved_without_importing_tensorflow_and_is_the_same_as_with_it(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    env.update(KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, "-c", ON_JAX, str(tmp_path / "unimported.keras"), os.path.dirname(__file__)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    alone = json.loads(done.stdout.splitlines()[-1])
+    assert not alone["tensorflow"] and alone["widths"] == [6, 10, 16]
+
+    pytest.importorskip("tensorflow")  # here, Keras asks TensorFlow about every value it serializes
+    with fresh_layer_names():  # the automatic layer names of a new process
+        model = residual_cnn(keras)
+    assert family_from_model(model, name="residual").digest == alone["digest"]
+    model.save(tmp_path / "imported.keras")
+    saved = zipfile.ZipFile(tmp_path / "imported.keras").read("config.json")
+    assert without_object_ids(json.loads(alone["saved"])) == without_object_ids(json.loads(saved))
+
+
+def without_object_ids(config):
+    """A saved config without Keras's ``shared_object_id`` entries (Python object ids, other in every process)."""
+    if isinstance(config, dict):
+        return {k: without_object_ids(v) for k, v in config.items() if k != "shared_object_id"}
+    if isinstance(config, list):
+        return [without_object_ids(v) for v in config]
+    return config

@@ -15,6 +15,7 @@ import numpy as np
 
 from widthvsprune import quiet
 from widthvsprune.errors import ResultsError, StudyError
+from widthvsprune.families.derived import configs
 from widthvsprune.store import files, paths
 
 TUNINGS = ("tuned", "untuned")
@@ -157,7 +158,7 @@ def export_model(folder, arm, sparsity=None, seed=None, tuning=None, path=None):
 
     splits = load_splits(study)
     widths = tuple(int(w) for w in str(row["widths"]).split("x"))
-    with quiet.native_output_hidden():  # Keras imports TensorFlow, where installed, to save a model
+    with quiet.native_output_hidden():  # tf_keras imports TensorFlow
         keras = _keras_for(family)
         model = family.build(widths, splits.input_shape, splits.num_classes, keras)
         model.set_weights(files.read_weights(weights_file))
@@ -165,5 +166,6 @@ def export_model(folder, arm, sparsity=None, seed=None, tuning=None, path=None):
                       metrics=["accuracy"])
         if path is not None:
             pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
-            model.save(str(path))
+            with configs.serializing(model):
+                model.save(str(path))
     return model

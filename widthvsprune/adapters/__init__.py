@@ -9,7 +9,8 @@ adapter module of its library, and nowhere else:
 - :mod:`widthvsprune.adapters.sklearn`: a fitted Gaussian process's target
   normalization;
 - :mod:`widthvsprune.adapters.keras`: Keras 3's deferred variable
-  initialization and global seed (the ``jax`` engine).
+  initialization and global seed (the ``jax`` engine), and its lazy
+  TensorFlow module (a config serialized without importing TensorFlow).
 
 Each adapter lists its private names, and ``missing()`` says which of them
 the installed release lacks; a test fails naming the library's version when

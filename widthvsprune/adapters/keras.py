@@ -1,21 +1,25 @@
-"""Keras 3's private names used by the ``jax`` engine (:mod:`widthvsprune.engines.jax`).
+"""Keras 3's private names used by the ``jax`` engine (:mod:`widthvsprune.engines.jax`) and by families derived
+from Keras 3 models.
 
 The ``jax`` engine builds models with initialization deferred and computes
 the initial values itself (:mod:`widthvsprune.engines.jax.initializers`);
 that needs the list of variables waiting to be initialized, each variable's
 initializer, Keras's backend ``uniform`` (replaced while an initializer
-runs) and the global seed, set without importing TensorFlow. Tested against
-the installed release (``tests/test_adapters.py``) and, for the values, against
-plain Keras builds (``tests/test_jax_engine.py``).
+runs) and the global seed, set without importing TensorFlow. Serializing a
+config (``get_config``, ``save``) is kept from importing TensorFlow too
+(:func:`tensorflow_unimported`). Tested against the installed release
+(``tests/test_adapters.py``) and, for the values, against plain Keras builds
+(``tests/test_jax_engine.py``, ``tests/test_from_model.py``).
 """
 
 import contextlib
+import sys
 
 from keras.src.backend import random as backend_random
 from keras.src.backend.common import global_state
 from keras.src.backend.common import variables as backend_variables
 from keras.src.random import seed_generator
-from keras.src.utils import naming
+from keras.src.utils import module_utils, naming
 
 _UNINITIALIZED = "uninitialized_variables"
 
@@ -26,6 +30,7 @@ PRIVATE = {
     "set_global_attribute": global_state,
     "initialize_all_variables": backend_variables,
     "to_snake_case": naming,
+    "tensorflow": module_utils,
 }
 
 #: The global state's name of Keras's global seed generator (a named constant in recent releases, the same string).
@@ -47,7 +52,32 @@ def missing():
         out.append("Variable._initializer")
     if not hasattr(keras.layers.Layer, "_flatten_layers"):
         out.append("Layer._flatten_layers")
+    if not hasattr(getattr(module_utils, "tensorflow", None), "_available"):
+        out.append(f"{module_utils.__name__}.tensorflow._available")
     return out
+
+
+@contextlib.contextmanager
+def tensorflow_unimported():
+    """Within the block, Keras 3 serializes without importing TensorFlow, where TensorFlow is not imported yet.
+
+    Keras asks of every value it serializes whether it is a TensorFlow
+    ``TensorShape``, ``DType`` or ``TypeSpec``, and its first question imports
+    TensorFlow where it is installed: seconds and hundreds of megabytes in a
+    process that trains on JAX. While TensorFlow is not imported no value can
+    be one of its types, so Keras is told meanwhile that TensorFlow is not
+    available: the config is the same (``tests/test_from_model.py``). Where
+    TensorFlow is imported already, nothing changes.
+    """
+    lazy = module_utils.tensorflow
+    if "tensorflow" in sys.modules or lazy._available is not None:
+        yield
+        return
+    lazy._available = False
+    try:
+        yield
+    finally:
+        lazy._available = None  # asked again, and answered truly, outside the block
 
 
 def sublayers(layer):

@@ -5,6 +5,7 @@ and :func:`output_shapes` (which reads a built model's shapes): imports no
 framework. :mod:`.graph` plans the widths on what these return.
 """
 
+import contextlib
 import copy
 import dataclasses
 import sys
@@ -69,8 +70,17 @@ def model_config(model):
     if not getattr(model, "built", False) or not getattr(model, "inputs", None):
         raise refuse("a built model: start it with keras.Input(shape) or call build(input_shape)",
                      f"{_label(model)}, not built")
-    with native_output_hidden():  # Keras 3 imports TensorFlow, where installed, to serialize a config
+    with native_output_hidden(), serializing(model):
         return kind, copy.deepcopy(model.get_config())
+
+
+def serializing(model):
+    """The context in which to serialize ``model``'s config: a Keras 3 model's without importing TensorFlow."""
+    if keras_major(model) != "3":
+        return contextlib.nullcontext()
+    from widthvsprune.adapters import keras as keras_adapter
+
+    return keras_adapter.tensorflow_unimported()
 
 
 def _histories(obj):
