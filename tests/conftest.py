@@ -1,7 +1,10 @@
 """Shared fixtures. Tests never download: they use scikit-learn's bundled digits."""
 
+import atexit
 import os
 import random
+import shutil
+import tempfile
 
 import numpy as np
 import pytest
@@ -10,6 +13,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Keras 3 runs JAX in the test process, so the jax engine and the tf_keras engine (whose tf_keras is a separate
 # package) both load here; KerasTuner's oracles work on any backend.
 os.environ.setdefault("KERAS_BACKEND", "jax")
+# Generated datasets (MNIST-1D) are kept for this session's tests and their processes, not in the user's cache.
+_DATASETS = tempfile.mkdtemp(prefix="widthvsprune-datasets-")
+os.environ.setdefault("WIDTHVSPRUNE_DATA_CACHE", _DATASETS)
+atexit.register(shutil.rmtree, _DATASETS, True)
 
 
 @pytest.fixture(scope="module")

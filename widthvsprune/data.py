@@ -5,7 +5,9 @@ split is never used for any choice (search, early stopping, model selection).
 
 No framework is imported: MNIST, Fashion-MNIST and CIFAR-10 are read from the
 files Keras keeps in ``~/.keras/datasets`` (shared with ``keras.datasets``),
-and downloaded there from Keras's own addresses when missing.
+and downloaded there from Keras's own addresses when missing. MNIST-1D is
+generated once and kept in ``~/.cache/widthvsprune/datasets``
+(:func:`generated_cache_dir`).
 """
 
 import dataclasses
@@ -155,6 +157,83 @@ def _keras_dataset(name):
 
 _GENERATED = {}  # datasets generated in this process, kept read-only
 
+#: A folder of the user's own for generated datasets, or ``0`` for none (:func:`generated_cache_dir`).
+DATA_CACHE = "WIDTHVSPRUNE_DATA_CACHE"
+#: The arrays of a generated dataset's cache file, in order.
+GENERATED_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def generated_cache_dir(environ=None):
+    """Where generated datasets (MNIST-1D) are kept between runs, or ``None`` for nowhere.
+
+    ``$WIDTHVSPRUNE_DATA_CACHE`` if set (``0``: nowhere, each process
+    generates its own), else ``$XDG_CACHE_HOME/widthvsprune/datasets``
+    (``~/.cache/widthvsprune/datasets``).
+    """
+    environ = os.environ if environ is None else environ
+    value = environ.get(DATA_CACHE)
+    if value == "0":
+        return None
+    if value:
+        return pathlib.Path(value)
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return pathlib.Path(base) / "widthvsprune" / "datasets"
+
+
+def generated_file(name, packages, environ=None):
+    """The cache file of a generated dataset, or ``None`` where there is no cache.
+
+    Its name holds the releases of ``packages`` (the generator and the
+    numerical libraries it draws and interpolates with), so a file is used
+    only where generating again would give the same arrays.
+    """
+    folder = generated_cache_dir(environ)
+    if folder is None:
+        return None
+    import importlib.metadata
+
+    releases = {package: importlib.metadata.version(package) for package in packages}
+    key = hashlib.sha256(repr(sorted(releases.items())).encode()).hexdigest()[:12]
+    return folder / f"{name.replace(':', '-')}-{key}.npz"
+
+
+def arrays_digest(arrays):
+    """SHA-256 of arrays' dtypes, shapes and bytes, in order."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def _read_generated(path):
+    """The arrays of a cache file, or ``None`` where it is missing, unreadable or not what was written."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = tuple(f[k] for k in GENERATED_KEYS)
+            written = str(f["sha256"])
+    except Exception:  # a damaged file: generated again and replaced
+        return None
+    return arrays if arrays_digest(arrays) == written else None
+
+
+def _write_generated(path, arrays):
+    """Keeps a generated dataset's arrays in ``path``, through a temporary file (complete or absent); where that
+    fails (a read-only home, a full disk), they are generated again next time: the cache is only a shortcut."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            np.savez(f, **dict(zip(GENERATED_KEYS, arrays)), sha256=np.array(arrays_digest(arrays)))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
 
 MNIST1D_SAMPLES = 5000
 
@@ -186,13 +265,22 @@ def _mnist1d(num_samples=MNIST1D_SAMPLES):
     ``get_dataset`` downloads that file and is never called.
 
     ``make_dataset`` reseeds Python's and NumPy's global random generators;
-    their states are restored afterwards. Generating takes about a second on
-    a 2-core CPU (plus about as long to import the package), so the arrays
-    are kept in this process rather than cached on disk; each call returns
-    copies.
+    their states are restored afterwards. Generating the 5,000 sequences
+    takes about two seconds on a 2-core CPU, importing the package about
+    one more: the arrays are kept in a file of :func:`generated_cache_dir`
+    (named by the releases of ``mnist1d``, NumPy and SciPy, which generate
+    them, and checked against the digest written with them) and in this
+    process; each call returns copies.
     """
     name = "mnist1d" if num_samples == MNIST1D_SAMPLES else f"mnist1d:{num_samples}"
-    if name not in _GENERATED:
+    if name in _GENERATED:
+        return tuple(array.copy() for array in _GENERATED[name])
+    try:
+        cached = generated_file(name, ("mnist1d", "numpy", "scipy"))
+    except ImportError:  # importlib.metadata.PackageNotFoundError: mnist1d is not installed
+        cached = None
+    arrays = _read_generated(cached)
+    if arrays is None:
         try:
             from mnist1d.data import get_dataset_args, make_dataset
         except ImportError:
@@ -214,10 +302,12 @@ def _mnist1d(num_samples=MNIST1D_SAMPLES):
             np.asarray(generated["x_test"], dtype="float32"),
             np.asarray(generated["y_test"], dtype="int32"),
         )
-        for array in arrays:
-            array.setflags(write=False)
-        _GENERATED[name] = arrays
-    return tuple(array.copy() for array in _GENERATED[name])
+        if cached is not None:
+            _write_generated(cached, arrays)
+    for array in arrays:
+        array.setflags(write=False)
+    _GENERATED[name] = arrays
+    return tuple(array.copy() for array in arrays)
 
 
 #: Examples in all (training and test) of the named datasets whose size is fixed.
