@@ -265,9 +265,9 @@ def _mnist1d(num_samples=MNIST1D_SAMPLES):
     ``get_dataset`` downloads that file and is never called.
 
     ``make_dataset`` reseeds Python's and NumPy's global random generators;
-    their states are restored afterwards. Generating the 5,000 sequences
-    takes about two seconds on a 2-core CPU, importing the package about
-    one more: the arrays are kept in a file of :func:`generated_cache_dir`
+    their states are restored afterwards. Importing the package and
+    generating the 5,000 sequences takes about 2.5 s on a 2-core CPU (4 s
+    for 10,000): the arrays are kept in a file of :func:`generated_cache_dir`
     (named by the releases of ``mnist1d``, NumPy and SciPy, which generate
     them, and checked against the digest written with them) and in this
     process; each call returns copies.
