@@ -176,8 +176,14 @@ def generated_cache_dir(environ=None):
         return None
     if value:
         return pathlib.Path(value)
+    return cache_home(environ) / "datasets"
+
+
+def cache_home(environ=None):
+    """The folder of widthvsprune's caches: ``$XDG_CACHE_HOME/widthvsprune`` (``~/.cache/widthvsprune``)."""
+    environ = os.environ if environ is None else environ
     base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return pathlib.Path(base) / "widthvsprune" / "datasets"
+    return pathlib.Path(base) / "widthvsprune"
 
 
 def generated_file(name, packages, environ=None):
@@ -505,7 +511,7 @@ def register_arrays(arrays):
         values = tuple(np.asarray(a) for a in values)
     except Exception as error:  # ragged lists, say
         raise DataError(f"dataset: Expected arrays (anything np.asarray takes). Received: {error}") from None
-    name = ARRAYS_PREFIX + _digest(values)
+    name = ARRAYS_PREFIX + arrays_digest(values)[:16]
     if name not in _ARRAYS:
         register_dataset(name, lambda: values, overwrite=True)
         _registered_arrays(name)  # checked now, before the study exists
@@ -555,17 +561,8 @@ def _registered_arrays(name):
         if problems:
             raise DataError("\n".join(problems))
         _ARRAYS[name] = tuple(arrays[k] for k in NPZ_KEYS)
-        _FINGERPRINTS[name] = _digest(_ARRAYS[name])
+        _FINGERPRINTS[name] = arrays_digest(_ARRAYS[name])[:16]
     return _ARRAYS[name]
-
-
-def _digest(arrays):
-    digest = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        digest.update(f"{a.dtype.str}{a.shape}".encode())
-        digest.update(a.tobytes())
-    return digest.hexdigest()[:16]
 
 
 def fingerprint(name):

@@ -2,6 +2,8 @@
 
 import os
 
+from widthvsprune import data
+
 #: Set to ``0`` to keep compiled programs in memory only (no persistent compilation cache).
 CACHE_SWITCH = "WIDTHVSPRUNE_COMPILATION_CACHE"
 
@@ -30,8 +32,7 @@ def compilation_cache_dir(environ=None):
         return environ[CACHE_FOLDER]
     if environ.get("JAX_COMPILATION_CACHE_DIR"):
         return None
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "widthvsprune", "jax")
+    return str(data.cache_home(environ) / "jax")
 
 
 def use_compilation_cache(path):
