@@ -377,6 +377,8 @@ def show_parts(label, run):
     shown = "  ".join(f"{p} {parts[p]:.1f}" for p in SHOWN if p in parts)
     share = parts.get("training", 0.0) / (run["wall"] * max(1, run["processes"]))
     programs = f", {parts['programs']} programs compiled" if parts.get("programs") else ""
+    if parts.get("searches ahead"):
+        programs += f", {parts['searches ahead']:g} search(es) run ahead"
     print(f"  {label}: wall {run['wall']:.1f} s, {run['processes']} process(es){programs}; seconds: {shown}; "
           f"training share {share:.0%}", flush=True)
 

@@ -55,8 +55,12 @@ def test_a_tuned_run_that_is_its_control_is_recorded_from_it_not_trained(one_tri
         assert record["key"] != twin["key"] and record["test_accuracy"] == twin["test_accuracy"]
         for name in twin["files"]:
             assert (folder / name).read_bytes() == (twin_folder / name).read_bytes()
-    # The baseline's tuned runs and the tuned pruned and fine-tuned runs starting from them are all linked.
-    assert {r["arm"] for _, r in linked} >= {"baseline", "pruned", "dense_finetuned"}
+    # The baseline's tuned runs, the tuned pruned and fine-tuned runs starting from them, and the tuned narrow runs
+    # (a search of one trial chose the control's widths and rate) are all linked.
+    assert {r["arm"] for _, r in linked} == {"baseline", "pruned", "dense_finetuned", "narrow"}
+    narrow = [r for _, r in linked if r["arm"] == "narrow"]
+    assert len(narrow) == len(study.sparsities) * len(study.seeds) and all(r["same_as"].startswith("narrow-")
+                                                                           for r in narrow)
     runs = pd.read_csv(root / "runs.csv")
     pruned = runs[runs.arm == "pruned"].set_index(["tuning", "seed"])
     assert np.array_equal(pruned.loc["tuned"].test_accuracy, pruned.loc["untuned"].test_accuracy)

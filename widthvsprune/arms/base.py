@@ -208,6 +208,12 @@ class Arm:
         where = "" if not search.target else f" sparsity={search.target:g}"
         return f"{self.name}{'' if search.tuning == 'tuned' else ' untuned'} search{where}"
 
+    def model_fields(self, config):
+        """What of a run's configuration its model depends on (beside its arm and seed): two runs whose fields are
+        equal, tuning labels aside, train the same model (:func:`widthvsprune.plan.planner.twins`). All of it by
+        default; an arm leaves out the fields that only say how a configuration was chosen."""
+        return config
+
     # ---- training ------------------------------------------------------------------
 
     def fit(self, study, n_train):

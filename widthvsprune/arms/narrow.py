@@ -1,7 +1,9 @@
 """The narrow arm ("small-dense"): dense models of the family within the pruned models' nonzeros.
 
 Its runs (stages 4 and 5), per size point, once every pruned run of it is
-settled (the budget is their fewest nonzeros, biases included):
+settled (the budget is their fewest nonzeros, biases included; before that,
+the search may run ahead at the budget they are expected to give,
+:attr:`widthvsprune.plan.planner.Plan.ahead`):
 
 - the ``search`` of the learning rate and the split of width between the
   layers, every shape solved within the budget
@@ -143,19 +145,24 @@ class Narrow(Arm):
     requires = (shared.PRUNED,)
 
     def plan(self, study, builder):
+        pruned_runs, expected = builder.need(shared.PRUNED_RUNS), builder.need(shared.PRUNED_NONZEROS)
         for target in study.sparsities:
-            pruned_runs = builder.need(shared.PRUNED_RUNS)
             pruned = pruned_runs(target)
-            if not pruned_runs(target, "tuned"):
-                continue  # the pruned search of this size point has not chosen yet
             settled = [builder.records.get(r.id) for r in pruned]
-            if any(r is None for r in settled):
-                continue  # the budget is not known yet
+            if not pruned_runs(target, "tuned") or any(r is None for r in settled):
+                # The budget is not known yet (the pruned search has not chosen, or its runs have not trained):
+                # the search may run ahead at the budget they are expected to give.
+                guess = expected(target)
+                if guess is not None:
+                    builder.add_ahead(NAME, "tuned", target, config(study, guess, "tuned"), 4, f"narrow-{guess}",
+                                      guess)
+                continue
             budget = budget_of(settled)
             if budget is None:
                 builder.skip(NAME, target, Skip(NO_PRUNED, "skipped, no pruned model trained"))
                 continue
-            for tuning in ("tuned", "untuned") if study.tuning.controls else ("tuned",):
+            chosen = {}
+            for tuning in ("untuned", "tuned") if study.tuning.controls else ("tuned",):
                 search, result = builder.add_search(NAME, tuning, target, config(study, budget, tuning), 4,
                                                     f"narrow-{budget}", budget, tuple(r.id for r in pruned),
                                                     study.tuning.trainings if tuning == "tuned" else 0)
@@ -166,11 +173,19 @@ class Narrow(Arm):
                     continue
                 resolved = {**search.config, "widths": list(result["widths"]),
                             "learning_rate": float(result["learning_rate"])}
-                builder.add_runs(NAME, tuning, target, search.key, resolved, 5, search=search.key)
+                chosen[tuning] = {k: v for k, v in self.model_fields(resolved).items() if k != "tuning"}
+                # A search that chose the control's model: its runs are the control's (linked a stage later).
+                stage = 6 if tuning == "tuned" and chosen[tuning] == chosen.get("untuned") else 5
+                builder.add_runs(NAME, tuning, target, search.key, resolved, stage, search=search.key)
                 if result.get("above"):
                     above = bracket_config(resolved, result["above"])
-                    builder.add_runs(NAME, tuning, target, keys.run_key(above, f"narrow-{budget}-above"), above, 5,
-                                     search=search.key, role="bracket", extra=True)
+                    builder.add_runs(NAME, tuning, target, keys.run_key(above, f"narrow-{budget}-above"), above,
+                                     stage, search=search.key, role="bracket", extra=True)
+
+    def model_fields(self, config):
+        """A narrow run's model is its widths, learning rate and training: how its search chose them (the search's
+        settings, or the control's ``proportions``) is left out."""
+        return {k: v for k, v in config.items() if k not in ("search", "proportions")}
 
     def contrasts(self, study):
         return [Contrast(name, shared.PRUNED, NAME, p, n, headline=name == HEADLINE,

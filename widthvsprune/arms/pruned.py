@@ -25,7 +25,7 @@ from widthvsprune.arms import shared
 from widthvsprune.arms.base import Arm, SearchContext, common_result, log_rate, pruned_steps, recipe_fit
 from widthvsprune.engines.base import ModelSpec, PruneSpec
 from widthvsprune.families import derived
-from widthvsprune.pruning import allocations, schedules
+from widthvsprune.pruning import allocations, kernel_masks, masks, schedules
 from widthvsprune.pruning.allocations import Layer
 
 NAME = shared.PRUNED
@@ -73,6 +73,66 @@ def record_layers(record):
 def kernel_sizes(baseline_record):
     """The sizes of the wide model's prunable kernels, in order (the output layer's last), from a baseline record."""
     return [layer["kernel_params"] for layer in baseline_record["layers"] if layer.get("prunable", True)]
+
+
+def expected_nonzeros(allocation, prune_output, baseline_record, target):
+    """The nonzeros a model pruned by ``allocation`` at ``target`` keeps, told from its baseline's record before it
+    trains; ``None`` where its weights decide.
+
+    Each prunable kernel keeps tfmot's count (:func:`~widthvsprune.pruning.masks.kept_count`) at the sparsity the
+    allocation gives its layer, and every other parameter counts. ``None`` where that does not hold for sure: an
+    allocation decided from the weights (``lamp``, ``global``) or selecting at random, which may round its layers
+    otherwise; an allocation that cannot reach ``target``; and a baseline with a bias exactly zero (a ReLU unit that
+    never fired keeps its initial 0, and whether a pruned model's units do depends on its training).
+
+    Args:
+        allocation: a registered allocation's name.
+        prune_output: whether the output layer is pruned (else the others take its zeros).
+        baseline_record: the record of the baseline it prunes (its ``layers`` and ``total_params``), or ``None``.
+        target: the size point.
+
+    Example:
+
+    ```python
+    # MNIST-1D's 40-128-64-10 MLP (14,154 parameters, 202 of them biases), uniform at 90%:
+    expected_nonzeros("uniform", True, record, 0.9)  # 512 + 819 + 64 kept weights + 202 biases = 1597
+    ```
+    """
+    found = allocations.get_allocation(allocation)
+    if (not baseline_record or baseline_record.get("status") != "ok" or not baseline_record.get("layers")
+            or found.weights != "none" or found.selection != "magnitude"):
+        return None
+    entries = baseline_record["layers"]
+    if any(entry.get("bias_nonzero", 0) != entry.get("bias_params", 0) for entry in entries):
+        return None
+    kernels = [entry for entry in entries if entry.get("prunable", True)]
+    layers = record_layers(baseline_record)
+    try:
+        sparsities = kernel_masks.expand(allocations.allocate(found.name, layers, target, prune_output), layers)
+    except allocations.Infeasible:
+        return None
+    kept = sum(masks.kept_count(entry["kernel_params"], s) for entry, s in zip(kernels, sparsities))
+    return int(baseline_record["total_params"]) - sum(int(e["kernel_params"]) for e in kernels) + kept
+
+
+def expected_budget(study, baseline_record, target, chosen=None):
+    """The fewest nonzeros the size point's pruned runs are expected to keep, before they train; ``None`` where
+    that cannot be told.
+
+    Once the pruned search has chosen (``chosen``: its result's choices), the fewest of the recipe's (with
+    ``tuning.controls``) and the chosen configuration's :func:`expected_nonzeros`, where both can be told.
+    Before, the count every configuration the search may choose and the recipe's would give, where those that can
+    be told all agree.
+    """
+    recipe = (study.pruning.allocation, study.pruning.prune_output)
+    if chosen is not None:
+        options = [(chosen["variant"], chosen["prune_output"])] + ([recipe] if study.tuning.controls else [])
+        counts = [expected_nonzeros(a, o, baseline_record, target) for a, o in options]
+        return None if None in counts else min(counts)
+    names = [a for a in study.tuning.allocations if allocations.get_allocation(a).searchable]
+    options = [recipe] + [(a, o == "pruned") for a in names for o in study.tuning.outputs]
+    counts = {expected_nonzeros(a, o, baseline_record, target) for a, o in options} - {None}
+    return counts.pop() if len(counts) == 1 else None
 
 
 def dense_output_fits(target, sizes):
@@ -140,6 +200,9 @@ class Pruned(Arm):
         base = builder.need(shared.BASELINES)
         builder.offer(shared.PRUNED_RUNS, lambda target, tuning=None: builder.runs_of(NAME, target, tuning))
         searches = {}
+        builder.offer(shared.PRUNED_NONZEROS, lambda target: expected_budget(
+            study, builder.records.get(base.recipe_helper), target, (searches.get(target, (None, None))[1] or {})
+            .get("chosen")))
         if base.tuned_config is not None:
             for target in study.sparsities:
                 searches[target] = builder.add_search(

@@ -18,6 +18,10 @@ BASELINES = "baselines"
 #: What the pruned arm offers: ``f(target, tuning=None) -> [Run]``, its runs at a size point as far as the plan knows
 #: them (the tuned ones give the chosen shape: the kernels' sparsities their records hold).
 PRUNED_RUNS = "pruned runs"
+#: What the pruned arm offers: ``f(target) -> nonzeros or None``, the fewest nonzeros its runs at a size point are
+#: expected to keep, told from the baseline's layers before they train
+#: (:func:`widthvsprune.arms.pruned.expected_budget`; ``None`` where that cannot be told).
+PRUNED_NONZEROS = "pruned nonzeros"
 
 
 def baseline_config(study, tuning="untuned", learning_rate=None):

@@ -22,7 +22,19 @@ Stages (a stage starts once every run of the earlier stages is settled):
 2. each size point's pruned search; the untuned pruned runs;
 3. the tuned pruned runs;
 4. searches whose budget or shape is the pruned runs' (narrow, sparse from scratch);
-5. their runs.
+5. their runs;
+6. the tuned narrow runs whose search chose the control's model (linked to it, not trained).
+
+A search may also be listed *ahead* of its stage (:attr:`Plan.ahead`): the
+narrow search of a size point whose pruned runs have not all trained, at the
+budget they are expected to give (tfmot's kept counts on the baseline's
+layers, where every allocation they may have agrees or the pruned search has
+chosen: :func:`widthvsprune.arms.pruned.expected_budget`).
+Nothing waits for it; a process with nothing else to do may run it. Its key
+holds that budget, so once the pruned runs are settled the plan names the same
+search (its result found, not searched again) where the guess held, and
+another one where it did not; results never depend on whether, or by which
+process, a search ran ahead.
 """
 
 import dataclasses
@@ -119,6 +131,8 @@ class Plan:
             the arms' own bounds once earlier results called for them (:meth:`Builder.add_runs`).
         twins: ``run id -> run id`` of the runs that train the same model as a run of an earlier stage
             (:func:`twins`): they are not trained, their records are that run's.
+        ahead: searches that may run before their inputs are known, at a guess of them (see the module docstring);
+            not in ``searches`` and not counted in ``max_trainings`` until the plan names them there.
     """
 
     study: object
@@ -127,6 +141,7 @@ class Plan:
     skipped: dict
     max_trainings: int
     twins: dict = dataclasses.field(default_factory=dict)
+    ahead: Tuple[Search, ...] = ()
 
     def runs_of(self, arm, target=None, tuning=None):
         return matching(self.runs, arm=arm, target=target, tuning=tuning)
@@ -162,7 +177,7 @@ class Builder:
 
     def __init__(self, study, records, searches):
         self.study, self.records, self.searches = study, records, searches
-        self.runs, self.found, self.skipped, self.offered = [], [], {}, {}
+        self.runs, self.found, self.skipped, self.offered, self.ahead = [], [], {}, {}, []
         self.extra = 0
 
     def add_runs(self, arm, tuning, target, key, config, stage, needs=None, search=None, seeds=None, role="eval",
@@ -195,6 +210,14 @@ class Builder:
                         stage, trials)
         self.found.append(search)
         return search, self.searches.get(search.key)
+
+    def add_ahead(self, arm, tuning, target, config, stage, prefix, budget=None, trials=None):
+        """Lists a search that may run ahead of its stage, at a guess of its inputs (:attr:`Plan.ahead`); nothing
+        once it finished."""
+        trials = self.study.tuning.trainings if trials is None else trials
+        search = Search(arm, tuning, float(target), keys.run_key(config, prefix), config, budget, (), stage, trials)
+        if search.key not in self.searches:
+            self.ahead.append(search)
 
     def runs_of(self, arm, target=None, tuning=None):
         return matching(self.runs, arm=arm, target=target, tuning=tuning)
@@ -234,17 +257,20 @@ def twins(runs):
     """The runs that train exactly the model a run of an earlier stage trains: ``run id -> that run's id``.
 
     Two runs of one arm at one seed whose configurations differ only in their
-    tuning labels (:func:`untagged`) train the same model: a search that
-    chose its recipe as written makes the tuned run the untuned control's
-    twin, and a pruned run that starts from such a baseline the twin of the
-    one that starts from the recipe's. Their keys differ (the key policy does
-    not change), but the later one is not trained: its record, weights and
-    predictions are the earlier one's (:meth:`widthvsprune.run.trainer.Trainer.link`).
+    tuning labels (:func:`untagged`), and in what the arm says does not make
+    the model (:meth:`~widthvsprune.arms.base.Arm.model_fields`), train the
+    same model: a search that chose its recipe as written makes the tuned run
+    the untuned control's twin, and a pruned run that starts from such a
+    baseline the twin of the one that starts from the recipe's. Their keys
+    differ (the key policy does not change), but the later one is not trained:
+    its record, weights and predictions are the earlier one's
+    (:meth:`widthvsprune.run.trainer.Trainer.link`).
     A function of the plan alone, so it holds however the study is run.
     """
     first, out = {}, {}
     for run in sorted(runs, key=lambda r: (r.stage, r.id)):
-        original = first.setdefault((run.arm, run.seed, keys.run_key(untagged(run.config), run.arm)), run)
+        fields = untagged(arms.get(run.arm).model_fields(run.config))
+        original = first.setdefault((run.arm, run.seed, keys.run_key(fields, run.arm)), run)
         if original.stage < run.stage:
             out[run.id] = original.id
     return out
@@ -276,4 +302,4 @@ def plan(study, records=None, searches=None):
     for arm in arms.of(study):
         arm.plan(study, builder)
     return Plan(study, tuple(builder.runs), tuple(builder.found), builder.skipped,
-                max_trainings(study) + builder.extra, twins(builder.runs))
+                max_trainings(study) + builder.extra, twins(builder.runs), tuple(builder.ahead))

@@ -269,14 +269,20 @@ PARTS = ("setup", "training", "compiling", "proposals", "records", "surveys", "w
 
 #: Not a time: the programs the engines compiled, counted beside the parts (the jax engine's; ``-v`` shows them).
 PROGRAMS = "programs"
+#: Not a time: the searches run ahead of their stage (:meth:`widthvsprune.run.scheduler.Runner.run_ahead`).
+AHEAD = "searches ahead"
+COUNTS = (PROGRAMS, AHEAD)
 
 
 def breakdown(timings):
-    """Where the time went, in words: one ``part: seconds`` per part that took any, and the programs compiled."""
-    order = [p for p in PARTS if p in timings] + sorted(p for p in timings if p not in PARTS and p != PROGRAMS)
+    """Where the time went, in words: one ``part: seconds`` per part that took any, the programs compiled and the
+    searches run ahead."""
+    order = [p for p in PARTS if p in timings] + sorted(p for p in timings if p not in PARTS and p not in COUNTS)
     lines = [f"  {part:<10} {timings[part]:8.1f} s" for part in order if timings[part] >= 0.05]
     if timings.get(PROGRAMS):
         lines.append(f"  ({int(timings[PROGRAMS])} programs compiled)")
+    if timings.get(AHEAD):
+        lines.append(f"  ({int(timings[AHEAD])} search(es) run ahead of their stage, at an expected budget)")
     return lines
 
 

@@ -5,7 +5,9 @@ takes the lowest stage that still has unsettled work (a stage starts once
 every run of the earlier stages is settled), claims its share of what nobody
 else holds, and does it: runs are trained in packs through the executor
 (:class:`~widthvsprune.run.trainer.Trainer`), searches run their trials in
-rounds (:class:`~widthvsprune.run.searcher.Searcher`).
+rounds (:class:`~widthvsprune.run.searcher.Searcher`). A process that finds
+nothing of that stage to claim runs a search the plan lists ahead
+(:attr:`widthvsprune.plan.planner.Plan.ahead`) before it waits.
 
 Which runs share a pack is a function of the plan alone
 (:func:`widthvsprune.plan.packs.stage_packs`), the same for every executor and
@@ -48,7 +50,8 @@ class StudyResult:
         failed: records of the runs that failed (all processes).
         workers: processes that shared the study (this one and its helpers).
         timings: where the time went, all processes together: seconds per part (``setup``, ``training``,
-            ``compiling``...) and the programs compiled (``programs``), as ``run -v`` prints them.
+            ``compiling``...), the programs compiled (``programs``) and the searches run ahead of their stage
+            (``searches ahead``), as ``run -v`` prints them.
     """
 
     root: object
@@ -180,14 +183,34 @@ class Runner:
             held_runs = self.claim(self.packs(survey, runs), self._run_folders, self._pack_settled)
             if held_runs:
                 self._release_after(held_runs, self.trainer.train, survey)
-            held_searches = self.claim(searches, lambda s: [store.run_dir(self.root, s.key)], self._search_settled)
+            held_searches = self.claim(searches, self._search_folders, self._search_settled)
             if held_searches:
                 self._release_after(held_searches, self.searcher.search, survey)
-            if not held_twins and not held_runs and not held_searches:
+            if not held_twins and not held_runs and not held_searches and not self.run_ahead(survey):
                 with self.watch("waiting"):
                     time.sleep(POLL_SECONDS)  # another process holds all that is left of this stage
 
-    def claim(self, items, folders_of, settled_now):
+    def run_ahead(self, survey):
+        """Runs one search of ``survey.plan.ahead`` that nobody holds (a process that would otherwise wait for
+        the others); returns whether it did.
+
+        Its key holds the guessed budget: the plan names the same search once the guess is known to hold, and
+        its result is then found. Never with ``force`` (each process would search it again).
+        """
+        if self.force:
+            return False
+        planned = {s.key for s in survey.plan.searches}
+        candidates = [s for s in survey.plan.ahead if s.key not in planned and s.key not in self.attempted]
+        held = self.claim(candidates, self._search_folders, self._search_settled, share=1)
+        for search, _ in held:
+            self.progress.note(f"{search.label}: searched ahead, at the budget its pruned runs are expected to give "
+                               f"({search.budget:,} nonzeros), while the others train")
+            self.watch.add(progress.AHEAD, 1)
+        if held:
+            self._release_after(held, self.searcher.search, survey)
+        return bool(held)
+
+    def claim(self, items, folders_of, settled_now, share=None):
         """Locks this process's share of ``items`` that nobody else holds and that are still unsettled.
 
         An item (a pack of runs, a search) is held with the locks of all of
@@ -197,12 +220,14 @@ class Runner:
             items: packs or searches.
             folders_of: ``f(item) -> [folder, ...]``, the folders to lock.
             settled_now: ``f(item) -> bool``, read again once the locks are held.
+            share: the most items to hold (by default a worker's share of ``items``).
 
         Returns:
             ``[(item, locks), ...]``. With several workers each claims a share
             of what is free, so that the others find work too.
         """
-        held, share = [], max(1, math.ceil(len(items) / self.workers))
+        held = []
+        share = max(1, math.ceil(len(items) / self.workers)) if share is None else share
         for item in items:
             if len(held) >= share:
                 break
@@ -228,6 +253,9 @@ class Runner:
             for _, locks in held:
                 for lock in locks:
                     lock.release()
+
+    def _search_folders(self, search):
+        return [store.run_dir(self.root, search.key)]
 
     def _run_folders(self, pack):
         return [store.seed_dir(self.root, run.key, run.seed) for run in pack]
