@@ -1,6 +1,6 @@
 """The narrow arm ("small-dense"): dense models of the family within the pruned models' nonzeros.
 
-Its runs (stages 4 and 5), per size point, once every pruned run of it is
+Its runs (stages 4 to 6), per size point, once every pruned run of it is
 settled (the budget is their fewest nonzeros, biases included; before that,
 the search may run ahead at the budget they are expected to give,
 :attr:`widthvsprune.plan.planner.Plan.ahead`):
@@ -11,7 +11,9 @@ the search may run ahead at the budget they are expected to give,
 - the control (``untuned``, with ``tuning.controls``): a "search" without
   trials, the widths at the wide model's proportions and the baseline's
   learning rate;
-- the chosen configurations at every evaluation seed.
+- the chosen configurations at every evaluation seed (a stage after the
+  control's where the search chose the control's model: its twins, recorded
+  from the control's runs, :func:`widthvsprune.plan.planner.twins`).
 
 A narrow model trains at the baseline's batch size for exactly as many
 optimizer steps as its pruned opponent took in all (the baseline's epochs
