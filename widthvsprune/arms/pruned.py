@@ -200,9 +200,13 @@ class Pruned(Arm):
         base = builder.need(shared.BASELINES)
         builder.offer(shared.PRUNED_RUNS, lambda target, tuning=None: builder.runs_of(NAME, target, tuning))
         searches = {}
-        builder.offer(shared.PRUNED_NONZEROS, lambda target: expected_budget(
-            study, builder.records.get(base.recipe_helper), target, (searches.get(target, (None, None))[1] or {})
-            .get("chosen")))
+
+        def expected(target):  # the size point's pruned search chose once its result is in ``searches``
+            result = searches.get(target, (None, None))[1]
+            return expected_budget(study, builder.records.get(base.recipe_helper), target,
+                                   result["chosen"] if result is not None else None)
+
+        builder.offer(shared.PRUNED_NONZEROS, expected)
         if base.tuned_config is not None:
             for target in study.sparsities:
                 searches[target] = builder.add_search(

@@ -205,19 +205,21 @@ class Builder:
 
     def add_search(self, arm, tuning, target, config, stage, prefix, budget=None, needs=(), trials=None):
         """Adds a search; returns ``(search, result)`` (``result`` is ``None`` until it finished)."""
-        trials = self.study.tuning.trainings if trials is None else trials
-        search = Search(arm, tuning, float(target), keys.run_key(config, prefix), config, budget, tuple(needs),
-                        stage, trials)
+        search = self._search(arm, tuning, target, config, stage, prefix, budget, needs, trials)
         self.found.append(search)
         return search, self.searches.get(search.key)
 
     def add_ahead(self, arm, tuning, target, config, stage, prefix, budget=None, trials=None):
         """Lists a search that may run ahead of its stage, at a guess of its inputs (:attr:`Plan.ahead`); nothing
         once it finished."""
-        trials = self.study.tuning.trainings if trials is None else trials
-        search = Search(arm, tuning, float(target), keys.run_key(config, prefix), config, budget, (), stage, trials)
+        search = self._search(arm, tuning, target, config, stage, prefix, budget, (), trials)
         if search.key not in self.searches:
             self.ahead.append(search)
+
+    def _search(self, arm, tuning, target, config, stage, prefix, budget, needs, trials):
+        trials = self.study.tuning.trainings if trials is None else trials
+        return Search(arm, tuning, float(target), keys.run_key(config, prefix), config, budget, tuple(needs), stage,
+                      trials)
 
     def runs_of(self, arm, target=None, tuning=None):
         return matching(self.runs, arm=arm, target=target, tuning=tuning)
