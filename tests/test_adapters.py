@@ -58,6 +58,22 @@ def test_the_fast_posterior_equals_scikit_learns_public_predict_bit_for_bit():
         assert std.tobytes() == np.squeeze(expected_std).tobytes()
 
 
+@pytest.mark.parametrize("kernel", ["matern", "constant_times_matern"])
+def test_each_row_of_a_batched_posterior_equals_scikit_learns_predict_on_that_row_alone(kernel):
+    from sklearn.gaussian_process import GaussianProcessRegressor, kernels
+
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(size=(8, 3)), rng.normal(size=8)
+    chosen = kernels.Matern(nu=2.5) if kernel == "matern" else kernels.ConstantKernel(1.0) * kernels.Matern(nu=2.5)
+    gpr = GaussianProcessRegressor(kernel=chosen, normalize_y=True, alpha=1e-4, random_state=0).fit(x, y)
+    for rows in (1, 3, 4, 5, 50):
+        points = rng.uniform(size=(rows, 3))
+        mean, std = tuning._posterior(gpr, points)
+        alone = [gpr.predict(points[i:i + 1], return_std=True) for i in range(rows)]
+        assert mean.tobytes() == np.array([np.squeeze(m) for m, _ in alone]).tobytes()
+        assert std.tobytes() == np.array([np.squeeze(s) for _, s in alone]).tobytes()
+
+
 def private_uses(path, library):
     """Lines of ``path`` that import a library's private modules."""
     return [i for i, line in enumerate(path.read_text().splitlines(), 1) if re.search(rf"\b{library}\.src\b", line)]

@@ -1,12 +1,16 @@
-"""The proposals of seeded searches, pinned: the values every trial of a fixed search trains, to the last bit.
+"""The proposals of seeded searches, pinned: the values every trial of a fixed search trains.
 
 A change in how the oracles are driven (their state, their random state,
 the acquisition search) that changed a proposal would change every tuned
 result; these values were recorded with KerasTuner 1.4 and scikit-learn 1.9.
-Bayesian optimization's Gaussian-process fit differs in its last bits
-between scikit-learn releases (1.3 proposes other values from the fourth
-trial on), so its pins hold with the scikit-learn release they were recorded
-with only.
+Random search's pins hold to the last bit. Bayesian optimization's
+Gaussian-process fit differs in its last bits between scikit-learn releases
+(1.3 proposes other values from the fourth trial on), so its pins hold with
+the scikit-learn release they were recorded with only; and between
+processors, whose BLAS kernels sum in another order (on an AMD EPYC one
+proposal of six differs from the pin recorded on another processor, by 2.7e-6
+of its value), so they hold to :data:`CLOSE` of each value. A change in how
+the oracle is driven changes the values far more than that.
 """
 
 import importlib.metadata
@@ -22,6 +26,15 @@ same_gaussian_process = pytest.mark.skipif(
     reason=f"the Bayesian pins were recorded with scikit-learn {RECORDED_WITH}")
 
 ALLOCATIONS = ["uniform", "erk", "lamp"]
+CLOSE = 1e-4  # relative: a Bayesian pin's tolerance for another processor's last bits
+
+
+def close(got, pinned):
+    """Whether proposals (values, or tuples of a name and values) equal the pinned ones, numbers to CLOSE."""
+    flat = [v for g in got for v in (g if isinstance(g, tuple) else (g,))]
+    flat_pinned = [v for g in pinned for v in (g if isinstance(g, tuple) else (g,))]
+    return len(got) == len(pinned) and len(flat) == len(flat_pinned) and all(
+        a == b if isinstance(b, str) else math.isclose(a, b, rel_tol=CLOSE) for a, b in zip(flat, flat_pinned))
 
 
 def space(hp):
@@ -53,14 +66,14 @@ GIVEN = [("uniform", 0.001, 1.0), ("erk", 0.001, 1.0), ("lamp", 0.001, 1.0)]
 
 @same_gaussian_process
 def test_a_seeded_bayesian_search_proposes_the_pinned_values(tmp_path):
-    assert proposals(tmp_path / "s", "bayesian") == GIVEN + [
+    assert close(proposals(tmp_path / "s", "bayesian"), GIVEN + [
         ("uniform", 0.0040998476938292954, 0.45848458116562263),
         ("uniform", 0.0006040542633949057, 0.5755971761387725),
         ("uniform", 0.012234226161539886, 0.6700077087501306),
         ("uniform", 0.0012490714092886635, 3.8891174627673477),
         ("uniform", 0.021290083277456226, 0.2944001118094647),
         ("uniform", 0.000568412527366319, 2.2948730591735638),
-    ]
+    ])
 
 
 def test_a_seeded_random_search_proposes_the_pinned_values(tmp_path):
@@ -86,5 +99,5 @@ def test_a_repeated_bayesian_proposal_is_replaced_by_the_pinned_random_one(tmp_p
         return [(p.values["learning_rate"], {}) for p in batch]
 
     tuning.search_many([tuning.SearchJob(str(tmp_path / "s"), one, "bayesian", 8, seed=10_000, batch=2)], train)
-    assert seen == [0.001, 0.002701267249621569, 0.0007630863647291937, 0.0061815208163922344, 0.0019743135867038675,
-                    0.017936724522573895, 0.009175828492056642, 0.030000000000000002]
+    assert close(seen, [0.001, 0.002701267249621569, 0.0007630863647291937, 0.0061815208163922344,
+                        0.0019743135867038675, 0.017936724522573895, 0.009175828492056642, 0.030000000000000002])

@@ -81,6 +81,12 @@ def test_the_install_commands_name_extras_that_exist():
         assert re.search(rf"^{extra} = \[", pyproject, re.M), extra
 
 
+def test_ci_runs_the_readmes_test_command():
+    commands = "\n".join(blocks("bash"))
+    command = re.search(r'pip install -e "\.\[test\]" && (pytest[^\n]*)', commands).group(1).strip()
+    assert f"ruff check . && {command}\n" in (ROOT / ".ci" / "run").read_text()
+
+
 def test_the_quickstart_command_names_a_study_that_plans_its_runs(tmp_path):
     commands = "\n".join(blocks("bash"))
     study = re.search(r"widthvsprune run (\S+)", commands).group(1)

@@ -166,6 +166,38 @@ def test_the_faster_acquisition_proposes_what_keras_tuners_bayesian_optimization
     assert fast == stock
 
 
+def test_an_acquisition_search_whose_gradient_points_come_in_one_call_ends_where_it_ends_point_by_point():
+    import numpy as np
+    import scipy.optimize
+    from sklearn.gaussian_process import GaussianProcessRegressor, kernels
+
+    if not tuning.BATCHED:
+        pytest.skip("SciPy before 1.16 evaluates a gradient's points one by one")
+    rng = np.random.default_rng(2)
+    x, y = rng.uniform(size=(6, 3)), rng.normal(size=6)
+    gpr = GaussianProcessRegressor(kernel=kernels.Matern(nu=2.5), normalize_y=True, alpha=1e-4,
+                                   n_restarts_optimizer=20, random_state=0).fit(x, y)
+    calls = []
+
+    def bounds_at(points):
+        calls.append(len(points))
+        mean, std = tuning._posterior(gpr, points)
+        return mean - 2.6 * std
+
+    def bound(point):
+        return bounds_at(point.reshape(1, -1))[0]
+
+    batched = {"workers": lambda fun, points: bounds_at(np.array(list(points)))}
+    limits = np.array([[0.0, 1.0]] * 3)
+    for start in rng.uniform(size=(10, 3)):
+        alone = scipy.optimize.minimize(bound, x0=start, bounds=limits, method="L-BFGS-B")
+        together = scipy.optimize.minimize(bound, x0=start, bounds=limits, method="L-BFGS-B", options=batched)
+        assert together.x.tobytes() == alone.x.tobytes()
+        assert np.float64(together.fun).tobytes() == np.float64(alone.fun).tobytes()
+        assert together.nit == alone.nit
+    assert 3 in calls  # the three points of a gradient in one call
+
+
 def test_a_bayesian_proposal_that_was_tried_already_is_replaced_by_an_untried_one(tmp_path):
     import keras_tuner as kt
 

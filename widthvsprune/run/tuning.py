@@ -34,6 +34,7 @@ import warnings
 from typing import Callable
 
 import numpy as np
+import scipy
 import scipy.linalg
 import scipy.optimize
 
@@ -43,6 +44,11 @@ from widthvsprune.adapters import sklearn as sk_adapter
 OBJECTIVE = "val_accuracy"
 COST = ("seconds", "epochs")  # kept with every trial, summed in the search's result
 MAX_CONCURRENT_TRIALS = 8
+
+#: Whether SciPy's L-BFGS-B evaluates a finite-difference gradient's points through ``options["workers"]``
+#: (``workers(fun, points)``, SciPy 1.16 and later): Bayesian optimization's acquisition search then evaluates them
+#: in one call.
+BATCHED = tuple(int(part) for part in scipy.__version__.split(".")[:2]) >= (1, 16)
 
 
 class TrialStatus:
@@ -123,21 +129,44 @@ def _atomic(cls):
 
 
 def _posterior(gpr, x):
-    """``(mean, std)`` of a fitted scikit-learn Gaussian process at the points ``x`` (2-D float64).
+    """``(mean, std)`` of a fitted scikit-learn Gaussian process at each row of ``x`` (2-D float64): 1-D arrays.
 
     The same arithmetic as ``GaussianProcessRegressor.predict(x, return_std=True)``
     without its input validation, which took most of the time of Bayesian
     optimization's acquisition search (tens of thousands of one-point calls).
+    The kernel is evaluated for all rows at once; the rest row by row, as
+    ``predict`` computes one row, so that each row's values are those of
+    ``predict`` on that row alone, bit for bit, however many rows come
+    together (a product over several rows may sum in another order).
     """
     y_mean, y_std = sk_adapter.target_scale(gpr)
     k_trans = gpr.kernel_(x, gpr.X_train_)
-    mean = y_std * (k_trans @ gpr.alpha_) + y_mean
-    v = scipy.linalg.solve_triangular(gpr.L_, k_trans.T, lower=True, check_finite=False)
+    solve = _triangular_solver(gpr.L_)
+    products, explained = np.empty(len(x)), np.empty(len(x))
+    for i in range(len(x)):  # the sums, row by row; the rest is elementwise
+        k = k_trans[i:i + 1]
+        products[i] = np.squeeze(k @ gpr.alpha_)
+        v = solve(k.T)
+        explained[i] = np.squeeze(np.einsum("ij,ji->i", v.T, v))
     var = gpr.kernel_.diag(x).copy()
-    var -= np.einsum("ij,ji->i", v.T, v)
+    var -= explained
     var[var < 0] = 0.0
-    var = np.outer(var, y_std**2).reshape(*var.shape, -1)
-    return np.squeeze(mean), np.sqrt(np.squeeze(var, axis=1))
+    return y_std * products + y_mean, np.sqrt(var * y_std**2)
+
+
+def _triangular_solver(lower):
+    """``f(b)``: ``scipy.linalg.solve_triangular(lower, b, lower=True, check_finite=False)``, the same LAPACK call
+    (``trtrs``) with the same arguments, without the checks around it (tested bit for bit)."""
+    trtrs, = scipy.linalg.get_lapack_funcs(("trtrs",), (lower,))
+    if lower.flags.f_contiguous:
+        return lambda b: _solved(*trtrs(lower, b, overwrite_b=False, lower=True, trans=0, unitdiag=False))
+    return lambda b: _solved(*trtrs(lower.T, b, overwrite_b=False, lower=False, trans=1, unitdiag=False))
+
+
+def _solved(x, info):
+    if info != 0:
+        raise np.linalg.LinAlgError(f"Expected a nonsingular triangular factor. Received: trtrs info={info}")
+    return x
 
 
 def _fast_acquisition(cls):
@@ -147,8 +176,10 @@ def _fast_acquisition(cls):
     trials, then minimize the lower confidence bound ``mean - beta * std``
     with L-BFGS-B from 50 random starts drawn from the oracle's own random
     state, and take the best. Only the bound's evaluation is faster
-    (:func:`_posterior`, the same values), so the proposals are KerasTuner's
-    (tested), with one exception. A proposal equal to a configuration already
+    (:func:`_posterior`, the same values), and the points of each
+    finite-difference gradient are evaluated in one call where SciPy allows it
+    (:data:`BATCHED`), so the proposals are KerasTuner's (tested), with one
+    exception. A proposal equal to a configuration already
     tried is replaced by a random untried one, drawn as KerasTuner's random
     search draws them. KerasTuner's Bayesian optimization does not check, and
     in a one-dimensional space it often proposes a bound of the range again
@@ -180,15 +211,20 @@ def _fast_acquisition(cls):
             x, y = _adapter().vectorize_trials(self)
             self.gpr.fit(np.nan_to_num(x, posinf=0, neginf=0), np.nan_to_num(y, posinf=0, neginf=0))
 
-            def bound(point):
-                mean, std = _posterior(self.gpr, point.reshape(1, -1))
+            def bounds_at(points):  # the lower confidence bound at each row of points
+                mean, std = _posterior(self.gpr, points)
                 return mean - self.beta * std
 
+            def bound(point):
+                return bounds_at(point.reshape(1, -1))[0]
+
+            # A gradient's points in one evaluation: each row's bound is the same as alone (_posterior).
+            options = {"workers": lambda fun, points: bounds_at(np.array(list(points)))} if BATCHED else {}
             limits = _adapter().bounds(self)
             starts = _adapter().random_state(self).uniform(limits[:, 0], limits[:, 1], size=(50, limits.shape[0]))
             best, best_x = float("inf"), None
             for start in starts:
-                found = scipy.optimize.minimize(bound, x0=start, bounds=limits, method="L-BFGS-B")
+                found = scipy.optimize.minimize(bound, x0=start, bounds=limits, method="L-BFGS-B", options=options)
                 value = found.fun if np.isscalar(found.fun) else found.fun[0]
                 if value < best:
                     best, best_x = value, found.x
