@@ -187,7 +187,7 @@ def test_an_acquisition_search_whose_gradient_points_come_in_one_call_ends_where
     def bound(point):
         return bounds_at(point.reshape(1, -1))[0]
 
-    batched = {"workers": lambda fun, points: bounds_at(np.array(list(points)))}
+    batched = tuning.batched_gradients(bounds_at)
     limits = np.array([[0.0, 1.0]] * 3)
     for start in rng.uniform(size=(10, 3)):
         alone = scipy.optimize.minimize(bound, x0=start, bounds=limits, method="L-BFGS-B")

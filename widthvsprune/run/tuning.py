@@ -169,6 +169,13 @@ def _solved(x, info):
     return x
 
 
+def batched_gradients(values_at):
+    """L-BFGS-B's ``options`` that hand the points of each finite-difference gradient to ``values_at(points)`` (one
+    value per row) in one call, where SciPy does (:data:`BATCHED`); else ``{}``. The minimization is the same where
+    each row's value is the same as alone (:func:`_posterior`)."""
+    return {"workers": lambda fun, points: values_at(np.array(list(points)))} if BATCHED else {}
+
+
 def _fast_acquisition(cls):
     """KerasTuner's Bayesian optimization with its acquisition search computed faster, to the same result.
 
@@ -218,8 +225,7 @@ def _fast_acquisition(cls):
             def bound(point):
                 return bounds_at(point.reshape(1, -1))[0]
 
-            # A gradient's points in one evaluation: each row's bound is the same as alone (_posterior).
-            options = {"workers": lambda fun, points: bounds_at(np.array(list(points)))} if BATCHED else {}
+            options = batched_gradients(bounds_at)
             limits = _adapter().bounds(self)
             starts = _adapter().random_state(self).uniform(limits[:, 0], limits[:, 1], size=(50, limits.shape[0]))
             best, best_x = float("inf"), None
