@@ -30,6 +30,7 @@ import io
 import math
 import os
 import pathlib
+import re
 import warnings
 from typing import Callable
 
@@ -48,7 +49,7 @@ MAX_CONCURRENT_TRIALS = 8
 #: Whether SciPy's L-BFGS-B evaluates a finite-difference gradient's points through ``options["workers"]``
 #: (``workers(fun, points)``, SciPy 1.16 and later): Bayesian optimization's acquisition search then evaluates them
 #: in one call.
-BATCHED = tuple(int(part) for part in scipy.__version__.split(".")[:2]) >= (1, 16)
+BATCHED = tuple(map(int, re.match(r"(\d+)\.(\d+)", scipy.__version__).groups())) >= (1, 16)  # "1.16rc1" too
 
 
 class TrialStatus:
